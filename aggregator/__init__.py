@@ -1,0 +1,1 @@
+"""The aggregator: streams every family once from Redis on `/metrics`."""

@@ -1,0 +1,79 @@
+"""The `panopticon` command.
+
+Core commands live in `panopticon.commands.*`; the shard and aggregator packages
+plug their own commands in through the `panopticon.commands` entry-point group, so
+the core never imports them (the layering rule) and a command's dependencies are
+imported only when that command runs.
+
+A command module exposes `HELP: str`, `add_arguments(parser)` and
+`run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from panopticon import __version__
+from panopticon.errors import PanopticonError
+
+CORE_COMMANDS = {
+    "validate": "panopticon.commands.validate",
+    "render": "panopticon.commands.render",
+    "sim": "panopticon.commands.sim",
+}
+
+
+def _command_modules() -> dict[str, str]:
+    modules = dict(CORE_COMMANDS)
+    for ep in entry_points(group="panopticon.commands"):
+        modules.setdefault(ep.name, ep.value)
+    return modules
+
+
+def _load(module_name: str) -> ModuleType:
+    return importlib.import_module(module_name)
+
+
+def build_parser(commands: dict[str, str], selected: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="panopticon",
+        description="Kubernetes state metrics from MetricsConfiguration objects, sharded over Redis.",
+    )
+    parser.add_argument("--version", action="version", version=f"panopticon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in sorted(commands.items()):
+        if selected is not None and name != selected:
+            # Only the chosen command's module is imported; the rest get a stub entry.
+            sub.add_parser(name, add_help=False)
+            continue
+        module = _load(module_name)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    commands = _command_modules()
+    selected = args_list[0] if args_list and args_list[0] in commands else None
+    parser = build_parser(commands, selected)
+    args = parser.parse_args(args_list)
+    module: ModuleType = args._module
+    try:
+        return int(module.run(args))
+    except PanopticonError as e:
+        print(f"panopticon {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

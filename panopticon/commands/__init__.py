@@ -1,0 +1,1 @@
+"""Core subcommands of the `panopticon` CLI (see `panopticon.cli`)."""

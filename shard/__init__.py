@@ -1,0 +1,1 @@
+"""Shard workers: watch configs and targets, render owned objects, write to Redis."""
