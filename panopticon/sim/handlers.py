@@ -1,0 +1,290 @@
+"""Handlers of the resource verbs: list, watch, get, create, update, patch, delete.
+
+Each parses the request, calls the pure layer (listing, watch planning, object
+writes) and writes bytes. The watch handler flushes headers before any event,
+writes each batch as it is ready (one HTTP chunk per write, or several when the
+chunk-split fault is on), and ends cleanly, with an ERROR event, or by reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from panopticon.documents import parse_documents
+from panopticon.errors import DocumentError
+from panopticon.sim import errors
+from panopticon.sim.encoding import list_body, object_bytes
+from panopticon.sim.listing import NeedRevision, list_objects
+from panopticon.sim.objects import WriteOptions
+from panopticon.sim.options import parse_list_options, parse_resource_version
+from panopticon.sim.responses import base_headers, json_response
+from panopticon.sim.routing import Route
+from panopticon.sim.simulator import Simulator
+from panopticon.sim.watch import Watch, plan_start
+
+
+async def handle(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str], *, verb: str, user: str
+) -> web.StreamResponse:
+    if query.get("dryRun"):
+        raise errors.bad_request("dryRun is not supported by the simulator")
+    if verb == "list":
+        return await list_handler(request, sim, target, query)
+    if verb == "watch":
+        return await watch_handler(request, sim, target, query, user=user)
+    if verb == "get":
+        return await get_handler(request, sim, target)
+    if target.subresource and target.subresource != "status":
+        rtype = target.rtype
+        assert rtype is not None
+        raise errors.method_not_allowed(verb, f"{rtype.plural}/{target.subresource}", group=rtype.group)
+    if verb == "create":
+        return await create_handler(request, sim, target, query)
+    if verb in ("update", "patch"):
+        return await write_handler(request, sim, target, query, verb=verb)
+    if verb == "delete":
+        return await delete_handler(request, sim, target)
+    if verb == "deletecollection":
+        return await delete_collection_handler(request, sim, target, query)
+    rtype = target.rtype
+    assert rtype is not None
+    raise errors.method_not_allowed(verb, rtype.plural, group=rtype.group)
+
+
+def _accepts_json(request: web.Request) -> None:
+    accept = request.headers.get("Accept", "")
+    if not accept:
+        return
+    for part in accept.split(","):
+        media = part.split(";")[0].strip()
+        if media in ("*/*", "application/*", "application/json") and "as=Table" not in part:
+            return
+    raise errors.not_acceptable(accept)
+
+
+async def list_handler(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str]
+) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    _accepts_json(request)
+    cfg = sim.config
+    opts = parse_list_options(query, rtype, cfg, watch=False)
+    st = sim.storage.store(rtype)
+    try:
+        result = list_objects(st, sim.storage, opts, namespace=target.namespace, cfg=cfg)
+    except NeedRevision as need:
+        if not await sim.wait_for_revision(need.rev, cfg.too_large_rv_wait):
+            raise errors.too_large_resource_version(need.rev, sim.storage.revision) from None
+        result = list_objects(st, sim.storage, opts, namespace=target.namespace, cfg=cfg)
+    body = list_body(rtype, target.version, result.items, result.meta())
+    return await json_response(sim, request, body)
+
+
+def _watch_query(target: Route, query: dict[str, str]) -> dict[str, str]:
+    """A named legacy watch (`/watch/…/pods/foo`) is a watch with a name selector."""
+    if not target.name:
+        return query
+    selector = query.get("fieldSelector", "")
+    terms = [t for t in selector.split(",") if t]
+    for t in terms:
+        key, _, value = t.partition("=")
+        if key.rstrip("=!") == "metadata.name" and value.lstrip("=") != target.name:
+            raise errors.bad_request("fieldSelector metadata.name doesn't match requested name")
+    return {**query, "fieldSelector": ",".join([*terms, f"metadata.name={target.name}"])}
+
+
+async def watch_handler(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str], *, user: str
+) -> web.StreamResponse:
+    rtype = target.rtype
+    assert rtype is not None
+    _accepts_json(request)
+    cfg = sim.config
+    opts = parse_list_options(_watch_query(target, query), rtype, cfg, watch=True)
+    rv = parse_resource_version(opts.resource_version, rtype, watch=True)
+    st = sim.storage.store(rtype)
+    if opts.is_watch_list and rv > sim.storage.revision:
+        await sim.wait_for_revision(rv, cfg.too_large_rv_wait)
+    start = plan_start(st, sim.storage, opts, namespace=target.namespace, cfg=sim.config)
+    loop = asyncio.get_running_loop()
+    timeout = opts.timeout_seconds
+    if timeout is None:
+        timeout = cfg.min_request_timeout * (1 + sim.rng.random())
+    watch = Watch(
+        st,
+        version=target.version,
+        opts=opts,
+        namespace=target.namespace,
+        deadline=loop.time() + timeout,
+        user=user,
+    )
+    headers = base_headers(sim)
+    compressor = None
+    if (
+        opts.is_watch_list
+        and cfg.watch_list_compression
+        and cfg.gzip
+        and "gzip" in request.headers.get("Accept-Encoding", "")
+    ):
+        compressor = zlib.compressobj(cfg.gzip_level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        headers["Content-Encoding"] = "gzip"
+    resp = web.StreamResponse(status=200, headers=headers)
+    resp.content_type = "application/json"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)  # headers go out before any event (B.5)
+    sim.watches.add(watch)
+    st.watchers.add(watch)
+    try:
+        async for data in watch.stream(start, sim.storage, lambda: sim.config):
+            out = (
+                data
+                if compressor is None
+                else compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            )
+            await _write(resp, sim, out)
+        if watch.close_mode == "abort":
+            _reset(request)
+            return resp
+        if compressor is not None:
+            await resp.write(compressor.flush())
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client went away
+    finally:
+        sim.watches.discard(watch)
+        st.watchers.discard(watch)
+    return resp
+
+
+async def _write(resp: web.StreamResponse, sim: Simulator, data: bytes) -> None:
+    split = sim.faults.split
+    if split is None:
+        await resp.write(data)
+        return
+    for piece in sim.faults.pieces(data):
+        await resp.write(piece)
+        if split.delay:
+            await asyncio.sleep(split.delay)
+
+
+def _reset(request: web.Request) -> None:
+    """Abort the connection with a TCP RST (SO_LINGER 0), not a clean close."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def get_handler(request: web.Request, sim: Simulator, target: Route) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    _accepts_json(request)
+    if target.subresource == "scale":
+        raise errors.method_not_allowed("get", f"{rtype.plural}/scale", group=rtype.group)
+    v = sim.objects.require(rtype, target.namespace, target.name)
+    return await json_response(sim, request, object_bytes(rtype, target.version, v.item))
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if ctype in ("application/yaml", "application/apply-patch+yaml"):
+        try:
+            docs = parse_documents(raw, source="request body")
+        except DocumentError as e:
+            raise errors.bad_request(str(e)) from None
+        return docs[0].body if docs else {}
+    try:
+        return orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as e:
+        raise errors.bad_request(f"the body of the request could not be decoded as JSON: {e}") from None
+
+
+def _manager(request: web.Request, query: dict[str, str]) -> str:
+    """`fieldManager`, else the User-Agent's product token (managerOrUserAgent)."""
+    return query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0][:128]
+
+
+async def create_handler(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str]
+) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    if target.name or (rtype.namespaced and not target.namespace):
+        raise errors.method_not_allowed("create", rtype.plural, group=rtype.group)
+    obj = await _body(request)
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the body of the request is not an object")
+    v = sim.objects.create(
+        rtype, obj, namespace=target.namespace, opts=WriteOptions(manager=_manager(request, query))
+    )
+    return await json_response(sim, request, object_bytes(rtype, target.version, v.item), status=201)
+
+
+async def write_handler(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str], *, verb: str
+) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    if not target.name:
+        raise errors.method_not_allowed(verb, rtype.plural, group=rtype.group)
+    ctype = request.headers.get("Content-Type", "application/json")
+    if verb == "patch" and ctype.startswith("application/apply-patch") and not query.get("fieldManager"):
+        raise errors.invalid(
+            [errors.FieldError("Required", "fieldManager", "is required for apply patch")],
+            kind="PatchOptions",
+            group="meta.k8s.io",
+        )
+    opts = WriteOptions(manager=_manager(request, query), subresource=target.subresource)
+    existed = sim.objects.get(rtype, target.namespace, target.name) is not None
+    if verb == "update":
+        obj = await _body(request)
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request is not an object")
+        v = sim.objects.update(rtype, obj, namespace=target.namespace, name=target.name, opts=opts)
+    else:
+        raw = await request.read()
+        v = sim.objects.patch(rtype, raw, ctype, namespace=target.namespace, name=target.name, opts=opts)
+    return await json_response(
+        sim, request, object_bytes(rtype, target.version, v.item), status=200 if existed else 201
+    )
+
+
+async def delete_handler(request: web.Request, sim: Simulator, target: Route) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    options = await _body(request) if request.can_read_body else {}
+    pre = options.get("preconditions") if isinstance(options, dict) else None
+    v = sim.objects.delete(
+        rtype, target.namespace, target.name, preconditions=pre if isinstance(pre, dict) else None
+    )
+    return await json_response(sim, request, object_bytes(rtype, target.version, v.item))
+
+
+async def delete_collection_handler(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str]
+) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    opts = parse_list_options(
+        {k: v for k, v in query.items() if k in ("labelSelector", "fieldSelector")}, rtype, sim.config
+    )
+    result = list_objects(
+        sim.storage.store(rtype), sim.storage, opts, namespace=target.namespace, cfg=sim.config
+    )
+    deleted = [sim.objects.delete(rtype, v.namespace, v.name) for v in result.items]
+    body = list_body(rtype, target.version, deleted, {"resourceVersion": str(sim.storage.revision)})
+    return await json_response(sim, request, body)

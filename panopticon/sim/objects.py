@@ -1,0 +1,437 @@
+"""Object write semantics over the MVCC storage: create, update, patch, delete.
+
+What the generic registry store does, as far as kubectl and test fixtures need
+(B.1, B.16): metadata filled on create (uid, creationTimestamp, generation,
+managedFields), optimistic concurrency on resourceVersion, no-op updates that
+write nothing, generation bumped on spec changes, status kept apart when a type
+has a status subresource, and deletion through finalizers (MODIFIED with a
+deletionTimestamp first; DELETED once the last finalizer is gone).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from panopticon.documents import parse_documents
+from panopticon.errors import DocumentError
+from panopticon.sim import errors
+from panopticon.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from panopticon.sim.resources import NAMESPACE_TYPE, Registry, ResourceType
+from panopticon.sim.storage import ObjVersion, Storage, object_key
+
+PrepareHook = Callable[[dict[str, Any], dict[str, Any] | None], None]
+CommitHook = Callable[[ResourceType, ObjVersion], None]
+DeleteHook = Callable[[ResourceType, ObjVersion], None]
+
+_KEEP_META = ("labels", "annotations", "finalizers", "ownerReferences")
+_SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+
+
+def rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def fields_v1(value: Any) -> dict[str, Any]:
+    """A `FieldsV1` set for `value`, in the shape server-side apply records."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = fields_v1(v)
+            out[f"f:{k}"] = {".": {}, **sub} if isinstance(v, dict) and v else sub
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                out[f'k:{{"name":"{item["name"]}"}}'] = {".": {}, **fields_v1(item)}
+    return out
+
+
+def managed_entry(
+    obj: dict[str, Any], *, manager: str, api_version: str, now: float, status: bool
+) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    tracked: dict[str, Any] = {}
+    kept = {k: meta[k] for k in _KEEP_META if k in meta}
+    if kept:
+        tracked["metadata"] = kept
+    for k, v in obj.items():
+        if k in ("metadata", "apiVersion", "kind") or (k == "status") != status:
+            continue
+        tracked[k] = v
+    entry: dict[str, Any] = {
+        "apiVersion": api_version,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields_v1(tracked),
+        "manager": manager,
+        "operation": "Update",
+        "time": rfc3339(now),
+    }
+    if status:
+        entry["subresource"] = "status"
+    return entry
+
+
+@dataclass(slots=True)
+class WriteOptions:
+    """Who writes and how: the field manager, and whether metadata the caller set
+    (uid, creationTimestamp, managedFields…) is kept, as loaders want."""
+
+    manager: str = ""
+    preserve: bool = False
+    auto_namespace: bool = False
+    subresource: str = ""
+
+
+@dataclass(slots=True)
+class Hooks:
+    prepare: dict[tuple[str, str], PrepareHook] = field(default_factory=dict)
+    committed: list[CommitHook] = field(default_factory=list)
+    deleting: dict[tuple[str, str], DeleteHook] = field(default_factory=dict)
+
+
+class Objects:
+    """API verbs on objects; the single writer of `storage`."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        registry: Registry,
+        *,
+        rng: random.Random,
+        clock: Callable[[], float] = time.time,
+        default_namespace: str = "demo",
+    ) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.rng = rng
+        self.clock = clock
+        self.default_namespace = default_namespace
+        self.hooks = Hooks()
+
+    def new_uid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def get(self, rtype: ResourceType, namespace: str, name: str) -> ObjVersion | None:
+        st = self.storage.stores.get(rtype.key)
+        if st is None:
+            return None
+        return st.current.get(object_key(namespace if rtype.namespaced else "", name))
+
+    def require(self, rtype: ResourceType, namespace: str, name: str) -> ObjVersion:
+        v = self.get(rtype, namespace, name)
+        if v is None:
+            raise errors.not_found(rtype.plural, name, group=rtype.group)
+        return v
+
+    # --- create ---
+
+    def create(
+        self, rtype: ResourceType, obj: dict[str, Any], *, namespace: str, opts: WriteOptions
+    ) -> ObjVersion:
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = obj["metadata"] = {}
+        self._check_type(rtype, obj)
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise errors.invalid(
+                    [errors.FieldError("Required", "metadata.name", "name or generateName is required")],
+                    kind=rtype.kind,
+                    group=rtype.group,
+                )
+            suffix = "".join(self.rng.choices(string.ascii_lowercase + string.digits, k=5))
+            meta["name"] = meta["generateName"] + suffix
+        name = meta["name"]
+        if rtype.namespaced:
+            ns = self._namespace_for(meta, namespace, opts)
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+            ns = ""
+        if self.get(rtype, ns, name) is not None:
+            raise errors.already_exists(rtype.plural, name, group=rtype.group)
+        hook = self.hooks.prepare.get(rtype.key)
+        if hook is not None:
+            hook(obj, None)
+        now = self.clock()
+        for key in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(key, None)
+        if not (opts.preserve and meta.get("uid")):
+            meta["uid"] = self.new_uid()
+        if not (opts.preserve and meta.get("creationTimestamp")):
+            meta["creationTimestamp"] = rfc3339(now)
+        if not (opts.preserve and meta.get("generation")):
+            meta["generation"] = 1
+        if opts.manager and not (opts.preserve and meta.get("managedFields")):
+            meta["managedFields"] = [
+                managed_entry(
+                    obj, manager=opts.manager, api_version=rtype.storage_api_version, now=now, status=False
+                )
+            ]
+        version, _ = self.storage.put(rtype, _ordered(obj))
+        self._committed(rtype, version)
+        return version
+
+    def _namespace_for(self, meta: dict[str, Any], namespace: str, opts: WriteOptions) -> str:
+        body_ns = meta.get("namespace") or ""
+        if namespace and body_ns and body_ns != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        ns = namespace or body_ns or (self.default_namespace if opts.auto_namespace else "")
+        if not ns:
+            raise errors.bad_request("the namespace of the object is required")
+        if self.get(NAMESPACE_TYPE, "", ns) is None:
+            if not opts.auto_namespace:
+                raise errors.not_found("namespaces", ns)
+            self.ensure_namespace(ns)
+        return ns
+
+    def ensure_namespace(self, name: str) -> None:
+        if self.get(NAMESPACE_TYPE, "", name) is None:
+            ns = {
+                "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            }
+            self.create(NAMESPACE_TYPE, ns, namespace="", opts=WriteOptions())
+
+    def _check_type(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if kind and kind != rtype.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})"
+            )
+        if api_version and api_version not in {rtype.api_version(v) for v in rtype.versions}:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({rtype.storage_api_version})"
+            )
+
+    # --- update and patch ---
+
+    def update(
+        self, rtype: ResourceType, obj: dict[str, Any], *, namespace: str, name: str, opts: WriteOptions
+    ) -> ObjVersion:
+        """PUT: replace the object (or only its status, for the status subresource)."""
+        self._check_type(rtype, obj)
+        old = self.require(rtype, namespace, name)
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = obj["metadata"] = {}
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        rv = meta.get("resourceVersion")
+        if rv and rv != str(old.rev):
+            raise errors.conflict(
+                rtype.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+                group=rtype.group,
+            )
+        return self._replace(rtype, old, obj, opts)
+
+    def patch(
+        self,
+        rtype: ResourceType,
+        body: bytes,
+        content_type: str,
+        *,
+        namespace: str,
+        name: str,
+        opts: WriteOptions,
+    ) -> ObjVersion:
+        """PATCH with merge, strategic-merge or JSON patch; server-side apply creates."""
+        kind = content_type.split(";", maxsplit=1)[0].strip()
+        old = self.get(rtype, namespace, name)
+        if kind == "application/apply-patch+yaml":
+            applied = _parse_apply(body)
+            if old is None:
+                applied.setdefault("metadata", {})["name"] = name
+                return self.create(rtype, applied, namespace=namespace, opts=opts)
+            patched = merge_patch(old.obj(), applied)
+        else:
+            if old is None:
+                raise errors.not_found(rtype.plural, name, group=rtype.group)
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                raise errors.bad_request(f"error decoding patch: {e}") from None
+            current = old.obj()
+            try:
+                if kind == "application/merge-patch+json":
+                    patched = merge_patch(current, doc)
+                elif kind == "application/strategic-merge-patch+json":
+                    if rtype.crd:
+                        raise errors.unsupported_media_type(kind)
+                    patched = strategic_merge_patch(current, doc)
+                elif kind == "application/json-patch+json":
+                    patched = json_patch(current, doc)
+                else:
+                    raise errors.unsupported_media_type(kind)
+            except PatchError as e:
+                raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
+        if not isinstance(patched, dict):
+            raise errors.bad_request("the patched document is not an object")
+        rv = (patched.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != str(old.rev):
+            raise errors.conflict(rtype.plural, name, "the object has been modified", group=rtype.group)
+        return self._replace(rtype, old, patched, opts)
+
+    def _replace(
+        self, rtype: ResourceType, old: ObjVersion, obj: dict[str, Any], opts: WriteOptions
+    ) -> ObjVersion:
+        prev = old.obj()
+        meta = obj.setdefault("metadata", {})
+        if opts.subresource == "status":
+            new = old.obj()
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+            obj, meta = new, new["metadata"]
+        elif "status" in rtype.subresources and not opts.preserve:
+            if "status" in prev:
+                obj["status"] = prev["status"]
+            else:
+                obj.pop("status", None)
+        old_meta = prev["metadata"]
+        meta["name"], meta["resourceVersion"] = old_meta["name"], old_meta["resourceVersion"]
+        if rtype.namespaced:
+            meta["namespace"] = old_meta["namespace"]
+        for key in _SERVER_META:
+            if not (opts.preserve and key in meta):
+                if key in old_meta:
+                    meta[key] = old_meta[key]
+                else:
+                    meta.pop(key, None)
+        if old_meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = old_meta["deletionTimestamp"]
+        obj.pop("kind", None)
+        obj.pop("apiVersion", None)
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]
+        if _same(obj, prev):
+            return old  # a no-op update writes nothing (GuaranteedUpdate compares bytes)
+        if not opts.preserve and _spec_of(obj) != _spec_of(prev):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        hook = self.hooks.prepare.get(rtype.key)
+        if hook is not None:
+            hook(obj, prev)
+        if opts.manager:
+            self._track_manager(rtype, obj, opts)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._remove(rtype, old, final=_ordered(obj))
+        version, _ = self.storage.put(rtype, _ordered(obj))
+        self._committed(rtype, version)
+        return version
+
+    def _track_manager(self, rtype: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> None:
+        meta = obj["metadata"]
+        status = opts.subresource == "status"
+        entry = managed_entry(
+            obj, manager=opts.manager, api_version=rtype.storage_api_version, now=self.clock(), status=status
+        )
+        kept = [
+            e
+            for e in meta.get("managedFields") or []
+            if not (e.get("manager") == opts.manager and bool(e.get("subresource")) == status)
+        ]
+        meta["managedFields"] = [*kept, entry]
+
+    # --- delete ---
+
+    def delete(
+        self, rtype: ResourceType, namespace: str, name: str, *, preconditions: dict[str, Any] | None = None
+    ) -> ObjVersion:
+        """DELETE: immediate without finalizers, else mark with deletionTimestamp."""
+        old = self.require(rtype, namespace, name)
+        obj = old.obj()
+        meta = obj["metadata"]
+        pre = preconditions or {}
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            have = meta.get("uid")
+            detail = f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {have}"
+            raise errors.conflict(rtype.plural, name, detail, group=rtype.group)
+        if pre.get("resourceVersion") and pre["resourceVersion"] != str(old.rev):
+            detail = (
+                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                f"ResourceVersion in object meta: {old.rev}"
+            )
+            raise errors.conflict(rtype.plural, name, detail, group=rtype.group)
+        hook = self.hooks.deleting.get(rtype.key)
+        if meta.get("finalizers") or hook is not None:
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = rfc3339(self.clock())
+                meta["deletionGracePeriodSeconds"] = 0
+                old, _ = self.storage.put(rtype, obj)
+                self._committed(rtype, old)
+            if hook is not None:
+                hook(rtype, old)  # cascades, then clears its finalizer (which deletes)
+                return self.get(rtype, namespace, name) or old
+            return old
+        return self._remove(rtype, old)
+
+    def _remove(
+        self, rtype: ResourceType, old: ObjVersion, *, final: dict[str, Any] | None = None
+    ) -> ObjVersion:
+        tomb = self.storage.delete(rtype, old.key, final=final)
+        assert tomb is not None
+        self._committed(rtype, tomb)
+        return tomb
+
+    def finish_delete(self, rtype: ResourceType, version: ObjVersion, finalizer: str) -> None:
+        """Drop `finalizer` from an object being deleted (deletes it when none is left)."""
+        obj = version.obj()
+        meta = obj["metadata"]
+        meta["finalizers"] = [f for f in meta.get("finalizers") or [] if f != finalizer]
+        if not meta["finalizers"]:
+            del meta["finalizers"]
+            self._remove(rtype, version, final=obj)
+        else:
+            v, _ = self.storage.put(rtype, obj)
+            self._committed(rtype, v)
+
+    def _committed(self, rtype: ResourceType, version: ObjVersion) -> None:
+        for hook in self.hooks.committed:
+            hook(rtype, version)
+
+
+def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
+    """metadata, spec, then the rest, then status: the order real objects have."""
+    head: dict[str, Any] = {k: obj[k] for k in ("metadata", "spec") if k in obj}
+    rest = {k: v for k, v in obj.items() if k not in ("metadata", "spec", "status", "kind", "apiVersion")}
+    tail = {"status": obj["status"]} if "status" in obj else {}
+    return {**head, **rest, **tail}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    strip = ("resourceVersion", "managedFields")
+    am = {k: v for k, v in a.get("metadata", {}).items() if k not in strip}
+    bm = {k: v for k, v in b.get("metadata", {}).items() if k not in strip}
+    if am != bm:
+        return False
+    return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
+
+
+def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _parse_apply(body: bytes) -> dict[str, Any]:
+    try:
+        docs = parse_documents(body, source="apply patch")
+    except DocumentError as e:
+        raise errors.bad_request(str(e)) from None
+    if len(docs) != 1:
+        raise errors.bad_request("an apply patch must hold exactly one object")
+    return docs[0].body
