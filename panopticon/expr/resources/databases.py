@@ -1,0 +1,106 @@
+"""Shapes every KubeDB kind shares: nodes, the metrics exporter, TLS switches.
+
+A KubeDB "node" is a mapping with `replicas`, `podTemplate` and `storage`: the
+whole `spec` of a simple database, or one entry of a topology (a MongoDB shard,
+an Elasticsearch role, the MySQL router). Both API shapes are read:
+
+- `kubedb.com/v1` (and recent v1alpha2): resources per container, under
+  `podTemplate.spec.containers[]`; the database container is found by name;
+- older objects: the database container's resources under
+  `podTemplate.spec.resources` (or, for Elasticsearch and Kafka topology roles,
+  under the role's own `resources`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from panopticon.expr.resources.fields import JSONMap, count, has_object, is_true, join, mapping
+from panopticon.expr.resources.plan import Plan, PodGroup
+
+EXPORTER_WHERE = "spec.monitor.prometheus.exporter"
+
+# Mode names shared by several kinds, spelled as resource-metrics reports them.
+STANDALONE = "Standalone"
+CLUSTER = "Cluster"
+COMBINED = "Combined"
+DEDICATED = "Dedicated"
+
+
+def spec_of(obj: JSONMap) -> JSONMap:
+    """The object's `spec`; an empty one if absent."""
+    return mapping(obj, "spec", "") or {}
+
+
+def node_group(
+    node: JSONMap,
+    where: str,
+    *,
+    container: str,
+    replicas: int | None = None,
+    storage: bool = True,
+    exporter: bool = True,
+    role_resources: bool = False,
+) -> PodGroup:
+    """The pods of the node at `where`.
+
+    `replicas` overrides the node's own `replicas` (default 1, as KubeDB defaults
+    it); `storage` says whether the node's `storage` claim counts; `exporter`
+    whether its pods run the metrics exporter; `role_resources` whether the node's
+    own `resources` field is a fallback for the database container's resources.
+    """
+    if replicas is None:
+        replicas = count(node, "replicas", where, default=1)
+    template_where = join(where, "podTemplate")
+    template = mapping(node, "podTemplate", where)
+    pod_spec = None if template is None else mapping(template, "spec", template_where)
+    pod_where = f"{template_where}.spec"
+    legacy = None if pod_spec is None else mapping(pod_spec, "resources", pod_where)
+    legacy_where = f"{pod_where}.resources"
+    if legacy is None and role_resources:
+        legacy = mapping(node, "resources", where)
+        legacy_where = join(where, "resources")
+    claim = mapping(node, "storage", where) if storage else None
+    return PodGroup(
+        where=pod_where,
+        pod_spec=pod_spec,
+        replicas=replicas,
+        app_container=container,
+        legacy_resources=legacy,
+        legacy_where=legacy_where,
+        storage=() if claim is None else ((join(where, "storage"), claim),),
+        exporter=exporter,
+    )
+
+
+def database_plan(spec: JSONMap, mode: str, groups: Iterable[PodGroup], *, uses_tls: bool) -> Plan:
+    """The plan of a KubeDB object: its groups, with the metrics exporter if configured."""
+    return Plan(
+        mode=mode,
+        uses_tls=uses_tls,
+        groups=tuple(groups),
+        exporter=exporter_of(spec),
+        exporter_where=EXPORTER_WHERE,
+    )
+
+
+def exporter_of(spec: JSONMap) -> JSONMap | None:
+    """The metrics exporter container (`spec.monitor.prometheus.exporter`), if configured."""
+    monitor = mapping(spec, "monitor", "spec")
+    prometheus = None if monitor is None else mapping(monitor, "prometheus", "spec.monitor")
+    return None if prometheus is None else mapping(prometheus, "exporter", "spec.monitor.prometheus")
+
+
+def tls_configured(spec: JSONMap) -> bool:
+    """Whether `spec.tls` is set (most KubeDB kinds)."""
+    return has_object(spec, "tls", "spec")
+
+
+def ssl_enabled(spec: JSONMap) -> bool:
+    """Whether `spec.enableSSL` is true (Elasticsearch, Kafka, Solr, Druid, ConnectCluster)."""
+    return is_true(spec, "enableSSL", "spec")
+
+
+def cluster_or_standalone(replicas: int) -> str:
+    """The mode of kinds that only tell one pod from several: `Cluster` or `Standalone`."""
+    return CLUSTER if replicas > 1 else STANDALONE

@@ -1,0 +1,97 @@
+"""MongoDB (kubedb.com): standalone, replica set, or sharded.
+
+Mode follows resource-metrics: `Sharded` when `spec.shardTopology` is set, else
+`ReplicaSet` when `spec.replicaSet` is set, else `Standalone`. The database
+container is `mongodb`; sidecars such as `replication-mode-detector` count in the
+totals, not in the application figures. TLS: `spec.tls` is set.
+
+Pods:
+
+- standalone and replica set: `spec.replicas` (default 1) with `spec.storage`;
+- sharded: `shard.shards` x `shard.replicas` shard pods and `configServer.replicas`
+  config servers (each with its node's storage), `mongos.replicas` routers (no
+  storage). These four counts are required, as in the KubeDB API;
+- a replica set or each shard also gets one arbiter pod when `spec.arbiter` is
+  set (no storage) and `spec.hidden.replicas` hidden members (with
+  `spec.hidden.storage`) when `spec.hidden` is set. resource-metrics leaves both
+  out; they are database pods, so they count here (replicas and figures).
+
+Every pod runs the metrics exporter when `spec.monitor.prometheus.exporter` is set.
+"""
+
+from __future__ import annotations
+
+from panopticon.errors import ResourceCalcError
+from panopticon.expr.resources.databases import STANDALONE, database_plan, node_group, spec_of, tls_configured
+from panopticon.expr.resources.fields import JSONMap, count, mapping
+from panopticon.expr.resources.plan import Plan, PodGroup
+
+CONTAINER = "mongodb"
+SHARDED = "Sharded"
+REPLICA_SET = "ReplicaSet"
+
+_TOPOLOGY = "spec.shardTopology"
+
+
+def mongodb(obj: JSONMap) -> Plan:
+    """The plan of a MongoDB object (either API version)."""
+    spec = spec_of(obj)
+    topology = mapping(spec, "shardTopology", "spec")
+    if topology is not None:
+        mode, groups = SHARDED, _sharded(spec, topology)
+    elif mapping(spec, "replicaSet", "spec") is not None:
+        mode, groups = REPLICA_SET, (node_group(spec, "spec", container=CONTAINER), *_extra_members(spec, 1))
+    else:
+        mode, groups = STANDALONE, (node_group(spec, "spec", container=CONTAINER),)
+    return database_plan(spec, mode, groups, uses_tls=tls_configured(spec))
+
+
+def _sharded(spec: JSONMap, topology: JSONMap) -> tuple[PodGroup, ...]:
+    shard = _node(topology, "shard")
+    shards = _required(shard, "shards", f"{_TOPOLOGY}.shard")
+    shard_pods = shards * _required(shard, "replicas", f"{_TOPOLOGY}.shard")
+    config = _node(topology, "configServer")
+    mongos = _node(topology, "mongos")
+    return (
+        node_group(shard, f"{_TOPOLOGY}.shard", container=CONTAINER, replicas=shard_pods),
+        node_group(
+            config,
+            f"{_TOPOLOGY}.configServer",
+            container=CONTAINER,
+            replicas=_required(config, "replicas", f"{_TOPOLOGY}.configServer"),
+        ),
+        node_group(
+            mongos,
+            f"{_TOPOLOGY}.mongos",
+            container=CONTAINER,
+            replicas=_required(mongos, "replicas", f"{_TOPOLOGY}.mongos"),
+            storage=False,
+        ),
+        *_extra_members(spec, shards),
+    )
+
+
+def _extra_members(spec: JSONMap, replica_sets: int) -> tuple[PodGroup, ...]:
+    """Arbiter and hidden members: per replica set, so once per shard when sharded."""
+    groups = []
+    arbiter = mapping(spec, "arbiter", "spec")
+    if arbiter is not None:
+        groups.append(node_group(arbiter, "spec.arbiter", container=CONTAINER, replicas=replica_sets))
+    hidden = mapping(spec, "hidden", "spec")
+    if hidden is not None:
+        members = replica_sets * _required(hidden, "replicas", "spec.hidden")
+        groups.append(node_group(hidden, "spec.hidden", container=CONTAINER, replicas=members))
+    return tuple(groups)
+
+
+def _node(topology: JSONMap, key: str) -> JSONMap:
+    node = mapping(topology, key, _TOPOLOGY)
+    if node is None:
+        raise ResourceCalcError(f"{_TOPOLOGY}.{key} is required in a sharded MongoDB")
+    return node
+
+
+def _required(node: JSONMap, key: str, where: str) -> int:
+    if node.get(key) is None:
+        raise ResourceCalcError(f"{where}.{key} is required")
+    return count(node, key, where, default=0)

@@ -1,0 +1,88 @@
+"""The figures the resource functions report for one object, computed once.
+
+`ResourceSummary` holds everything the seven resource functions return, so an
+evaluator summarizes an object once and answers all of them from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from panopticon.errors import QuantityError, ResourceCalcError
+
+RESOURCE_TYPES: Final = ("cpu", "memory", "storage")
+"""The resource types the functions accept, spelled as in Kubernetes resource lists."""
+
+ResourceFigures = Mapping[str, float]
+"""Read-only `{"cpu": cores, "memory": bytes, "storage": bytes}`: exactly the keys of `RESOURCE_TYPES`."""
+
+
+def figures(cpu: float, memory: float, storage: float) -> ResourceFigures:
+    """A read-only figures mapping. (A mapping proxy, not a frozen dataclass: four
+    are built per object on every render, and a proxy costs half as much.)"""
+    return MappingProxyType({"cpu": cpu, "memory": memory, "storage": storage})
+
+
+def check_type(rtype: object) -> str:
+    """`rtype` if it is one of `RESOURCE_TYPES`, else `ResourceCalcError`."""
+    for known in RESOURCE_TYPES:
+        if rtype == known:
+            return known
+    shown = repr(rtype) if isinstance(rtype, str) and len(rtype) <= 40 else type(rtype).__name__
+    raise ResourceCalcError(f"unknown resource type {shown}: expected cpu, memory or storage")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSummary:
+    """What the resource functions report for one object.
+
+    - `replicas`: pods the object asks for, over all its roles (shards, routers...).
+    - `mode`: the topology name resource-metrics reports (`ReplicaSet`, `Sharded`,
+      `Dedicated`...); empty for native kinds.
+    - `uses_tls`: whether the object configures TLS.
+    - `total_requests`, `total_limits`: every pod's containers, sidecars and the
+      metrics exporter included, and its storage.
+    - `app_requests`, `app_limits`: only the application (database) containers, and
+      the storage.
+
+    The four figures are `ResourceFigures` (`summary.total_requests["cpu"]`), held
+    in `totals` in that order. Replicas, mode and TLS never depend on resource
+    quantities: when the resources cannot be computed (a malformed quantity, a
+    missing database container) `totals` is None, `error` says why, and reading
+    any of the four figures raises that error again; the other fields still hold.
+    """
+
+    kind: str
+    replicas: int
+    mode: str
+    uses_tls: bool
+    totals: tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures] | None
+    error: ResourceCalcError | QuantityError | None = None
+
+    @property
+    def total_requests(self) -> ResourceFigures:
+        return self._checked()[0]
+
+    @property
+    def total_limits(self) -> ResourceFigures:
+        return self._checked()[1]
+
+    @property
+    def app_requests(self) -> ResourceFigures:
+        return self._checked()[2]
+
+    @property
+    def app_limits(self) -> ResourceFigures:
+        return self._checked()[3]
+
+    def _checked(self) -> tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures]:
+        if self.totals is not None:
+            return self.totals
+        # A fresh exception per raise: re-raising one stored instance would keep
+        # growing its traceback with every evaluation that reads it.
+        if self.error is not None:
+            raise type(self.error)(*self.error.args)
+        raise ResourceCalcError(f"{self.kind}: no resource figures")
