@@ -14,6 +14,7 @@ sends as JSON:
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -71,15 +72,15 @@ def parse_documents(text: str | bytes, *, source: str) -> list[Document]:
         if body is None:
             continue
         if not isinstance(body, dict):
-            raise DocumentError(f"{name}: expected a mapping (a Kubernetes object), got {type(body).__name__}")
+            raise DocumentError(
+                f"{name}: expected a mapping (a Kubernetes object), got {type(body).__name__}"
+            )
         docs.extend(_flatten(body, name))
     return docs
 
 
 def read_documents(path: str) -> list[Document]:
     """Read `path` (or standard input for `-`) and parse its documents."""
-    import sys
-
     try:
         if path == "-":
             data = sys.stdin.buffer.read()
@@ -108,7 +109,7 @@ def _load_all(raw: str, *, source: str) -> Iterator[Any]:
             yield from parsed
             return
     try:
-        yield from yaml.load_all(io.StringIO(raw), Loader=_KubeYAMLLoader)  # noqa: S506 - safe subclass
+        yield from yaml.load_all(io.StringIO(raw), Loader=_KubeYAMLLoader)
     except yaml.YAMLError as e:
         raise DocumentError(f"{source}: not valid YAML or JSON: {e}") from e
     except RecursionError as e:

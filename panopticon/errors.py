@@ -37,6 +37,13 @@ class EvaluationError(PanopticonError):
     """An expression or value failed for one object (type mismatch, bad quantity...)."""
 
 
+class MissingValueError(EvaluationError):
+    """An input the computation needs is nil (its path resolves to nothing).
+
+    Missing data is not bad data: the renderer skips the series without counting an
+    error, as it does for a `valueFromPath` that resolves to nothing."""
+
+
 class ResourceCalcError(EvaluationError):
     """A resource function cannot compute a figure for this object (unknown kind, bad spec)."""
 

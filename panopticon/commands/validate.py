@@ -1,0 +1,35 @@
+"""`panopticon validate FILE...`: check MetricsConfigurations offline.
+
+Prints every problem as `FILE: CONFIG: FIELD: MESSAGE` (warnings too), checks that
+configs loaded together do not define conflicting families, and exits 1 when any
+error was found, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from panopticon.loading import load_configs
+
+HELP = "validate MetricsConfiguration files offline (every problem listed; exit 1 on errors)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="YAML/JSON files, or - for standard input")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only, not warnings")
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_configs(args.files)
+    errors = 0
+    for line in loaded.report(warnings=not args.quiet):
+        print(line, file=sys.stdout)
+    errors = loaded.error_count
+    valid = len(loaded.resolution.programs)
+    print(
+        f"{loaded.config_count} config(s): {valid} valid, {loaded.config_count - valid} invalid; "
+        f"{errors} error(s), {loaded.warning_count} warning(s)",
+        file=sys.stderr,
+    )
+    return 1 if errors else 0
