@@ -198,9 +198,15 @@ async def get_handler(request: web.Request, sim: Simulator, target: Route) -> we
     return await json_response(sim, request, object_bytes(rtype, target.version, v.item))
 
 
+_BODY_TYPES = ("application/json", "application/yaml", "application/apply-patch+yaml", "*/*", "")
+
+
 async def _body(request: web.Request) -> Any:
+    """The request body as JSON or YAML; protobuf (kubectl's typed clients) is 415 (B.11)."""
     raw = await request.read()
     ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if ctype not in _BODY_TYPES:
+        raise errors.unsupported_media_type(ctype)
     if ctype in ("application/yaml", "application/apply-patch+yaml"):
         try:
             docs = parse_documents(raw, source="request body")

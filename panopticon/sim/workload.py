@@ -102,8 +102,22 @@ def example_objects(scale: int = 1, *, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def example_configs() -> list[dict[str, Any]]:
-    """The example MetricsConfigurations (`kubedb/` and `native/`, not `native/invalid/`)."""
-    return _yaml_tree(_examples_root() / "metricsconfigurations", skip=("invalid",))
+    """The example MetricsConfigurations (`kubedb/` and `native/`, not `native/invalid/`).
+
+    Two files share a name (the blog's and KubeDB's `kubedb-com-mongodb`, for
+    different MongoDB versions); later ones get a `-2`, `-3`… suffix so all load.
+    """
+    configs = _yaml_tree(_examples_root() / "metricsconfigurations", skip=("invalid",))
+    seen: set[str] = set()
+    for cfg in configs:
+        meta = cfg["metadata"]
+        name, n = meta["name"], 1
+        while name in seen:
+            n += 1
+            name = f"{meta['name']}-{n}"
+        meta["name"] = name
+        seen.add(name)
+    return configs
 
 
 def managed_entry(
