@@ -82,9 +82,18 @@ def family_name(spec: ConfigSpec, target: TargetRef, name: str) -> str:
     return f"{group}_{kind}_{name}"
 
 
-LabelChunk = str | tuple[str, str, Path]
+LabelChunk = str | tuple[str, str, Callable[[Any], Any], int]
 """A metric's labels as chunks, each starting with a comma: constant text (adjacent
-constant labels merged), or `(key, ',key="', path)` for a label read from the object."""
+constant labels merged), or `(key, ',key="', getter, level)` for a label read from the
+object: `getter` resolves the path's last segment on the root object (level -1) or on
+the element of fan-out level `level`."""
+
+
+def _source(path: Path) -> tuple[Callable[[Any], Any], int]:
+    """How to resolve `path` inside a render: a getter and the level it applies to."""
+    if not path.wildcards:
+        return path.getters[0], -1
+    return path.getters[-1], path.wildcards - 1
 
 
 def label_chunks(parts: list[str | tuple[str, Path]]) -> list[LabelChunk]:
@@ -97,14 +106,19 @@ def label_chunks(parts: list[str | tuple[str, Path]]) -> list[LabelChunk]:
                 chunks.append("," + part)
         else:
             key, path = part
-            chunks.append((key, f',{key}="', path))
+            getter, level = _source(path)
+            chunks.append((key, f',{key}="', getter, level))
     return chunks
 
 
 class _Metric:
-    """One compiled metric: renders one family's series for one object."""
+    """One compiled metric: renders one family's series for one object.
 
-    __slots__ = ("chunks", "fanout", "gate", "header", "name", "open", "params", "series")
+    The hot path of the exporter: everything that does not depend on the object is
+    prepared here, and `render` only resolves paths, evaluates and joins strings.
+    """
+
+    __slots__ = ("chunks", "fanout", "gate", "header", "name", "open", "path_params", "series")
 
     def __init__(
         self,
@@ -119,70 +133,72 @@ class _Metric:
         self.header = header
         self.name = header.name
         self.open = header.name + "{"
-        self.gate = gate
+        self.gate = gate.getters[0] if gate is not None else None
         self.fanout = fanout
         self.chunks = label_chunks(label_parts)
-        self.params = params
+        # Constant params are folded into the expressions at compile time.
+        self.path_params = [(key, *_source(src)) for key, src in params if not isinstance(src, str)]
         # (state label chunk, constant sample text or value source)
         self.series = [("," + state if state else "", value) for state, value in series]
 
     def render(self, obj: Any, base: str, shared_env: Env, errors: list[RenderError]) -> str:
         """Render this metric's series for `obj`; `base` holds the object's own labels
         (each with a leading comma); `shared_env` carries the per-object caches."""
-        if self.fanout is not None:
-            contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
-            if len(contexts) > MAX_SERIES_PER_METRIC:
-                errors.append(
-                    RenderError(self.name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped")
-                )
-                del contexts[MAX_SERIES_PER_METRIC:]
-        elif self.gate is not None and self.gate.get(obj) is MISSING:
-            return ""
-        else:
-            contexts = [()]
+        if self.fanout is None:
+            if self.gate is not None and self.gate(obj) is MISSING:
+                return ""
+            return "".join(self._series(obj, (), base, shared_env, errors))
+        contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
+        if len(contexts) > MAX_SERIES_PER_METRIC:
+            errors.append(RenderError(self.name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
+            del contexts[MAX_SERIES_PER_METRIC:]
         out: list[str] = []
-        seen: set[str] | None = set() if self.fanout is not None else None
+        seen: set[str] = set()
         for ctx in contexts:
-            labels = base
-            for chunk in self.chunks:
-                if isinstance(chunk, str):
-                    labels += chunk
-                else:
-                    key, prefix, path = chunk
-                    v = path.get_in(obj, ctx)
-                    if v is not MISSING:
-                        labels += prefix + _label_text(v, self.name, key, errors) + '"'
-            env = shared_env
-            if self.params:
-                env = dict(shared_env)
-                for key, source in self.params:
-                    if type(source) is str:
-                        env[key] = source
-                    else:
-                        v = source.get_in(obj, ctx)  # type: ignore[union-attr]
-                        env[key] = None if v is MISSING else (v if type(v) in (dict, list) else to_text(v))
-            for state, value in self.series:
-                if type(value) is str:
-                    text: str | None = value
-                else:
-                    try:
-                        text = value(obj, ctx, env)  # type: ignore[operator]
-                    except MissingValueError:
-                        continue  # missing data, not bad data: no series, no error
-                    except EvaluationError as e:
-                        errors.append(RenderError(self.name, str(e)))
-                        continue
-                    if text is None:
-                        continue
-                full = labels + state
-                line = f"{self.open}{full[1:]}}} {text}\n" if full else f"{self.name} {text}\n"
-                if seen is not None:
-                    if line in seen:
-                        errors.append(RenderError(self.name, "duplicate series dropped (same labels twice)"))
-                        continue
-                    seen.add(line)
+            for line in self._series(obj, ctx, base, shared_env, errors):
+                if line in seen:
+                    errors.append(RenderError(self.name, "duplicate series dropped (same labels twice)"))
+                    continue
+                seen.add(line)
                 out.append(line)
         return "".join(out)
+
+    def _series(
+        self, obj: Any, ctx: tuple[Any, ...], base: str, shared_env: Env, errors: list[RenderError]
+    ) -> list[str]:
+        """The lines of one fan-out context (the whole object when not fanning out)."""
+        labels = base
+        for chunk in self.chunks:
+            if isinstance(chunk, str):
+                labels += chunk
+            else:
+                key, prefix, getter, level = chunk
+                v = getter(obj if level < 0 else ctx[level])
+                if v is not MISSING:
+                    labels += prefix + _label_text(v, self.name, key, errors) + '"'
+        env = shared_env
+        if self.path_params:
+            env = dict(shared_env)
+            for key, getter, level in self.path_params:
+                v = getter(obj if level < 0 else ctx[level])
+                env[key] = None if v is MISSING else (v if type(v) in (dict, list) else to_text(v))
+        lines: list[str] = []
+        for state, value in self.series:
+            if type(value) is str:
+                text: str | None = value
+            else:
+                try:
+                    text = value(obj, ctx, env)  # type: ignore[operator]
+                except MissingValueError:
+                    continue  # missing data, not bad data: no series, no error
+                except EvaluationError as e:
+                    errors.append(RenderError(self.name, str(e)))
+                    continue
+                if text is None:
+                    continue
+            full = labels + state
+            lines.append(f"{self.open}{full[1:]}}} {text}\n" if full else f"{self.name} {text}\n")
+        return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +240,8 @@ class Program:
             if isinstance(chunk, str):
                 base += chunk
             else:
-                key, prefix, path = chunk
-                v = path.get(obj)
+                key, prefix, getter, _ = chunk
+                v = getter(obj)
                 if v is not MISSING:
                     base += prefix + _label_text(v, "commonLabels", key, result.errors) + '"'
         shared_env: Env = {SUMMARY_CACHE: {}}
@@ -382,16 +398,17 @@ class _ConfigCompiler:
                 ppath = self.scoped_path(p.value_path or "", f"{p.where}.valuePath", fanout)
                 if ppath is not None:
                     params.append((p.key, ppath))
-        param_names = frozenset(p.key for p in m.params)
+        param_names = frozenset(p.key for p in m.params if p.value is None)
+        constants = {p.key: p.value for p in m.params if p.value is not None}
         date_time = m.field_type == "DateTime"
         series: list[tuple[str | None, ValueFn | str]] = []
         if m.states:
             for state in m.states:
-                fn = self.value(state.metric_value, param_names, fanout, date_time)
+                fn = self.value(state.metric_value, param_names, constants, fanout, date_time)
                 if fn is not None and m.state_label:
                     series.append((label_pair(m.state_label, state.label_value), fn))
         elif m.value is not None:
-            fn = self.value(m.value, param_names, fanout, date_time)
+            fn = self.value(m.value, param_names, constants, fanout, date_time)
             if fn is not None:
                 series.append((None, fn))
         if any(f.severity == "error" for f in self.findings[start:]):
@@ -406,15 +423,20 @@ class _ConfigCompiler:
         )
 
     def value(
-        self, v: ValueSpec, params: frozenset[str], fanout: FanOut | None, date_time: bool
-    ) -> ValueFn | None:
+        self,
+        v: ValueSpec,
+        params: frozenset[str],
+        constants: dict[str, Any],
+        fanout: FanOut | None,
+        date_time: bool,
+    ) -> ValueFn | str | None:
+        """The value source of a series: its sample text when constant, else a closure."""
         if v.value is not None:
             number = numeric_or_none(v.value)
             if number is None:
                 self.error(f"{v.where}.value", f"{v.value!r} is not a number")
                 return None
-            text = sample_value(number)
-            return lambda obj, ctx, env: text
+            return sample_value(number)
         if v.value_from_path is not None:
             path = self.scoped_path(v.value_from_path, f"{v.where}.valueFromPath", fanout)
             if path is None:
@@ -422,7 +444,7 @@ class _ConfigCompiler:
             return _path_value(path, date_time)
         assert v.value_from_expression is not None
         try:
-            expression = compile_expression(v.value_from_expression, params)
+            expression = compile_expression(v.value_from_expression, params, constants=constants)
         except ExpressionError as e:
             self.error(f"{v.where}.valueFromExpression", str(e))
             return None
@@ -440,8 +462,10 @@ def _label_text(value: Any, family: str, key: str, errors: list[RenderError]) ->
 
 
 def _path_value(path: Path, date_time: bool) -> ValueFn:
+    getter, level = _source(path)
+
     def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
-        raw = path.get_in(obj, ctx)
+        raw = getter(obj if level < 0 else ctx[level])
         if raw is MISSING:
             return None
         return sample_value(parse_time(raw) if date_time else _sample_from(raw, path.text))
@@ -474,6 +498,8 @@ def _expression_value(expression: Expression) -> ValueFn:
 
     def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
         result = evaluate(env)
+        if type(result) is int and -1000 < result < 1000:
+            return str(result)  # the common case: int(...) of a comparison
         number = numeric_result(result)
         if number is None:
             if result is None:

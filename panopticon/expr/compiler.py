@@ -49,9 +49,15 @@ class Expression:
     warnings: tuple[str, ...] = ()
 
 
-def compile_expression(text: str, params: frozenset[str] | set[str]) -> Expression:
-    """Compile `text`; names must be among `params`. Raises ExpressionError."""
-    compiler = _Compiler(frozenset(params))
+def compile_expression(
+    text: str, params: frozenset[str] | set[str], *, constants: dict[str, Any] | None = None
+) -> Expression:
+    """Compile `text`; names must be among `params`. Raises ExpressionError.
+
+    `constants` are params whose value is fixed by the config (`value: cpu`): they
+    are substituted at compile time, so `total_resource_requests(obj, resourceType)`
+    checks `resourceType` once and folds whatever depends only on constants."""
+    compiler = _Compiler(frozenset(params), constants or {})
     fn, const = compiler.compile(parse(text))
     return Expression(text, fn, const is not _NOT_CONST, tuple(compiler.warnings))
 
@@ -159,8 +165,9 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
 
 
 class _Compiler:
-    def __init__(self, params: frozenset[str]) -> None:
-        self.params = params
+    def __init__(self, params: frozenset[str], constants: dict[str, Any]) -> None:
+        self.params = params | frozenset(constants)
+        self.constants = constants
         self.warnings: list[str] = []
 
     def compile(self, node: Node) -> tuple[Fn, Any]:
@@ -188,6 +195,9 @@ class _Compiler:
             raise ExpressionError(
                 f"unknown parameter {key!r} at position {node.pos} (this metric's params: {known}){hint}"
             )
+        if key in self.constants:
+            value = self.constants[key]
+            return (lambda env: value), value
         return (lambda env: env[key]), _NOT_CONST
 
     def fold(self, fn: Fn, consts: list[Any]) -> tuple[Fn, Any]:
@@ -306,6 +316,9 @@ class _Compiler:
         if len(fns) == 1:
             only = fns[0]
             fn: Fn = lambda env: impl(env, [only(env)])  # noqa: E731
+        elif len(fns) == 2:
+            first, second = fns
+            fn = lambda env: impl(env, [first(env), second(env)])  # noqa: E731
         else:
             fn = lambda env: impl(env, [f(env) for f in fns])  # noqa: E731
         if not func.pure:

@@ -97,7 +97,9 @@ def _summary(env: Env, obj: Any, fname: str) -> resources.ResourceSummary:
         raise MissingValueError(f"{fname}() argument is nil")
     if not isinstance(obj, dict):
         raise EvaluationError(f"{fname}() needs the object (a param with valuePath: .), got {describe(obj)}")
-    cache: dict[int, resources.ResourceSummary | EvaluationError] = env.setdefault(SUMMARY_CACHE, {})
+    cache: dict[int, resources.ResourceSummary | EvaluationError] | None = env.get(SUMMARY_CACHE)
+    if cache is None:
+        cache = env[SUMMARY_CACHE] = {}
     summary = cache.get(id(obj))
     if summary is None:
         try:

@@ -99,7 +99,10 @@ def deeply_nested(depth: int) -> dict[str, Any]:
 def assert_valid_exposition(text: str) -> None:
     data = encode(text)
     decoded = data.decode("utf-8")  # strict: must be valid UTF-8
-    for line in decoded.splitlines():
+    # Only "\n" ends a line in the exposition formats (str.splitlines would also split
+    # at "\r", U+2028 and others, which may legitimately sit inside label values).
+    assert decoded.endswith("\n")
+    for line in decoded[:-1].split("\n"):
         assert LINE.fullmatch(line), line[:200]
     list(text_string_to_metric_families(decoded))
 
