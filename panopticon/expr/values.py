@@ -99,7 +99,7 @@ def to_bool(value: Any, what: str = "value") -> bool:
 def format_number(value: int | float) -> str:
     """Compact text of a number: integers without `.0`, NaN, +Inf, -Inf."""
     if type(value) is int:
-        if -(10**15) < value < 10**15:
+        if -(10**17) < value < 10**17:
             return str(value)
         try:
             value = float(value)
@@ -109,8 +109,8 @@ def format_number(value: int | float) -> str:
         return "NaN"
     if value in (math.inf, -math.inf):
         return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
+    if abs(value) < 1e17 and float(value).is_integer():
+        return str(int(value))  # repr would write 1e16 as '1e+16' but 1e15 as '1000000000000000.0
     return repr(value)
 
 
