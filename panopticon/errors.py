@@ -25,6 +25,10 @@ class ConfigError(PanopticonError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
+class StoreError(PanopticonError):
+    """The store is unusable: wrong layout, unreachable, or it refused a command."""
+
+
 class PathError(PanopticonError):
     """A JSON path does not parse."""
 

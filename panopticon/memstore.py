@@ -1,0 +1,95 @@
+"""The in-process store of embedded mode: the Redis layout's semantics in dicts.
+
+Same contract as the Redis store (`panopticon.store.Store`), fencing included, so the
+shard and the aggregator run the same code in `panopticon run` as in a sharded
+deployment. Everything happens on the event loop's thread; no locks are needed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+
+from panopticon.errors import StoreError
+from panopticon.store import ClaimResult, Layout, Op, RegistryEntry, token
+
+
+class MemoryStore:
+    def __init__(self, layout: Layout | None = None) -> None:
+        self.layout = layout or Layout()
+        self._layout_seen: Layout | None = None
+        self._epoch: str | None = None
+        self._owners: dict[int, str] = {}
+        self._families: dict[tuple[str, int], dict[str, bytes]] = {}
+        self._registry: dict[str, RegistryEntry] = {}
+        self._shards: dict[int, dict[str, object]] = {}
+
+    async def ensure_layout(self) -> None:
+        if self._layout_seen is None:
+            self._layout_seen = self.layout
+        elif self._layout_seen != self.layout:
+            raise StoreError(f"store layout is {self._layout_seen}, this process uses {self.layout}")
+
+    async def epoch(self) -> str:
+        if self._epoch is None:
+            self._epoch = secrets.token_hex(8)
+        return self._epoch
+
+    async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
+        claimed: list[int] = []
+        refused: list[int] = []
+        for b in buckets:
+            cur = self._owners.get(b)
+            ok = cur is None
+            if cur is not None:
+                owner, _, gen = cur.partition(":")
+                ok = int(gen) < generation or (int(gen) == generation and owner == str(shard))
+            if ok:
+                self._owners[b] = token(shard, generation)
+                claimed.append(b)
+            else:
+                refused.append(b)
+        return ClaimResult(tuple(claimed), tuple(refused))
+
+    async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
+        refused = sorted({op.bucket for op in ops if self._owners.get(op.bucket) != owner})
+        rejected = set(refused)
+        for op in ops:
+            if op.bucket in rejected:
+                continue
+            fields = self._families.setdefault((op.family, slot), {})
+            if op.value is None:
+                fields.pop(op.uid, None)
+            else:
+                fields[op.uid] = op.value
+        return refused
+
+    async def fields(self, slot: int, family: str) -> list[str]:
+        return list(self._families.get((family, slot), {}))
+
+    async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
+        self._registry.update(entries)
+        for family in remove:
+            self._registry.pop(family, None)
+
+    async def registry(self) -> dict[str, RegistryEntry]:
+        return dict(self._registry)
+
+    async def heartbeat(self, shard: int, info: dict[str, object]) -> None:
+        self._shards[shard] = dict(info)
+
+    async def shards(self) -> dict[int, dict[str, object]]:
+        return {k: dict(v) for k, v in self._shards.items()}
+
+    async def read_family(self, family: str) -> AsyncIterator[bytes]:
+        for slot in range(self.layout.slots):
+            fields = self._families.get((family, slot))
+            if fields:
+                yield b"".join(fields.values())
+
+    async def close(self) -> None:
+        return None
+
+    def flush(self) -> None:
+        """Lose everything, as a restarted Redis without persistence would (tests)."""
+        self.__init__(self.layout)  # type: ignore[misc]

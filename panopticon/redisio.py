@@ -1,0 +1,162 @@
+"""The Redis store: the only module that talks to `redis`.
+
+Implements `panopticon.store.Store` on a single Redis or a Redis Cluster (every
+multi-key operation — the claim and write scripts — touches keys of one `{s<slot>}`
+hash tag). URLs carry credentials and TLS: `redis://:password@host:6379/0`,
+`rediss://host:6380?ssl_ca_certs=/ca.pem` (redis-py's URL options).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
+from panopticon.errors import StoreError
+from panopticon.store import (
+    CLAIM_SCRIPT,
+    WRITE_SCRIPT,
+    ClaimResult,
+    Layout,
+    Op,
+    RegistryEntry,
+    write_arguments,
+)
+
+READ_BATCH = 16
+"""HVALS pipelined per round trip when streaming a family: bounds scrape memory to
+about 16 slot hashes of one family."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """How to reach Redis. `url` may hold a password and TLS options."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    password: str | None = None
+    """Overrides the URL's password (e.g. from a Secret in the environment)."""
+    cluster: bool = False
+    ca_file: str | None = None
+    """CA bundle for `rediss://`; the system store when unset."""
+    timeout: float = 10.0
+    """Seconds for connecting and for each command."""
+
+
+class RedisStore:
+    def __init__(self, client: Any, layout: Layout) -> None:
+        self.layout = layout
+        self._client = client
+        self._claim = client.register_script(CLAIM_SCRIPT)
+        self._write = client.register_script(WRITE_SCRIPT)
+
+    @classmethod
+    def connect(cls, options: RedisOptions, layout: Layout) -> RedisStore:
+        kwargs: dict[str, Any] = {
+            "decode_responses": False,
+            "socket_timeout": options.timeout,
+            "socket_connect_timeout": options.timeout,
+        }
+        if options.password is not None:
+            kwargs["password"] = options.password
+        if options.ca_file:
+            kwargs["ssl_ca_certs"] = options.ca_file
+        try:
+            if options.cluster:
+                client: Any = RedisCluster.from_url(options.url, **kwargs)
+            else:
+                client = aioredis.from_url(options.url, health_check_interval=30, **kwargs)
+        except (RedisError, ValueError) as e:
+            raise StoreError(f"redis {options.url.split('@')[-1]}: {e}") from e
+        return cls(client, layout)
+
+    async def _run(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except RedisError as e:
+            raise StoreError(f"redis {what}: {e}") from e
+        except OSError as e:
+            raise StoreError(f"redis {what}: {e}") from e
+
+    async def ping(self) -> None:
+        await self._run("ping", self._client.ping())
+
+    async def ensure_layout(self) -> None:
+        mine = self.layout.describe()
+        await self._run("layout", self._client.set(self.layout.layout_key, mine, nx=True))
+        recorded = await self._run("layout", self._client.get(self.layout.layout_key))
+        if recorded is not None and orjson.loads(recorded) != orjson.loads(mine):
+            raise StoreError(
+                f"redis key {self.layout.layout_key} records layout {recorded.decode()}, "
+                f"this process uses {mine.decode()}: use the same --buckets/--slots everywhere"
+            )
+
+    async def epoch(self) -> str:
+        candidate = secrets.token_hex(8)
+        await self._run("epoch", self._client.set(self.layout.epoch_key, candidate, nx=True))
+        value = await self._run("epoch", self._client.get(self.layout.epoch_key))
+        return value.decode() if value is not None else candidate
+
+    async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
+        if not buckets:
+            return ClaimResult((), ())
+        claimed, refused = await self._run(
+            "claim",
+            self._claim(keys=[self.layout.owners_key(slot)], args=[shard, generation, *buckets]),
+        )
+        return ClaimResult(tuple(int(b) for b in claimed), tuple(int(b) for b in refused))
+
+    async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
+        if not ops:
+            return []
+        keys, args = write_arguments(self.layout, slot, owner, ops)
+        refused = await self._run("write", self._write(keys=keys, args=args))
+        return [int(b) for b in refused]
+
+    async def fields(self, slot: int, family: str) -> list[str]:
+        raw = await self._run("hkeys", self._client.hkeys(self.layout.family_key(slot, family)))
+        return [f.decode("utf-8", "surrogatepass") for f in raw]
+
+    async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        if entries:
+            pipe.hset(self.layout.registry_key, mapping={k: v.encode() for k, v in entries.items()})
+        if remove:
+            pipe.hdel(self.layout.registry_key, *remove)
+        await self._run("registry", pipe.execute())
+
+    async def registry(self) -> dict[str, RegistryEntry]:
+        raw = await self._run("registry", self._client.hgetall(self.layout.registry_key))
+        return {k.decode(): RegistryEntry.decode(v) for k, v in raw.items()}
+
+    async def heartbeat(self, shard: int, info: dict[str, object]) -> None:
+        await self._run(
+            "heartbeat", self._client.hset(self.layout.shards_key, str(shard), orjson.dumps(info))
+        )
+
+    async def shards(self) -> dict[int, dict[str, object]]:
+        raw = await self._run("shards", self._client.hgetall(self.layout.shards_key))
+        return {int(k): orjson.loads(v) for k, v in raw.items()}
+
+    async def read_family(self, family: str) -> AsyncIterator[bytes]:
+        slots = range(self.layout.slots)
+        for start in range(0, len(slots), READ_BATCH):
+            pipe = self._client.pipeline(transaction=False)
+            for slot in slots[start : start + READ_BATCH]:
+                pipe.hvals(self.layout.family_key(slot, family))
+            for values in await self._run("read", pipe.execute()):
+                if values:
+                    yield b"".join(values)
+
+    async def flushdb(self) -> None:
+        """Drop every key of this Panopticon's prefix (tests and operators' resets)."""
+        async for key in self._client.scan_iter(match=f"{self.layout.prefix}:*", count=1000):
+            await self._run("unlink", self._client.unlink(key))
+
+    async def close(self) -> None:
+        await self._client.aclose()

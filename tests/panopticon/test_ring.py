@@ -1,0 +1,52 @@
+"""Ring and bucket properties (deterministic: seeded uids, no timing)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from benchmarks.ring_balance import measure
+from panopticon.buckets import BucketSpace, ShardFilter, fnv1a64
+from panopticon.ring import Ring
+
+
+def test_fnv1a64_matches_the_reference_values() -> None:
+    assert fnv1a64("") == 0xCBF29CE484222325
+    assert fnv1a64("a") == 0xAF63DC4C8601EC8C
+    assert fnv1a64("foobar") == 0x85944171F73967E8
+
+
+def test_ring_balance_and_movement_meet_the_targets_over_2_to_16_shards() -> None:
+    rows = measure(objects=50_000, seed=3)
+    for n, balance, moved in rows:
+        if n >= 2:
+            assert balance <= 1.15, (n, balance)
+        if moved is not None:
+            assert moved <= 1.2, (n, moved)
+
+
+def test_adding_a_shard_only_moves_buckets_to_the_new_shard() -> None:
+    for n in range(1, 9):
+        before, after = Ring(n, 1), Ring(n + 1, 2)
+        for bucket in range(before.space.count):
+            if before.owner(bucket) != after.owner(bucket):
+                assert after.owner(bucket) == n
+
+
+def test_every_bucket_has_exactly_one_owner_and_the_filters_partition_the_uids() -> None:
+    ring = Ring(5, 1)
+    filters = [ring.filter_for(i) for i in range(5)]
+    assert sum(len(f.buckets) for f in filters) == ring.space.count
+    rng = random.Random(1)
+    for _ in range(2000):
+        uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        assert sum(f.contains(uid) for f in filters) == 1
+        assert filters[ring.owner_of_uid(uid)].contains(uid)
+
+
+def test_a_filter_selector_covers_exactly_its_buckets_hash_ranges() -> None:
+    space = BucketSpace(8)
+    f = ShardFilter(space, frozenset({0, 1, 5, 7}))
+    assert f.ranges == ((0, 2 << 61), (5 << 61, 6 << 61), (7 << 61, 1 << 64))
+    assert f.selector().count("shardRange(object.metadata.uid") == 3
+    assert "'0x10000000000000000'" in f.selector()

@@ -1,0 +1,198 @@
+"""The store contract, on a real redis-server and on the in-process store alike.
+
+Fencing (architecture invariant 3): a shard that lost a bucket, or lags behind a
+ring change, can never overwrite what the current owner wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+
+from panopticon.errors import StoreError
+from panopticon.exposition import FamilyHeader
+from panopticon.memstore import MemoryStore
+from panopticon.redisio import RedisOptions, RedisStore
+from panopticon.store import Layout, Op, RegistryEntry, Store, token
+from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+
+LAYOUT = Layout(prefix="t", buckets=64, slots=8)
+StoreTest = Callable[[Store], Awaitable[None]]
+
+
+@pytest.fixture(params=["redis", "memory"])
+def run_store(request: pytest.FixtureRequest) -> Iterator[Callable[[StoreTest], None]]:
+    def run(test: StoreTest) -> None:
+        async def main() -> None:
+            if request.param == "memory":
+                store: Store = MemoryStore(LAYOUT)
+            else:
+                server: RedisServer = request.getfixturevalue("redis_server")
+                layout = Layout(prefix=f"t{uuid.uuid4().hex[:8]}", buckets=64, slots=8)
+                store = RedisStore.connect(RedisOptions(url=server.url), layout)
+            try:
+                await store.ensure_layout()
+                await test(store)
+            finally:
+                await store.close()
+
+        asyncio.run(main())
+
+    yield run
+
+
+def uid_in(layout: Layout, bucket: int) -> str:
+    while True:
+        uid = str(uuid.uuid4())
+        if layout.space.bucket(uid) == bucket:
+            return uid
+
+
+def test_a_claimed_bucket_accepts_its_owners_writes_and_the_aggregator_reads_them(
+    run_store: Callable[[StoreTest], None],
+) -> None:
+    async def body(store: Store) -> None:
+        layout = store.layout
+        slot = layout.slot_of(5)
+        claim = await store.claim(slot, 0, 1, [5])
+        assert claim.claimed == (5,) and claim.refused == ()
+        a, b = uid_in(layout, 5), uid_in(layout, 5)
+        refused = await store.write(
+            slot, token(0, 1), [Op("fam", 5, a, b'fam{x="a"} 1\n'), Op("fam", 5, b, b'fam{x="b"} 2\n')]
+        )
+        assert refused == []
+        data = b"".join([chunk async for chunk in store.read_family("fam")])
+        assert sorted(data.splitlines()) == [b'fam{x="a"} 1', b'fam{x="b"} 2']
+        assert sorted(await store.fields(slot, "fam")) == sorted([a, b])
+        await store.write(slot, token(0, 1), [Op("fam", 5, a, None)])
+        assert await store.fields(slot, "fam") == [b]
+
+    run_store(body)
+
+
+def test_a_lagging_former_owner_is_fenced_out(run_store: Callable[[StoreTest], None]) -> None:
+    async def body(store: Store) -> None:
+        layout = store.layout
+        bucket = 9
+        slot = layout.slot_of(bucket)
+        uid = uid_in(layout, bucket)
+        # Shard 1 owns the bucket at ring generation 3 and writes.
+        assert (await store.claim(slot, 1, 3, [bucket])).claimed == (bucket,)
+        assert await store.write(slot, token(1, 3), [Op("fam", bucket, uid, b"fam 1\n")]) == []
+        # The ring changes (generation 4): shard 2 claims the bucket and writes.
+        assert (await store.claim(slot, 2, 4, [bucket])).claimed == (bucket,)
+        assert await store.write(slot, token(2, 4), [Op("fam", bucket, uid, b"fam 2\n")]) == []
+        # Shard 1 has not seen the change yet: its writes and deletes are refused.
+        assert await store.write(slot, token(1, 3), [Op("fam", bucket, uid, b"fam 3\n")]) == [bucket]
+        assert await store.write(slot, token(1, 3), [Op("fam", bucket, uid, None)]) == [bucket]
+        # Nor can it reclaim at its old generation.
+        assert (await store.claim(slot, 1, 3, [bucket])).refused == (bucket,)
+        data = b"".join([chunk async for chunk in store.read_family("fam")])
+        assert data == b"fam 2\n"
+
+    run_store(body)
+
+
+def test_a_batch_applies_owned_buckets_and_refuses_only_the_others(
+    run_store: Callable[[StoreTest], None],
+) -> None:
+    async def body(store: Store) -> None:
+        layout = store.layout
+        mine, theirs = 16, 17  # same slot (8 buckets per slot)
+        slot = layout.slot_of(mine)
+        assert layout.slot_of(theirs) == slot
+        await store.claim(slot, 0, 1, [mine])
+        await store.claim(slot, 1, 1, [theirs])
+        a, b = uid_in(layout, mine), uid_in(layout, theirs)
+        refused = await store.write(
+            slot, token(0, 1), [Op("f", mine, a, b"f 1\n"), Op("f", theirs, b, b"f 2\n")]
+        )
+        assert refused == [theirs]
+        assert await store.fields(slot, "f") == [a]
+
+    run_store(body)
+
+
+def test_claims_follow_generations(run_store: Callable[[StoreTest], None]) -> None:
+    async def body(store: Store) -> None:
+        assert (await store.claim(0, 0, 5, [0, 1])).claimed == (0, 1)
+        assert (await store.claim(0, 0, 5, [0])).claimed == (0,)  # re-claim by the owner
+        result = await store.claim(0, 1, 5, [0])  # same generation, other shard: a bug somewhere
+        assert result.refused == (0,)
+        assert (await store.claim(0, 1, 6, [0])).claimed == (0,)
+
+    run_store(body)
+
+
+def test_the_registry_and_heartbeats_round_trip(run_store: Callable[[StoreTest], None]) -> None:
+    async def body(store: Store) -> None:
+        entry = RegistryEntry.of(FamilyHeader("fam", 'help "q"\nx'), ["c1", "c2"])
+        await store.set_registry({"fam": entry, "gone": entry}, [])
+        await store.set_registry({}, ["gone"])
+        assert await store.registry() == {"fam": entry}
+        await store.heartbeat(2, {"synced": True, "buckets": 3})
+        assert (await store.shards())[2] == {"synced": True, "buckets": 3}
+        first = await store.epoch()
+        assert await store.epoch() == first
+
+    run_store(body)
+
+
+def test_a_different_layout_is_refused(redis_server: RedisServer) -> None:  # noqa: F811
+    async def body() -> None:
+        prefix = f"t{uuid.uuid4().hex[:8]}"
+        one = RedisStore.connect(
+            RedisOptions(url=redis_server.url), Layout(prefix=prefix, buckets=64, slots=8)
+        )
+        two = RedisStore.connect(
+            RedisOptions(url=redis_server.url), Layout(prefix=prefix, buckets=128, slots=8)
+        )
+        try:
+            await one.ensure_layout()
+            with pytest.raises(StoreError, match="use the same --buckets/--slots"):
+                await two.ensure_layout()
+        finally:
+            await one.close()
+            await two.close()
+
+    asyncio.run(body())
+
+
+def test_a_password_protected_redis_needs_the_password() -> None:
+    server = RedisServer(password="s3cret")
+    server.start()
+    try:
+
+        async def body() -> None:
+            good = RedisStore.connect(RedisOptions(url=server.url), LAYOUT)
+            bad = RedisStore.connect(RedisOptions(url=server.url.replace("s3cret", "wrong")), LAYOUT)
+            override = RedisStore.connect(
+                RedisOptions(url=f"redis://127.0.0.1:{server.port}/0", password="s3cret"), LAYOUT
+            )
+            try:
+                await good.ping()
+                await override.ping()
+                with pytest.raises(StoreError):
+                    await bad.ping()
+            finally:
+                for store in (good, bad, override):
+                    await store.close()
+
+        asyncio.run(body())
+    finally:
+        server.close()
+
+
+def test_an_unreachable_redis_is_a_store_error_naming_it() -> None:
+    async def body() -> None:
+        store = RedisStore.connect(RedisOptions(url="redis://127.0.0.1:1/0", timeout=0.5), LAYOUT)
+        try:
+            with pytest.raises(StoreError, match="redis"):
+                await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(body())
