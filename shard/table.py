@@ -1,0 +1,153 @@
+"""Per-kind render state: what this shard last stored for each owned object.
+
+The shard keeps no objects and no rendered bytes, only, per owned object, one int:
+the families present (a bit mask over the kind's family table), the object's bucket
+(16 bits) and a 64-bit digest of the rendered text. That is what tells an update that changes no series (most
+watch events) from one that does, and which fields to delete when a family stops
+appearing, in well under the 300 bytes per object the shard may spend.
+
+When anything an object shows changes, all its families are written again: a few
+more fields per real change, in exchange for one small int per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from panopticon.buckets import BucketSpace
+from panopticon.exposition import encode
+from panopticon.program import Program, RenderError
+from panopticon.store import Op
+
+DIGEST_BITS = 64
+DIGEST_MASK = (1 << DIGEST_BITS) - 1
+BUCKET_BITS = 16
+MASK_SHIFT = DIGEST_BITS + BUCKET_BITS
+
+
+@dataclass(slots=True)
+class Rendered:
+    """The outcome of applying one event: store operations and render errors by config."""
+
+    ops: list[Op] = field(default_factory=list)
+    errors: list[tuple[str, RenderError]] = field(default_factory=list)
+    changed: bool = False
+
+
+class KindTable:
+    """Renders one target kind's owned objects through its programs, with digests."""
+
+    def __init__(
+        self, programs: Iterable[Program], space: BucketSpace, *, namespaced: bool | None = None
+    ) -> None:
+        self.space = space
+        self.namespaced = namespaced
+        self.programs: tuple[Program, ...] = tuple(programs)
+        self._family_bits: dict[str, int] = {}
+        self._families: list[str] = []
+        self._state: dict[str, int] = {}
+        for program in self.programs:
+            for header in program.families:
+                self._bit(header.name)
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._state
+
+    def uids(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def _bit(self, family: str) -> int:
+        bit = self._family_bits.get(family)
+        if bit is None:
+            # Append-only: masks stored before a config change stay meaningful.
+            bit = self._family_bits[family] = len(self._families)
+            self._families.append(family)
+        return bit
+
+    def set_programs(self, programs: Iterable[Program]) -> None:
+        """New programs for this kind; objects are re-rendered as the caller replays them."""
+        self.programs = tuple(programs)
+        for program in self.programs:
+            for header in program.families:
+                self._bit(header.name)
+
+    def families_of(self, state: int) -> Iterator[str]:
+        mask = state >> MASK_SHIFT
+        bit = 0
+        while mask:
+            if mask & 1:
+                yield self._families[bit]
+            mask >>= 1
+            bit += 1
+
+    def apply(self, event: str, obj: Any, uid: str) -> Rendered:
+        """Apply one ADDED/MODIFIED/DELETED event for an owned object."""
+        out = Rendered()
+        old = self._state.get(uid)
+        if event == "DELETED":
+            if old is not None:
+                del self._state[uid]
+                bucket = _bucket(old)
+                out.ops = [Op(f, bucket, uid, None) for f in self.families_of(old)]
+                out.changed = True
+            return out
+        bucket = _bucket(old) if old is not None else self.space.bucket(uid)
+        texts: list[str] = []
+        rendered: list[tuple[str, str]] = []
+        mask = 0
+        for program in self.programs:
+            result = program.render(obj, namespaced=self.namespaced)
+            if result.errors:
+                out.errors.extend((program.config_name, e) for e in result.errors)
+            for family, text in result.families.items():
+                rendered.append((family, text))
+                texts.append(text)
+                mask |= 1 << self._bit(family)
+        state = (mask << MASK_SHIFT) | (bucket << DIGEST_BITS) | (hash(tuple(texts)) & DIGEST_MASK)
+        if old == state:
+            return out
+        self._state[uid] = state
+        out.changed = True
+        out.ops = [Op(family, bucket, uid, encode(text)) for family, text in rendered]
+        if old is not None:
+            gone = (old >> MASK_SHIFT) & ~mask
+            if gone:
+                out.ops.extend(Op(f, bucket, uid, None) for f in self.families_of(gone << MASK_SHIFT))
+        return out
+
+    def forget(self, buckets: frozenset[int] | set[int]) -> int:
+        """Drop the state of objects in `buckets` (ownership moved away); no store operations."""
+        gone = [uid for uid, state in self._state.items() if _bucket(state) in buckets]
+        for uid in gone:
+            del self._state[uid]
+        return len(gone)
+
+    def invalidate(self) -> None:
+        """Forget every digest (not the objects): the next event for each object rewrites it.
+
+        Used when the store lost its data (a new epoch)."""
+        for uid, state in self._state.items():
+            self._state[uid] = state ^ DIGEST_MASK  # flipped: never equal to the next render
+
+    def clear_ops(self) -> list[Op]:
+        """Delete everything this table stored (its kind is no longer targeted)."""
+        ops = [
+            Op(f, _bucket(state), uid, None)
+            for uid, state in self._state.items()
+            for f in self.families_of(state)
+        ]
+        self._state.clear()
+        return ops
+
+    def bucket_of(self, uid: str) -> int | None:
+        state = self._state.get(uid)
+        return None if state is None else _bucket(state)
+
+
+def _bucket(state: int) -> int:
+    return (state >> DIGEST_BITS) & ((1 << BUCKET_BITS) - 1)

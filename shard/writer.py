@@ -1,0 +1,175 @@
+"""Batched, fenced writes to the store, and the ownership they are fenced by.
+
+Render results queue here per storage slot; a newer operation on the same
+(family, uid) replaces an older one still queued, so bursts of updates to one object
+cost one write. `flush()` sends every slot's batch through the store's fenced write;
+buckets the store refuses (another shard owns them at a newer ring generation) are
+reported so the shard stops writing them until its ring catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from panopticon.errors import StoreError
+from panopticon.ring import Ring
+from panopticon.store import Layout, Op, Store, token
+
+MAX_CONCURRENT_WRITES = 4
+"""Slot batches in flight at once: enough to keep Redis busy over one connection
+pool without queueing everything behind one slow batch."""
+
+
+@dataclass(slots=True)
+class FlushResult:
+    written: int = 0
+    slots: int = 0
+    refused: set[int] = field(default_factory=set)
+    failed_slots: int = 0
+    latencies: list[float] = field(default_factory=list)
+    """Seconds from the oldest queued event of each written batch to its acknowledgement."""
+
+
+class WriteQueue:
+    def __init__(self, store: Store, *, max_ops_per_batch: int = 5000) -> None:
+        self.store = store
+        self.layout: Layout = store.layout
+        self.max_ops = max_ops_per_batch
+        self._pending: dict[int, dict[tuple[str, str], Op]] = {}
+        self._since: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._pending.values())
+
+    def add(self, ops: Iterable[Op], *, at: float | None = None) -> None:
+        now = time.monotonic() if at is None else at
+        for op in ops:
+            slot = self.layout.slot_of(op.bucket)
+            pending = self._pending.get(slot)
+            if pending is None:
+                pending = self._pending[slot] = {}
+                self._since[slot] = now
+            pending[(op.family, op.uid)] = op
+
+    def discard(self, buckets: frozenset[int] | set[int]) -> None:
+        """Drop queued operations of buckets no longer owned."""
+        for slot, pending in list(self._pending.items()):
+            for key in [k for k, op in pending.items() if op.bucket in buckets]:
+                del pending[key]
+            if not pending:
+                del self._pending[slot]
+                self._since.pop(slot, None)
+
+    async def flush(self, owner: str) -> FlushResult:
+        """Write everything queued. Batches that fail stay queued for the next flush."""
+        result = FlushResult()
+        if not self._pending:
+            return result
+        batches = self._pending
+        since = self._since
+        self._pending, self._since = {}, {}
+        semaphore = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+
+        async def write(slot: int, ops: list[Op]) -> None:
+            async with semaphore:
+                try:
+                    for start in range(0, len(ops), self.max_ops):
+                        refused = await self.store.write(slot, owner, ops[start : start + self.max_ops])
+                        result.refused.update(refused)
+                except StoreError:
+                    result.failed_slots += 1
+                    self._requeue(slot, ops, since.get(slot))
+                    return
+                result.written += len(ops)
+                result.slots += 1
+                result.latencies.append(time.monotonic() - since.get(slot, time.monotonic()))
+
+        await asyncio.gather(*(write(slot, list(ops.values())) for slot, ops in batches.items()))
+        return result
+
+    def _requeue(self, slot: int, ops: list[Op], since: float | None) -> None:
+        pending = self._pending.setdefault(slot, {})
+        for op in ops:
+            pending.setdefault((op.family, op.uid), op)  # newer queued ops win
+        self._since[slot] = min(self._since.get(slot, float("inf")), since or time.monotonic())
+
+
+class Ownership:
+    """The buckets this shard owns and has claimed in the store."""
+
+    def __init__(self, store: Store, shard: int) -> None:
+        self.store = store
+        self.shard = shard
+        self.ring: Ring | None = None
+        self.owned: frozenset[int] = frozenset()
+        self.refused: set[int] = set()
+
+    @property
+    def token(self) -> str:
+        return token(self.shard, self.ring.generation if self.ring else 0)
+
+    async def adopt(self, ring: Ring) -> tuple[frozenset[int], frozenset[int]]:
+        """Switch to `ring`: claim the buckets it gives this shard; return (gained, lost).
+
+        Buckets the store refuses (owned at a newer generation: this shard lags) are
+        not owned until a later ring says otherwise."""
+        wanted = ring.buckets_of(self.shard) if self.shard < ring.shards else frozenset()
+        previous = self.owned
+        self.ring = ring
+        claimed = await self.claim(wanted)
+        self.owned = frozenset(claimed)
+        return self.owned - previous, previous - self.owned
+
+    async def claim(self, buckets: Iterable[int]) -> set[int]:
+        assert self.ring is not None
+        layout = self.store.layout
+        by_slot: dict[int, list[int]] = {}
+        for b in buckets:
+            by_slot.setdefault(layout.slot_of(b), []).append(b)
+        claimed: set[int] = set()
+        self.refused = set()
+        for slot, slot_buckets in sorted(by_slot.items()):
+            result = await self.store.claim(slot, self.shard, self.ring.generation, slot_buckets)
+            claimed.update(result.claimed)
+            self.refused.update(result.refused)
+        return claimed
+
+    def lose(self, buckets: Iterable[int]) -> None:
+        """The store refused writes to `buckets`: another shard owns them now."""
+        self.owned = self.owned - frozenset(buckets)
+
+
+async def collect_garbage(
+    store: Store,
+    owner: str,
+    buckets: frozenset[int],
+    families: Sequence[str],
+    live: set[str],
+) -> int:
+    """Delete stored series of objects in `buckets` that are not `live` any more.
+
+    Covers deletes missed while a bucket had no running owner (its shard was down,
+    or the bucket was moving): after a sync, whatever the store holds for an owned
+    bucket but the shard did not render belongs to an object that no longer exists.
+    Deletes go through the fenced write, so a lagging shard cannot collect a bucket it
+    lost."""
+    layout = store.layout
+    space = layout.space
+    slots = sorted({layout.slot_of(b) for b in buckets})
+    deleted = 0
+    for slot in slots:
+        ops: list[Op] = []
+        for family in families:
+            for uid in await store.fields(slot, family):
+                if uid in live:
+                    continue
+                bucket = space.bucket(uid)
+                if bucket in buckets:
+                    ops.append(Op(family, bucket, uid, None))
+        if ops:
+            await store.write(slot, owner, ops)
+            deleted += len(ops)
+    return deleted

@@ -1,0 +1,223 @@
+"""The shard's render state, write queue, ownership and garbage collection (in-process store)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from panopticon.buckets import BucketSpace
+from panopticon.errors import StoreError
+from panopticon.memstore import MemoryStore
+from panopticon.program import Program, compile_config
+from panopticon.ring import Ring
+from panopticon.store import Layout, Op, token
+from shard.table import KindTable
+from shard.writer import Ownership, WriteQueue, collect_garbage
+
+LAYOUT = Layout(prefix="t", buckets=64, slots=8)
+
+CONFIG: dict[str, Any] = {
+    "apiVersion": "metrics.appscode.com/v1alpha1",
+    "kind": "MetricsConfiguration",
+    "metadata": {"name": "c"},
+    "spec": {
+        "targetRef": {"apiVersion": "v1", "kind": "Pod"},
+        "metrics": [
+            {"name": "info", "help": "h", "type": "gauge", "metricValue": {"value": 1}},
+            {"name": "phase", "help": "h", "type": "gauge",
+             "field": {"path": ".status.phase", "type": "String"},
+             "labels": [{"key": "phase", "valuePath": ".status.phase"}], "metricValue": {"value": 1}},
+        ],
+    },
+}  # fmt: skip
+
+
+def program(config: dict[str, Any] = CONFIG) -> Program:
+    p = compile_config(config).program
+    assert p is not None
+    return p
+
+
+def pod(uid: str, phase: str | None = "Running", resource_version: str = "1") -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"p-{uid[:4]}",
+            "namespace": "ns",
+            "uid": uid,
+            "resourceVersion": resource_version,
+        },
+    }
+    if phase:
+        obj["status"] = {"phase": phase}
+    return obj
+
+
+def families(ops: Sequence[Op]) -> list[tuple[str, bool]]:
+    return sorted((op.family, op.value is not None) for op in ops)
+
+
+def test_a_new_object_writes_every_family_and_an_unchanged_one_writes_nothing() -> None:
+    table = KindTable([program()], LAYOUT.space)
+    first = table.apply("ADDED", pod("u1"), "u1")
+    assert families(first.ops) == [("kube_pod_info", True), ("kube_pod_phase", True)]
+    assert table.apply("MODIFIED", pod("u1", resource_version="2"), "u1").ops == []
+
+
+def test_a_change_rewrites_the_object_and_deletes_families_that_disappeared() -> None:
+    table = KindTable([program()], LAYOUT.space)
+    table.apply("ADDED", pod("u1"), "u1")
+    changed = table.apply("MODIFIED", pod("u1", phase="Failed"), "u1")
+    assert families(changed.ops) == [("kube_pod_info", True), ("kube_pod_phase", True)]
+    assert b'phase="Failed"' in next(
+        op.value for op in changed.ops if op.family == "kube_pod_phase" and op.value
+    )
+    gone = table.apply("MODIFIED", pod("u1", phase=None), "u1")
+    assert families(gone.ops) == [("kube_pod_info", True), ("kube_pod_phase", False)]
+
+
+def test_a_delete_removes_every_family_the_object_had() -> None:
+    table = KindTable([program()], LAYOUT.space)
+    table.apply("ADDED", pod("u1"), "u1")
+    deleted = table.apply("DELETED", pod("u1"), "u1")
+    assert families(deleted.ops) == [("kube_pod_info", False), ("kube_pod_phase", False)]
+    assert len(table) == 0
+    assert table.apply("DELETED", pod("u1"), "u1").ops == []
+
+
+def test_ops_carry_the_objects_bucket_and_forget_drops_state_silently() -> None:
+    space = BucketSpace(64)
+    table = KindTable([program()], space)
+    uids = [f"uid-{i}" for i in range(50)]
+    for uid in uids:
+        for op in table.apply("ADDED", pod(uid), uid).ops:
+            assert op.bucket == space.bucket(uid)
+    lost = {space.bucket(u) for u in uids[:10]}
+    dropped = table.forget(lost)
+    assert dropped == sum(1 for u in uids if space.bucket(u) in lost)
+    assert all((u in table) == (space.bucket(u) not in lost) for u in uids)
+
+
+def test_invalidate_makes_the_next_render_rewrite_everything() -> None:
+    table = KindTable([program()], LAYOUT.space)
+    table.apply("ADDED", pod("u1"), "u1")
+    table.invalidate()
+    assert len(table.apply("MODIFIED", pod("u1"), "u1").ops) == 2
+
+
+def test_new_programs_rewrite_changed_families_and_delete_removed_ones() -> None:
+    table = KindTable([program()], LAYOUT.space)
+    table.apply("ADDED", pod("u1"), "u1")
+    smaller = copy.deepcopy(CONFIG)
+    smaller["spec"]["metrics"] = smaller["spec"]["metrics"][:1]
+    table.set_programs([program(smaller)])
+    replay = table.apply("MODIFIED", pod("u1"), "u1")
+    assert families(replay.ops) == [("kube_pod_info", True), ("kube_pod_phase", False)]
+    assert families(table.clear_ops()) == [("kube_pod_info", False)]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_the_queue_coalesces_and_flushes_through_the_fence() -> None:
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        ownership = Ownership(store, 0)
+        await ownership.adopt(Ring(1, 1, LAYOUT.space))
+        queue = WriteQueue(store)
+        queue.add([Op("f", 3, "a", b"f 1\n")])
+        queue.add([Op("f", 3, "a", b"f 2\n"), Op("f", 40, "b", b"f 3\n")])
+        assert len(queue) == 2
+        result = await queue.flush(ownership.token)
+        assert result.written == 2 and not result.refused and len(queue) == 0
+        data = b"".join([c async for c in store.read_family("f")])
+        assert sorted(data.splitlines()) == [b"f 2", b"f 3"]
+
+    run(body())
+
+
+class FlakyStore(MemoryStore):
+    def __init__(self, layout: Layout) -> None:
+        super().__init__(layout)
+        self.fail = 1
+
+    async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
+        if self.fail:
+            self.fail -= 1
+            raise StoreError("redis write: connection reset")
+        return await super().write(slot, owner, ops)
+
+
+def test_a_failed_batch_stays_queued_and_newer_ops_win_on_retry() -> None:
+    async def body() -> None:
+        store = FlakyStore(LAYOUT)
+        await store.claim(0, 0, 1, [1])
+        queue = WriteQueue(store)
+        queue.add([Op("f", 1, "a", b"f 1\n")])
+        failed = await queue.flush(token(0, 1))
+        assert failed.failed_slots == 1 and len(queue) == 1
+        queue.add([Op("f", 1, "a", b"f 9\n")])
+        ok = await queue.flush(token(0, 1))
+        assert ok.failed_slots == 0
+        assert b"".join([c async for c in store.read_family("f")]) == b"f 9\n"
+
+    run(body())
+
+
+def test_ownership_claims_what_the_ring_gives_and_reports_gains_and_losses() -> None:
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        a, b = Ownership(store, 0), Ownership(store, 1)
+        ring1 = Ring(1, 1, LAYOUT.space)
+        gained, lost = await a.adopt(ring1)
+        assert gained == frozenset(range(64)) and not lost
+        ring2 = Ring(2, 2, LAYOUT.space)
+        gained_b, _ = await b.adopt(ring2)
+        assert gained_b == ring2.buckets_of(1)
+        # Shard 0 lags: its old-generation writes to moved buckets are refused.
+        moved = next(iter(gained_b))
+        refused = await store.write(LAYOUT.slot_of(moved), a.token, [Op("f", moved, "x", b"f 1\n")])
+        assert refused == [moved]
+        _, lost = await a.adopt(ring2)
+        assert lost == ring2.buckets_of(1)
+
+    run(body())
+
+
+def test_garbage_collection_removes_only_dead_objects_of_owned_buckets() -> None:
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        space = LAYOUT.space
+        ring = Ring(2, 1, space)
+        mine = ring.buckets_of(0)
+        await store.claim(0, 0, 1, [])  # no-op claim keeps the API exercised
+        owner0, owner1 = Ownership(store, 0), Ownership(store, 1)
+        await owner0.adopt(ring)
+        await owner1.adopt(ring)
+        uids = [f"uid-{i}" for i in range(40)]
+        for uid in uids:
+            bucket = space.bucket(uid)
+            who = owner0 if bucket in mine else owner1
+            await store.write(LAYOUT.slot_of(bucket), who.token, [Op("f", bucket, uid, b"f 1\n")])
+        live = {u for u in uids[::2]}
+        deleted = await collect_garbage(store, owner0.token, owner0.owned, ["f"], live)
+        remaining = {uid for slot in range(LAYOUT.slots) for uid in await store.fields(slot, "f")}
+        for uid in uids:
+            dead_and_mine = uid not in live and space.bucket(uid) in mine
+            assert (uid in remaining) != dead_and_mine
+        assert deleted == sum(1 for u in uids if u not in live and space.bucket(u) in mine)
+
+    run(body())
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_one_shard_owns_everything_and_shards_partition_the_buckets(count: int) -> None:
+    ring = Ring(count, 1, LAYOUT.space)
+    owned = [ring.buckets_of(i) for i in range(count)]
+    assert sorted(b for o in owned for b in o) == list(range(LAYOUT.buckets))
