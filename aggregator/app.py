@@ -1,0 +1,164 @@
+"""The aggregator's HTTP endpoints: thin handlers over `scrape.exposition`.
+
+- metrics port: `/metrics` (the users' metrics; text or OpenMetrics, gzip when asked),
+  `/healthz`, `/readyz`;
+- telemetry port: `/metrics` (the aggregator's own metrics and the shards it sees),
+  `/healthz`, `/readyz`.
+
+A store failure in the middle of a response aborts the connection, so Prometheus
+records a failed scrape instead of a truncated one; a scrape beyond the concurrency
+limit gets 503 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+
+from aggregator.compress import gzip_stream
+from aggregator.negotiation import choose_format, wants_gzip
+from aggregator.scrape import ScrapeStats, exposition
+from aggregator.telemetry import AggregatorMetrics
+from panopticon.errors import StoreError
+from panopticon.store import Store
+
+log = logging.getLogger("panopticon.aggregator")
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeSettings:
+    max_concurrent: int = 4
+    """Scrapes served at once; more get 503 (each can stream hundreds of MB)."""
+    gzip_level: int = 1
+    """zlib level: 1 is several times cheaper than the default 6 for ~10% more bytes."""
+    heartbeat_stale_after: float = 15.0
+    """Seconds without a heartbeat after which a shard counts as down."""
+    ready_timeout: float = 2.0
+    """Seconds /readyz waits for the store."""
+
+
+STORE = web.AppKey("store", Store)
+SETTINGS = web.AppKey("settings", ScrapeSettings)
+METRICS = web.AppKey("metrics", AggregatorMetrics)
+SLOTS = web.AppKey("slots", asyncio.Semaphore)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+
+
+def _store(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    telemetry = app[METRICS]
+    slots = app[SLOTS]
+    if slots.locked():
+        telemetry.rejected.inc()
+        return web.Response(status=503, text="too many concurrent scrapes\n", headers={"Retry-After": "1"})
+    async with slots:
+        return await _serve(request, _store(request), app[SETTINGS], telemetry)
+
+
+async def _serve(
+    request: web.Request, store: Store, settings: ScrapeSettings, telemetry: AggregatorMetrics
+) -> web.StreamResponse:
+    fmt = choose_format(request.headers.get("Accept"))
+    gzip = wants_gzip(request.headers.get("Accept-Encoding"))
+    started = time.perf_counter()
+    stats = ScrapeStats()
+    stream = exposition(store, fmt, stats)
+    try:
+        first = await anext(stream, None)  # a store failure here still gets a clean 503
+    except StoreError as e:
+        telemetry.store_errors.inc()
+        log.warning("scrape failed before the first byte: %s", e)
+        return web.Response(status=503, text=f"store unavailable: {e}\n")
+    response = web.StreamResponse(headers={"Content-Type": fmt.content_type, "Cache-Control": "no-store"})
+    if gzip:
+        response.headers["Content-Encoding"] = "gzip"
+    await response.prepare(request)
+
+    async def body() -> AsyncIterator[bytes]:
+        if first is not None:
+            yield first
+        async for chunk in stream:
+            yield chunk
+
+    chunks = (
+        body() if not gzip else gzip_stream(body(), level=settings.gzip_level, executor=request.app[EXECUTOR])
+    )
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    except StoreError as e:
+        # Abort: no chunked terminator, so the client sees a broken response, never a
+        # short one that parses.
+        telemetry.store_errors.inc()
+        telemetry.aborted.inc()
+        log.warning("scrape aborted after %d bytes: %s", stats.bytes, e)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    elapsed = time.perf_counter() - started
+    telemetry.observe(fmt.value, "gzip" if gzip else "identity", elapsed, stats)
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await asyncio.wait_for(_store(request).registry(), request.app[SETTINGS].ready_timeout)
+    except (StoreError, TimeoutError) as e:
+        return web.Response(status=503, text=f"store not reachable: {e}\n")
+    return web.Response(text="ok\n")
+
+
+async def telemetry_metrics(request: web.Request) -> web.Response:
+    app = request.app
+    telemetry = app[METRICS]
+    try:
+        shards = await _store(request).shards()
+    except StoreError:
+        telemetry.store_errors.inc()
+        shards = {}
+    telemetry.update_shards(shards, now=time.time(), stale_after=app[SETTINGS].heartbeat_stale_after)
+    return web.Response(body=generate_latest(telemetry.registry), content_type="text/plain", charset="utf-8")
+
+
+def build_apps(
+    store: Store, settings: ScrapeSettings | None = None
+) -> tuple[web.Application, web.Application]:
+    """The metrics app and the telemetry app, sharing one store and one set of metrics."""
+    settings = settings or ScrapeSettings()
+    telemetry = AggregatorMetrics(CollectorRegistry(auto_describe=True))
+    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent, thread_name_prefix="gzip")
+    apps = []
+    for routes in (
+        [web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)],
+        [web.get("/metrics", telemetry_metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)],
+    ):
+        app = web.Application()
+        app[STORE] = store
+        app[SETTINGS] = settings
+        app[METRICS] = telemetry
+        app[SLOTS] = asyncio.Semaphore(settings.max_concurrent)
+        app[EXECUTOR] = executor
+        app.add_routes(routes)
+        apps.append(app)
+
+    async def shutdown(app: web.Application) -> None:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    apps[0].on_cleanup.append(shutdown)
+    return apps[0], apps[1]

@@ -1,0 +1,61 @@
+"""`panopticon aggregator` (also `python -m aggregator`): serve /metrics from the store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aggregator.app import ScrapeSettings, build_apps
+from panopticon import serving
+from panopticon.redisio import RedisStore
+from panopticon.settings import add_store_arguments, layout, redis_options
+
+HELP = "serve the metrics the shards wrote to Redis on /metrics (stateless; run several)"
+log = logging.getLogger("panopticon.aggregator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_store_arguments(parser, redis_required=True)
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="metrics port (Prometheus scrapes it)")
+    parser.add_argument(
+        "--telemetry-port", type=int, default=8081, help="the aggregator's own metrics and probes"
+    )
+    parser.add_argument("--max-concurrent-scrapes", type=int, default=4)
+    parser.add_argument("--gzip-level", type=int, default=1, choices=range(1, 10))
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ScrapeSettings(max_concurrent=args.max_concurrent_scrapes, gzip_level=args.gzip_level)
+
+    async def main() -> int:
+        store = RedisStore.connect(redis_options(args), layout(args))
+        try:
+            await store.ensure_layout()
+            metrics_app, telemetry_app = build_apps(store, settings)
+            runners = await serving.start_sites(
+                [(metrics_app, args.host, args.port), (telemetry_app, args.host, args.telemetry_port)]
+            )
+            ports = [serving.bound_port(r) for r in runners]
+            log.info("aggregator serving /metrics on port %d, telemetry on %d", *ports)
+            print(f"READY http://{args.host}:{ports[0]}/metrics telemetry={ports[1]}", flush=True)
+            await serving.stop_event().wait()
+            log.info("stopping: finishing in-flight scrapes")
+            await serving.stop_sites(runners)
+        finally:
+            await store.close()
+        return 0
+
+    return serving.run(main)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m aggregator", description=HELP)
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The aggregator's own metrics (its own registry, never the default one)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from aggregator.scrape import ScrapeStats
+
+_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class AggregatorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.scrape_duration = Histogram(
+            "panopticon_aggregator_scrape_duration_seconds",
+            "Time to stream one /metrics response.",
+            ["format", "encoding"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.scrape_bytes = Counter(
+            "panopticon_aggregator_scrape_bytes", "Uncompressed bytes served on /metrics.", registry=registry
+        )
+        self.last_series = Gauge(
+            "panopticon_aggregator_last_scrape_series",
+            "Series in the last complete scrape.",
+            registry=registry,
+        )
+        self.last_families = Gauge(
+            "panopticon_aggregator_last_scrape_families",
+            "Families in the last complete scrape.",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "panopticon_aggregator_scrapes_rejected", "Scrapes refused (503) over the concurrency limit.",
+            registry=registry,
+        )  # fmt: skip
+        self.aborted = Counter(
+            "panopticon_aggregator_scrapes_aborted",
+            "Scrapes aborted mid-stream by a store error.",
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "panopticon_aggregator_store_errors", "Store (Redis) errors seen.", registry=registry
+        )
+        self.shard_up = Gauge(
+            "panopticon_shard_up", "1 if the shard's heartbeat is fresh.", ["shard"], registry=registry
+        )
+        self.shard_synced = Gauge(
+            "panopticon_shard_synced",
+            "1 if the shard finished its first full sync.",
+            ["shard"],
+            registry=registry,
+        )
+        self.shard_heartbeat_age = Gauge(
+            "panopticon_shard_heartbeat_age_seconds", "Seconds since the shard's last heartbeat.", ["shard"],
+            registry=registry,
+        )  # fmt: skip
+
+    def observe(self, fmt: str, encoding: str, seconds: float, stats: ScrapeStats) -> None:
+        self.scrape_duration.labels(fmt, encoding).observe(seconds)
+        self.scrape_bytes.inc(stats.bytes)
+        self.last_series.set(stats.series)
+        self.last_families.set(stats.families)
+
+    def update_shards(
+        self, shards: Mapping[int, Mapping[str, object]], *, now: float, stale_after: float
+    ) -> None:
+        self.shard_up.clear()
+        self.shard_synced.clear()
+        self.shard_heartbeat_age.clear()
+        for index, info in shards.items():
+            seen = info.get("time")
+            age = now - float(seen) if isinstance(seen, (int, float)) else float("inf")
+            label = str(index)
+            self.shard_up.labels(label).set(1 if age <= stale_after else 0)
+            self.shard_synced.labels(label).set(1 if info.get("synced") is True and age <= stale_after else 0)
+            self.shard_heartbeat_age.labels(label).set(age)

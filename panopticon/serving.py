@@ -1,0 +1,72 @@
+"""Running aiohttp apps: uvloop, ports, graceful shutdown on SIGTERM/SIGINT.
+
+`serve(apps, until)` starts each app on its (host, port), waits for `until` (an
+awaitable that ends on a signal or on failure), then stops accepting connections and
+gives in-flight requests `grace` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+
+def run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run `main` on uvloop (STYLE: `asyncio.Runner(loop_factory=uvloop.new_event_loop)`)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT."""
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, event.set)
+    return event
+
+
+async def start_sites(apps: Sequence[tuple[web.Application, str, int]]) -> list[web.AppRunner]:
+    """Start every app; return their runners (ports 0 pick a free port)."""
+    runners = []
+    for app, host, port in apps:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        runners.append(runner)
+    return runners
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port a runner's first site listens on."""
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            port: int = server.sockets[0].getsockname()[1]
+            return port
+    raise RuntimeError("runner has no listening site")
+
+
+async def stop_sites(runners: Sequence[web.AppRunner]) -> None:
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def wait_first(*waits: Awaitable[Any]) -> None:
+    """Return when the first of `waits` finishes (and cancel the rest)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
