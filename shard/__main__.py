@@ -1,0 +1,7 @@
+"""`python -m shard` is `panopticon shard`."""
+
+import sys
+
+from shard.command import main
+
+sys.exit(main())

@@ -1,0 +1,171 @@
+"""`panopticon shard` (also `python -m shard`): one shard worker process.
+
+    panopticon shard --kubeconfig FILE --redis URL --shard-index I --shards N --port P
+
+In a StatefulSet, leave out --shard-index and --shards: the index comes from the pod
+name and the count from `--statefulset NAME` (its replicas, watched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from panopticon import serving
+from panopticon.buckets import ShardFilter
+from panopticon.errors import PanopticonError
+from panopticon.kube.client import KubeClient
+from panopticon.kube.credentials import load_credentials
+from panopticon.kube.discovery import Discovery, ResourceRef
+from panopticon.kube.reflector import Reflector
+from panopticon.redisio import RedisStore
+from panopticon.settings import add_store_arguments, layout, redis_options
+from panopticon.store import Store
+from shard.membership import RingSpec, shard_index
+from shard.status import StatusWriter
+from shard.targets import Source
+from shard.telemetry import Health, ShardMetrics, build_app
+from shard.worker import Worker, WorkerSettings
+
+HELP = "run a shard: render the objects its buckets hold and write them to Redis"
+log = logging.getLogger("panopticon.shard")
+
+STATEFULSETS = ResourceRef(
+    group="apps", version="v1", resource="statefulsets", kind="StatefulSet", namespaced=True
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kube_arguments(parser)
+    add_store_arguments(parser, redis_required=True)
+    group = parser.add_argument_group("sharding")
+    group.add_argument("--shard-index", type=int, help="this shard's index (default: the pod name's ordinal)")
+    group.add_argument(
+        "--shards", type=int, help="shard count (default: the StatefulSet's replicas, watched)"
+    )
+    group.add_argument(
+        "--ring-generation", type=int, default=1, help="ring generation with --shards (fencing epoch)"
+    )
+    group.add_argument("--statefulset", help="the shards' StatefulSet, watched for its replicas")
+    group.add_argument(
+        "--namespace", default=os.environ.get("POD_NAMESPACE", ""), help="the StatefulSet's namespace"
+    )
+    add_worker_arguments(parser)
+
+
+def add_kube_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("kubernetes")
+    group.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)"
+    )
+    group.add_argument("--context", help="kubeconfig context")
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("worker")
+    group.add_argument("--host", default="0.0.0.0", help="address of the health and self-metrics port")
+    group.add_argument("--port", type=int, default=8080, help="/metrics (self-metrics), /healthz, /readyz")
+    group.add_argument("--flush-interval", type=float, default=0.05, metavar="SECONDS")
+    group.add_argument("--heartbeat-interval", type=float, default=2.0, metavar="SECONDS")
+    group.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS")
+    group.add_argument("--no-status", action="store_true", help="never write MetricsConfiguration status")
+    group.add_argument("--log-level", default="INFO")
+
+
+def worker_settings(args: argparse.Namespace, index: int, static_ring: RingSpec | None) -> WorkerSettings:
+    return WorkerSettings(
+        index=index,
+        static_ring=static_ring,
+        flush_interval=args.flush_interval,
+        heartbeat_interval=args.heartbeat_interval,
+        status_interval=args.status_interval,
+        pod=os.environ.get("POD_NAME") or os.environ.get("HOSTNAME", ""),
+    )
+
+
+@asynccontextmanager
+async def kube(args: argparse.Namespace) -> AsyncIterator[tuple[KubeClient, Discovery]]:
+    credentials = load_credentials(args.kubeconfig, args.context)
+    log.info("kubernetes API at %s (%s)", credentials.server, credentials.source)
+    async with KubeClient(credentials) as client:
+        yield client, Discovery(client)
+
+
+async def run_worker(
+    args: argparse.Namespace, store: Store, settings: WorkerSettings, *, ring: Source | None
+) -> int:
+    """Run a worker and its health port until SIGTERM/SIGINT; shared with `panopticon run`."""
+    metrics = ShardMetrics()
+    health = Health()
+    async with kube(args) as (client, discovery):
+        if settings.static_ring is None and ring is None:
+            if not args.statefulset or not args.namespace:
+                raise PanopticonError(
+                    "without --shards, give --statefulset and --namespace (or POD_NAMESPACE)"
+                )
+            ring = Reflector(
+                client,
+                STATEFULSETS,
+                namespace=args.namespace,
+                field_selector=f"metadata.name={args.statefulset}",
+            )
+
+        def make(resource: ResourceRef, shard_filter: ShardFilter | None) -> Source:
+            return Reflector(client, resource, shard_filter=shard_filter)
+
+        worker = Worker(
+            settings,
+            store=store,
+            discovery=discovery,
+            make_source=make,
+            status=None if args.no_status else StatusWriter(client),
+            metrics=metrics,
+            health=health,
+            ring_source=ring,
+        )
+        runners = await serving.start_sites([(build_app(metrics, health), args.host, args.port)])
+        log.info(
+            "shard %d: health and self-metrics on port %d", settings.index, serving.bound_port(runners[0])
+        )
+        try:
+            await worker.run(serving.stop_event())
+        finally:
+            await serving.stop_sites(runners)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    index = shard_index(args.shard_index)
+    static_ring = RingSpec(args.shards, args.ring_generation) if args.shards else None
+    if static_ring is not None and index >= static_ring.shards:
+        log.warning("shard index %d >= --shards %d: this shard will own nothing", index, static_ring.shards)
+
+    async def main() -> int:
+        store = RedisStore.connect(redis_options(args), layout(args))
+        try:
+            return await run_worker(args, store, worker_settings(args, index, static_ring), ring=None)
+        finally:
+            await store.close()
+
+    return serving.run(main)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m shard", description=HELP)
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args())
+    except PanopticonError as e:
+        print(f"shard: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

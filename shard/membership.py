@@ -1,0 +1,68 @@
+"""Who this shard is and how many shards there are.
+
+- The index comes from `--shard-index`, else from the pod name's ordinal suffix
+  (`panopticon-shard-3` → 3; env `POD_NAME`, else `HOSTNAME`), as a StatefulSet
+  gives it.
+- The shard count comes from `--shards`, or from the StatefulSet's `spec.replicas`,
+  watched, so `kubectl scale` needs no restart. The ring's generation (the fencing
+  epoch) is the StatefulSet's `metadata.generation`, which the API server only ever
+  increases; with `--shards` it is `--ring-generation`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from panopticon.errors import PanopticonError
+from panopticon.kube.events import Event
+
+
+class MembershipError(PanopticonError):
+    pass
+
+
+def shard_index(flag: int | None, env: dict[str, str] | None = None) -> int:
+    if flag is not None:
+        if flag < 0:
+            raise MembershipError(f"--shard-index must be >= 0, not {flag}")
+        return flag
+    env = dict(os.environ) if env is None else env
+    name = env.get("POD_NAME") or env.get("HOSTNAME") or ""
+    match = re.search(r"-(\d+)$", name)
+    if not match:
+        raise MembershipError(
+            f"no --shard-index, and the pod name {name!r} (POD_NAME or HOSTNAME) has no ordinal suffix"
+        )
+    return int(match.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class RingSpec:
+    shards: int
+    generation: int
+
+
+def ring_of_statefulset(obj: dict[str, Any]) -> RingSpec | None:
+    """The ring a StatefulSet object describes (None if unusable)."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    replicas = spec.get("replicas", 1) if isinstance(spec, dict) else 1
+    generation = meta.get("generation", 1) if isinstance(meta, dict) else 1
+    if type(replicas) is not int or type(generation) is not int or replicas < 0:
+        return None
+    return RingSpec(max(replicas, 1), generation)
+
+
+async def watch_ring(events: AsyncIterator[Event], on_ring: Callable[[RingSpec], Any]) -> None:
+    """Feed every ring change the StatefulSet reflector reports to `on_ring`."""
+    last: RingSpec | None = None
+    async for event in events:
+        if event.type in ("ADDED", "MODIFIED") and event.obj is not None:
+            ring = ring_of_statefulset(event.obj)
+            if ring is not None and ring != last and (last is None or ring.generation >= last.generation):
+                last = ring
+                await on_ring(ring)

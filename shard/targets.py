@@ -1,0 +1,171 @@
+"""One watched target kind: its reflector, its render table, and what "synced" means.
+
+A target consumes its reflector's events for owned objects, renders them through
+the kind's programs (`KindTable`) and queues the store operations. Starting (or
+restarting, when the kind's configs change or the store lost its data) marks every
+known object; each event unmarks its object; at the reflector's SYNCED every object
+still marked no longer exists and its series are deleted. That is how deletes that
+happened while nobody watched are never lost (invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from panopticon.buckets import ShardFilter
+from panopticon.kube.discovery import ResourceRef
+from panopticon.kube.events import Event
+from panopticon.program import Program
+from shard.table import KindTable
+from shard.telemetry import ShardMetrics
+from shard.writer import WriteQueue
+
+log = logging.getLogger("panopticon.shard")
+
+
+class Source(Protocol):
+    """What a target needs from a reflector."""
+
+    def events(self) -> AsyncIterator[Event]: ...
+
+    def set_filter(self, shard_filter: ShardFilter | None) -> None: ...
+
+
+SourceFactory = Callable[[ResourceRef, ShardFilter | None], Source]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetKey:
+    api_version: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.api_version}/{self.kind}"
+
+
+class Target:
+    def __init__(
+        self,
+        key: TargetKey,
+        resource: ResourceRef,
+        programs: list[Program],
+        *,
+        queue: WriteQueue,
+        metrics: ShardMetrics,
+        make_source: SourceFactory,
+        owns: Callable[[int], bool],
+    ) -> None:
+        self.key = key
+        self.resource = resource
+        self.table = KindTable(programs, queue.layout.space, namespaced=resource.namespaced)
+        self.queue = queue
+        self.metrics = metrics
+        self.make_source = make_source
+        self.owns = owns
+        self.synced = asyncio.Event()
+        self._source: Source | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._marked: set[str] | None = None
+        self._filter: ShardFilter | None = None
+        self._label = str(key)
+
+    @property
+    def programs(self) -> tuple[Program, ...]:
+        return self.table.programs
+
+    def start(self, shard_filter: ShardFilter | None) -> None:
+        """(Re)start watching; everything known is marked until seen again."""
+        self.stop()
+        self.synced.clear()
+        self._filter = shard_filter
+        self._marked = set(self.table.uids())
+        self._source = self.make_source(self.resource, shard_filter)
+        self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._source = None
+
+    async def wait_stopped(self) -> None:
+        task = self._task
+        self.stop()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    def set_programs(self, programs: list[Program], shard_filter: ShardFilter | None) -> None:
+        """New configs for this kind: re-render every object (a fresh list)."""
+        self.table.set_programs(programs)
+        self.start(shard_filter)
+
+    def set_filter(self, shard_filter: ShardFilter | None, lost: frozenset[int]) -> None:
+        """Ownership changed: forget lost buckets silently, pick up gained ones."""
+        if lost:
+            self.table.forget(lost)
+            self.queue.discard(lost)
+            if self._marked is not None:
+                self._marked = {u for u in self._marked if u in self.table}
+        self.synced.clear()
+        self._filter = shard_filter
+        if self._source is not None:
+            self._source.set_filter(shard_filter)
+
+    def remove_all(self) -> None:
+        """The kind is no longer targeted: delete everything it stored."""
+        self.stop()
+        self.queue.add(self.table.clear_ops())
+
+    async def _consume(self, source: Source) -> None:
+        try:
+            async for event in source.events():
+                self._handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The reflector retries API errors itself; reaching here is a bug. Start a
+            # fresh one (which marks everything again) rather than stop watching.
+            log.exception("target %s: reflector failed; restarting it", self._label)
+            await asyncio.sleep(1)
+            self._task = None
+            self.start(self._filter)
+
+    def _handle(self, event: Event) -> None:
+        now = time.monotonic()
+        if event.type == "SYNCED":
+            self._sweep(now)
+            self.metrics.relists.labels(self._label).inc()
+            self.metrics.owned_objects.labels(self._label).set(len(self.table))
+            self.synced.set()
+            return
+        uid = event.uid
+        if self._marked is not None:
+            self._marked.discard(uid)
+        if event.type != "DELETED" and not self.owns(self.table.space.bucket(uid)):
+            return
+        self.metrics.events.labels(self._label, event.type).inc()
+        obj: Any = event.obj
+        rendered = self.table.apply(event.type, obj, uid)
+        if event.type != "DELETED":
+            self.metrics.renders.labels(self._label).inc()
+        for config, error in rendered.errors:
+            self.metrics.render_errors.labels(config, error.family).inc()
+        if rendered.ops:
+            self.queue.add(rendered.ops, at=now)
+
+    def _sweep(self, now: float) -> None:
+        marked, self._marked = self._marked, None
+        if not marked:
+            return
+        for uid in marked:
+            self.queue.add(self.table.apply("DELETED", None, uid).ops, at=now)
+        log.info(
+            "target %s: %d objects vanished while unwatched; their series are deleted",
+            self._label,
+            len(marked),
+        )

@@ -1,0 +1,429 @@
+"""The shard: configs, ownership, targets, writes, heartbeats, status — wired together.
+
+Long-lived tasks run in one TaskGroup (each named; a crash of one is logged and
+ends the worker, which the process supervisor restarts):
+
+- configs: watch MetricsConfigurations, compile, resolve families, publish the
+  registry, start/stop/re-render targets;
+- crds: watch CustomResourceDefinitions, refresh discovery and schemas, so kinds
+  installed after start-up are picked up without a restart;
+- membership: the ring (flags, or the shard StatefulSet watched);
+- flush: batched fenced writes every `flush_interval`;
+- heartbeat: liveness in the store, and the store epoch check that republishes
+  everything when Redis restarted empty;
+- status: conditions on the configs this shard is responsible for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from panopticon.buckets import ShardFilter
+from panopticon.errors import PanopticonError, StoreError
+from panopticon.kube.discovery import Discovery, ResourceRef
+from panopticon.ring import Ring
+from panopticon.store import Store
+from shard.configs import ConfigSet
+from shard.membership import RingSpec, watch_ring
+from shard.status import StatusWriter
+from shard.targets import Source, SourceFactory, Target, TargetKey
+from shard.telemetry import Health, ShardMetrics
+from shard.writer import Ownership, WriteQueue, collect_garbage
+
+log = logging.getLogger("panopticon.shard")
+
+CONFIG_RESOURCE = ResourceRef(
+    group="metrics.appscode.com",
+    version="v1alpha1",
+    resource="metricsconfigurations",
+    kind="MetricsConfiguration",
+    namespaced=False,
+)
+CRD_RESOURCE = ResourceRef(
+    group="apiextensions.k8s.io",
+    version="v1",
+    resource="customresourcedefinitions",
+    kind="CustomResourceDefinition",
+    namespaced=False,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    index: int
+    static_ring: RingSpec | None
+    """From --shards; None when the ring comes from the StatefulSet (`ring_source`)."""
+    flush_interval: float = 0.05
+    """Seconds between flushes: the floor of event→store latency, and the batching window."""
+    heartbeat_interval: float = 2.0
+    """Seconds between heartbeats and store epoch checks (Redis restart detection)."""
+    status_interval: float = 30.0
+    """Seconds between status refreshes of the configs this shard answers for."""
+    pod: str = ""
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        store: Store,
+        discovery: Discovery,
+        make_source: SourceFactory,
+        status: StatusWriter | None,
+        metrics: ShardMetrics,
+        health: Health,
+        ring_source: Source | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.discovery = discovery
+        self.make_source = make_source
+        self.status = status
+        self.metrics = metrics
+        self.health = health
+        self.ring_source = ring_source
+        self.configs = ConfigSet()
+        self.ownership = Ownership(store, settings.index)
+        self.queue = WriteQueue(store)
+        self.targets: dict[TargetKey, Target] = {}
+        self.unresolved: set[TargetKey] = set()
+        self.published: set[str] = set()
+        self.epoch = ""
+        self.configs_synced = asyncio.Event()
+        self.ring_ready = asyncio.Event()
+        self.pending_gc: set[int] = set()
+        self._lock = asyncio.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.store.ensure_layout()
+        self.epoch = await self.store.epoch()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for name, coro in self._loops():
+                    tasks.create_task(_logged(name, coro), name=name)
+                await stop.wait()
+                raise _Stop
+        except* _Stop:
+            pass
+        finally:
+            for target in self.targets.values():
+                await target.wait_stopped()
+            with contextlib.suppress(StoreError):
+                await self.queue.flush(self.ownership.token)
+
+    def _loops(self) -> list[tuple[str, Awaitable[None]]]:
+        return [
+            ("configs", self._configs_loop()),
+            ("crds", self._crds_loop()),
+            ("membership", self._membership_loop()),
+            ("flush", self._flush_loop()),
+            ("heartbeat", self._heartbeat_loop()),
+            ("sync", self._sync_loop()),
+            ("status", self._status_loop()),
+        ]
+
+    # --- configs and CRDs -------------------------------------------------------------
+
+    async def _configs_loop(self) -> None:
+        source = self.make_source(CONFIG_RESOURCE, None)
+        async for event in source.events():
+            self.health.tick()
+            if event.type == "SYNCED":
+                self.configs_synced.set()
+            elif event.type == "DELETED":
+                name = _name_of(event.obj)
+                if name:
+                    self.configs.delete(name)
+            elif event.obj is not None:
+                state = self.configs.upsert(event.obj)
+                if state is not None and not state.valid:
+                    log.warning(
+                        "config %s is invalid: %s", state.name, "; ".join(map(str, state.compiled.errors))
+                    )
+            if self.configs_synced.is_set():
+                await self.reconcile()
+
+    async def _crds_loop(self) -> None:
+        source = self.make_source(CRD_RESOURCE, None)
+        async for event in source.events():
+            self.health.tick()
+            if event.type in ("ADDED", "MODIFIED") and event.obj is not None:
+                self.configs.schemas.add_crd(event.obj)
+            if event.type == "SYNCED" or self.configs_synced.is_set():
+                with contextlib.suppress(PanopticonError):
+                    await self.discovery.refresh()
+                changed = self.configs.recompile()
+                if changed:
+                    log.info("configs revalidated against new CRD schemas: %s", ", ".join(changed))
+                if self.configs_synced.is_set():
+                    await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Make the targets match the configs (start, re-render, stop) and publish families."""
+        if not self.ring_ready.is_set():
+            return
+        async with self._lock:
+            await self._publish_registry()
+            desired = {
+                TargetKey(api_version, kind): programs
+                for (api_version, kind), programs in self.configs.programs_by_target().items()
+            }
+            shard_filter = self._filter()
+            for key, programs in desired.items():
+                target = self.targets.get(key)
+                if target is None:
+                    resource = await self._resolve(key)
+                    if resource is None:
+                        continue
+                    target = Target(
+                        key,
+                        resource,
+                        programs,
+                        queue=self.queue,
+                        metrics=self.metrics,
+                        make_source=self.make_source,
+                        owns=self._owns,
+                    )
+                    self.targets[key] = target
+                    target.start(shard_filter)
+                elif target.programs != tuple(programs):
+                    target.set_programs(programs, shard_filter)
+            for key in [k for k in self.targets if k not in desired]:
+                log.info("target %s is no longer configured: deleting its series", key)
+                self.targets.pop(key).remove_all()
+            self.unresolved &= set(desired)
+            self._config_metrics()
+
+    async def _resolve(self, key: TargetKey) -> ResourceRef | None:
+        try:
+            resource = await self.discovery.resolve(key.api_version, key.kind)
+        except PanopticonError as e:
+            if key not in self.unresolved:
+                log.warning("target %s not served by the API server (yet): %s", key, e)
+            self.unresolved.add(key)
+            return None
+        self.unresolved.discard(key)
+        return resource
+
+    async def _publish_registry(self) -> None:
+        entries = self.configs.registry()
+        removed = sorted(self.published - set(entries))
+        try:
+            await self.store.set_registry(entries, removed)
+        except StoreError as e:
+            self.metrics.store_errors.inc()
+            log.warning("publishing the family registry failed: %s", e)
+            return
+        self.published = set(entries)
+
+    def _config_metrics(self) -> None:
+        invalid = sum(1 for _ in self.configs.invalid())
+        self.metrics.configs.labels("valid").set(len(self.configs.configs) - invalid)
+        self.metrics.configs.labels("invalid").set(invalid)
+
+    # --- ownership ------------------------------------------------------------------
+
+    def _owns(self, bucket: int) -> bool:
+        return bucket in self.ownership.owned
+
+    def _filter(self) -> ShardFilter:
+        return ShardFilter(self.store.layout.space, self.ownership.owned)
+
+    async def _membership_loop(self) -> None:
+        if self.settings.static_ring is not None:
+            await self.adopt(self.settings.static_ring)
+            await asyncio.Event().wait()
+        if self.ring_source is None:
+            raise PanopticonError("no --shards and no StatefulSet to learn the shard count from")
+        await watch_ring(self.ring_source.events(), self.adopt)
+
+    async def adopt(self, spec: RingSpec) -> None:
+        ring = Ring(spec.shards, spec.generation, self.store.layout.space)
+        async with self._lock:
+            first = self.ownership.ring is None
+            gained, lost = await self.ownership.adopt(ring)
+            self.metrics.ring_changes.inc()
+            self.metrics.ring_shards.set(ring.shards)
+            self.metrics.ring_generation.set(ring.generation)
+            self.metrics.owned_buckets.set(len(self.ownership.owned))
+            if self.ownership.refused:
+                log.warning(
+                    "%d buckets are owned at a newer ring generation: not mine yet",
+                    len(self.ownership.refused),
+                )
+            owned = len(self.ownership.owned)
+            log.info(
+                "ring: %d shards (generation %d); shard %d owns %d buckets (+%d -%d)",
+                *(ring.shards, ring.generation, self.settings.index, owned, len(gained), len(lost)),
+            )
+            self.pending_gc |= gained
+            self.pending_gc -= lost
+            if not first:
+                shard_filter = self._filter()
+                for target in self.targets.values():
+                    target.set_filter(shard_filter, lost)
+        self.ring_ready.set()
+        if self.configs_synced.is_set():
+            await self.reconcile()
+
+    # --- writing ---------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_interval)
+            self.health.tick()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not len(self.queue):
+            return
+        started = time.perf_counter()
+        result = await self.queue.flush(self.ownership.token)
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+        self.metrics.fields_written.inc(result.written)
+        for latency in result.latencies:
+            self.metrics.event_to_store.observe(latency)
+        if result.failed_slots:
+            self.metrics.store_errors.inc(result.failed_slots)
+        if result.refused:
+            self.metrics.refused.inc(len(result.refused))
+            await self._lose(result.refused)
+
+    async def _lose(self, buckets: set[int]) -> None:
+        log.warning("the store refused writes to %d buckets: another shard owns them now", len(buckets))
+        async with self._lock:
+            self.ownership.lose(buckets)
+            self.metrics.owned_buckets.set(len(self.ownership.owned))
+            shard_filter = self._filter()
+            for target in self.targets.values():
+                target.set_filter(shard_filter, frozenset(buckets))
+
+    async def _sync_loop(self) -> None:
+        """Readiness after the first full sync; garbage collection after every re-sync."""
+        await self.configs_synced.wait()
+        await self.ring_ready.wait()
+        while True:
+            await asyncio.sleep(self.settings.flush_interval)
+            if not all(t.synced.is_set() for t in self.targets.values()):
+                continue
+            if self.pending_gc:
+                await self.flush()
+                await self._collect(frozenset(self.pending_gc))
+            if not self.health.ready and not len(self.queue):
+                self.health.ready = True
+                self.health.reason = ""
+                self.metrics.synced.set(1)
+                log.info("first full sync done: %d targets, %d objects", len(self.targets), self._objects())
+
+    async def _collect(self, buckets: frozenset[int]) -> None:
+        owned = buckets & self.ownership.owned
+        live: set[str] = set()
+        for target in self.targets.values():
+            live.update(target.table.uids())
+        try:
+            deleted = await collect_garbage(
+                self.store, self.ownership.token, owned, self.configs.families(), live
+            )
+        except StoreError as e:
+            self.metrics.store_errors.inc()
+            log.warning("garbage collection failed (will retry): %s", e)
+            return
+        self.pending_gc -= buckets
+        self.metrics.collected.inc(deleted)
+        if deleted:
+            log.info("garbage collection: %d stale series of deleted objects removed", deleted)
+
+    def _objects(self) -> int:
+        return sum(len(t.table) for t in self.targets.values())
+
+    # --- heartbeats, epoch, status -----------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self.health.tick()
+            try:
+                epoch = await self.store.epoch()
+                if epoch != self.epoch:
+                    await self._republish(epoch)
+                ring = self.ownership.ring
+                await self.store.heartbeat(
+                    self.settings.index,
+                    {
+                        "time": time.time(),
+                        "synced": self.health.ready,
+                        "pod": self.settings.pod,
+                        "ring": [ring.shards, ring.generation] if ring else None,
+                        "buckets": len(self.ownership.owned),
+                        "objects": self._objects(),
+                        "epoch": self.epoch,
+                    },
+                )
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("heartbeat failed: %s", e)
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _republish(self, epoch: str) -> None:
+        """The store lost its data (Redis restarted empty): claim, publish and write everything again."""
+        log.warning("store epoch changed (%s -> %s): Redis lost its data; republishing", self.epoch, epoch)
+        self.metrics.epoch_changes.inc()
+        self.epoch = epoch
+        await self.store.ensure_layout()
+        async with self._lock:
+            if self.ownership.ring is not None:
+                await self.ownership.adopt(self.ownership.ring)
+            self.published = set()
+            await self._publish_registry()
+            shard_filter = self._filter()
+            for target in self.targets.values():
+                target.table.invalidate()
+                target.start(shard_filter)
+
+    async def _status_loop(self) -> None:
+        if self.status is None:
+            await asyncio.Event().wait()
+        assert self.status is not None
+        await self.configs_synced.wait()
+        await self.ring_ready.wait()
+        while True:
+            ring = self.ownership.ring
+            if ring is not None:
+                for state in list(self.configs.configs.values()):
+                    if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
+                        target = (
+                            TargetKey(state.compiled.spec.target.api_version, state.compiled.spec.target.kind)
+                            if (state.compiled.spec and state.compiled.spec.target)
+                            else None
+                        )
+                        found = target is None or target not in self.unresolved
+                        await self.status.write(state.name, state.status(target_found=found))
+            await asyncio.sleep(self.settings.status_interval)
+
+
+class _Stop(Exception):
+    pass
+
+
+async def _logged(name: str, coro: Awaitable[None]) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("shard task %s died", name)
+        raise
+
+
+def _name_of(obj: dict[str, Any] | None) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
