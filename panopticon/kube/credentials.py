@@ -1,0 +1,192 @@
+"""Credentials for the Kubernetes API: the only module of the project that imports
+the `kubernetes` package (an import-linter contract enforces it).
+
+`load_credentials` reads a kubeconfig (client certificates, tokens, token files,
+exec plugins, insecure-skip-tls-verify, tls-server-name, proxy-url) or, when no
+kubeconfig is given or named by `KUBECONFIG` and `KUBERNETES_SERVICE_HOST` is set,
+the in-cluster service account. The hot path never touches the package: the
+result is a server URL, an `ssl.SSLContext` and a function that returns the
+current `Authorization` header.
+
+Tokens rotate. Exec-plugin and OIDC tokens are refreshed by the package's
+`refresh_api_key_hook` when they expire; bound service-account tokens are re-read
+whenever the token file changes (the kubelet replaces it well before expiry), so
+no request goes out with a token older than the file.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client import Configuration
+from kubernetes.config import incluster_config as _incluster_config
+from kubernetes.config import kube_config as _kube_config
+
+from panopticon.kube.errors import CredentialsError
+
+# The package's loaders are untyped; these names make that explicit.
+kube_config: Any = _kube_config
+incluster_config: Any = _incluster_config
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where the kubelet mounts the service account's `token`, `ca.crt` and `namespace`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How to reach and authenticate to one API server."""
+
+    server: str
+    """Base URL, e.g. `https://10.0.0.1:443` (no trailing slash)."""
+    ssl_context: ssl.SSLContext | None
+    """CA, client certificate and verification mode; None for plain HTTP."""
+    header: Callable[[], str | None] = field(repr=False, compare=False)
+    """Returns the current `Authorization` value (refreshing it if needed); may block
+    briefly (exec plugins, file reads), so async callers run it in a thread."""
+    source: str = ""
+    """Where these came from, for logs: `kubeconfig PATH (context C)` or `in-cluster`."""
+    tls_server_name: str | None = None
+    """SNI and verification name when it differs from the URL's host."""
+    proxy: str | None = None
+    """HTTP proxy URL from the kubeconfig's `proxy-url`."""
+    namespace: str = ""
+    """The service account's namespace in-cluster, or the context's namespace."""
+
+    def authorization(self) -> str | None:
+        """The current `Authorization` header value, or None (client certificates only)."""
+        try:
+            return self.header()
+        except CredentialsError:
+            raise
+        except Exception as e:
+            raise CredentialsError(f"refreshing credentials from {self.source}: {e}") from e
+
+
+def load_credentials(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    service_account_dir: str = SERVICE_ACCOUNT_DIR,
+) -> Credentials:
+    """Load credentials: `kubeconfig` (or `$KUBECONFIG`), else in-cluster, else `~/.kube/config`.
+
+    `environ` defaults to `os.environ`; `service_account_dir` holds `token`, `ca.crt`
+    and `namespace` in-cluster (tests point it at temporary files).
+    """
+    env = dict(os.environ) if environ is None else environ
+    path = kubeconfig or env.get("KUBECONFIG")
+    if path:
+        return _from_kubeconfig(path, context)
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return _in_cluster(env, Path(service_account_dir))
+    default = Path("~/.kube/config").expanduser()
+    if default.is_file():
+        return _from_kubeconfig(str(default), context)
+    raise CredentialsError(
+        "no Kubernetes credentials: pass a kubeconfig, set KUBECONFIG, or run in a pod "
+        "(KUBERNETES_SERVICE_HOST unset)"
+    )
+
+
+def _from_kubeconfig(path: str, context: str | None) -> Credentials:
+    source = f"kubeconfig {path}" + (f" (context {context})" if context else "")
+    cfg = Configuration()
+    try:
+        kube_config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+        namespace = _context_namespace(path, context)
+    except Exception as e:
+        raise CredentialsError(f"{source}: {e}") from e
+    lock = threading.Lock()
+
+    def header() -> str | None:
+        with lock:  # the package's loaders are not thread-safe
+            value: Any = cfg.get_api_key_with_prefix("BearerToken")
+        return str(value) if value else None
+
+    return Credentials(
+        server=str(cfg.host).rstrip("/"),
+        ssl_context=_ssl_context(cfg, source),
+        header=header,
+        source=source,
+        tls_server_name=getattr(cfg, "tls_server_name", None) or None,
+        proxy=cfg.proxy or None,
+        namespace=namespace,
+    )
+
+
+def _context_namespace(path: str, context: str | None) -> str:
+    contexts, current = kube_config.list_kube_config_contexts(config_file=path)
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    value = (chosen or {}).get("context", {}).get("namespace", "")
+    return value if isinstance(value, str) else ""
+
+
+def _in_cluster(env: dict[str, str], sa_dir: Path) -> Credentials:
+    token_file, ca_file = sa_dir / "token", sa_dir / "ca.crt"
+    cfg = Configuration()
+    loader = incluster_config.InClusterConfigLoader(
+        token_filename=str(token_file), cert_filename=str(ca_file), try_refresh_token=True, environ=env
+    )
+    try:
+        loader.load_and_set(cfg)
+    except Exception as e:
+        raise CredentialsError(f"in-cluster service account ({sa_dir}): {e}") from e
+    ns_file = sa_dir / "namespace"
+    namespace = ns_file.read_text().strip() if ns_file.is_file() else ""
+    return Credentials(
+        server=str(cfg.host).rstrip("/"),
+        ssl_context=_ssl_context(cfg, "in-cluster"),
+        header=TokenFile(token_file).header,
+        source="in-cluster",
+        namespace=namespace,
+    )
+
+
+class TokenFile:
+    """A bearer token file, re-read whenever it changes (bound tokens rotate)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._value = ""
+        self._lock = threading.Lock()
+
+    def header(self) -> str:
+        with self._lock:
+            try:
+                st = self.path.stat()
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if stamp != self._stamp:
+                    token = self.path.read_text().strip()
+                    if not token:
+                        raise CredentialsError(f"service account token file {self.path} is empty")
+                    self._value, self._stamp = f"Bearer {token}", stamp
+            except OSError as e:
+                if not self._value:
+                    raise CredentialsError(f"reading service account token {self.path}: {e}") from e
+                # Keep the last token while the kubelet swaps the file.
+            return self._value
+
+
+def _ssl_context(cfg: Any, source: str) -> ssl.SSLContext | None:
+    if not str(cfg.host).startswith("https"):
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if cfg.cert_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise CredentialsError(f"{source}: TLS material: {e}") from e
+    if not cfg.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

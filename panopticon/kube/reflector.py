@@ -1,0 +1,553 @@
+"""A client-go-grade reflector: list (or watch-list) then watch, never losing a change.
+
+    reflector = Reflector(client, ref, shard_filter=f)
+    async with contextlib.aclosing(reflector.events()) as events:
+        async for ev in events:      # Event(type, obj, uid, rv, final_state_unknown)
+            ...                      # ADDED / MODIFIED / DELETED / SYNCED
+
+The stack (STYLE.md, kopf `clients/watching.py`), outermost first:
+
+1. `events`: reconnect with backoff (client-go: 800 ms, x2, 30 s cap, jitter 1.0,
+   reset after 2 min) around
+2. `_list_and_watch`: sync by watch-list (`sendInitialEvents=true`, when the server
+   supports it) or by a paged LIST, then watch from the synced RV; a normal end
+   re-watches without relisting, 410 relists, 429 and "connection refused" back
+   off and re-watch, 500 re-watches for `max_internal_error_retry` seconds;
+3. `_watch`: one watch request, its lines triaged (not-owned lines are skipped
+   unparsed) and applied to the view;
+4. `watching.watch_lines`: the inactivity timeout and the line splitter.
+
+Every sync (LIST or watch-list initial events) is diffed against the view:
+ADDED/MODIFIED for new and changed RVs, then DELETED (final state unknown) for
+what vanished, then SYNCED. `set_filter` changes ownership at run time: objects no
+longer owned leave the view silently and the reflector syncs again, so newly
+owned objects arrive as ADDED, followed by SYNCED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import orjson
+
+from panopticon.buckets import ShardFilter
+from panopticon.kube.backoff import Backoff, BackoffSettings
+from panopticon.kube.client import KubeClient
+from panopticon.kube.discovery import ResourceRef
+from panopticon.kube.errors import (
+    ApiStatusError,
+    BadRequestError,
+    ExpiredError,
+    InternalServerError,
+    InvalidError,
+    KubeConnectionError,
+    KubeError,
+    ProtocolError,
+    StreamBrokenError,
+    TooManyRequestsError,
+    VeryShortWatchError,
+    WatchTimeoutError,
+    is_too_large_resource_version,
+    status_error,
+)
+from panopticon.kube.events import INITIAL_EVENTS_END, Event, rv_of_line, split_head, triage
+from panopticon.kube.lines import DEFAULT_MAX_LINE
+from panopticon.kube.listing import list_pages
+from panopticon.kube.view import View
+from panopticon.kube.watching import Interrupted, Waker, watch_lines
+
+log = logging.getLogger(__name__)
+_OBJECT_TYPES = frozenset((b"ADDED", b"MODIFIED", b"DELETED"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectorSettings:
+    """Reflector behaviour; defaults are client-go's unless said otherwise."""
+
+    page_size: int = 500
+    """LIST `limit` (client-go's pager default)."""
+    watch_timeout: tuple[float, float] = (300.0, 600.0)
+    """Seconds; each watch asks `timeoutSeconds` uniformly in [lo, hi) (client-go)."""
+    inactivity_timeout: float | None = 120.0
+    """Seconds without a byte after which a watch is presumed dead and re-opened from
+    the last RV (servers send a bookmark about every 60 s; a quiet resource without
+    bookmarks only costs a cheap re-watch). Not in client-go, which relies on TCP."""
+    watch_list: bool = True
+    """Sync with a watch-list when the server supports it (client-go `WatchListClient`,
+    on since 1.35); the first unsupported answer switches this reflector to LIST."""
+    max_internal_error_retry: float = 30.0
+    """Seconds during which 500s re-watch instead of relisting
+    (client-go `MaxInternalErrorRetryDuration`; 0 there by default)."""
+    very_short_watch: float = 1.0
+    """Seconds; a watch ending sooner without any event is an error (client-go)."""
+    backoff: BackoffSettings = field(default_factory=BackoffSettings)
+    max_line: int = DEFAULT_MAX_LINE
+    """Bytes; the largest watch event accepted."""
+    track_names: bool = False
+    """Keep namespace/name per object so relist-found deletes carry them (costs memory)."""
+
+
+@dataclass(slots=True)
+class ReflectorStats:
+    """Counters for self-metrics."""
+
+    events: dict[str, int] = field(
+        default_factory=lambda: {"ADDED": 0, "MODIFIED": 0, "DELETED": 0, "SYNCED": 0}
+    )
+    lines: int = 0
+    """Watch lines received."""
+    decoded: int = 0
+    """Watch lines parsed in full."""
+    skipped: int = 0
+    """Watch lines skipped unparsed: objects of other shards."""
+    bookmarks: int = 0
+    syncs: int = 0
+    """Completed syncs (LIST or watch-list); every one after the first is a relist."""
+    list_syncs: int = 0
+    watch_list_syncs: int = 0
+    watches: int = 0
+    """Watch requests sent."""
+    watch_restarts: int = 0
+    """Re-watches from the last RV without a relist (normal ends, timeouts, drops)."""
+    errors: dict[str, int] = field(default_factory=dict)
+    """By kind: expired, too_large_rv, too_many_requests, internal, refused, connection,
+    stream_broken, inactivity, short_watch, protocol, http_<code>, ..."""
+
+    @property
+    def relists(self) -> int:
+        return max(0, self.syncs - 1)
+
+
+class _WatchListFailed(Exception):
+    """A watch-list failed before its initial events ended."""
+
+    def __init__(self, cause: KubeError, *, unsupported: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.unsupported = unsupported
+
+
+class Reflector:
+    """Lists and watches one resource; see the module docstring."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        resource: ResourceRef,
+        *,
+        shard_filter: ShardFilter | None = None,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        settings: ReflectorSettings | None = None,
+        seed: int | None = None,
+        name: str = "",
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.settings = s = settings or ReflectorSettings()
+        self.name = name or str(resource)
+        self.path = resource.list_path(namespace)
+        self.selectors = {
+            k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v
+        }
+        self.stats = ReflectorStats()
+        self.view = View(resource, track_names=s.track_names)
+        self.synced = False
+        """True once a first sync completed (readiness); stays True."""
+        self.synced_filter: ShardFilter | None = None
+        """The filter the latest completed sync ran with (None before any, or since a
+        `set_filter` whose sync has not completed)."""
+        self.last_sync_rv = ""
+        self.server_sharding: bool | None = None
+        """Whether the server applies `shardSelector` (`metadata.shardInfo` seen); None: unknown."""
+        self.watch_list_supported: bool | None = None if s.watch_list else False
+        self._filter: ShardFilter | None = None
+        self._owns: Callable[[str], bool] | None = None
+        self._rv = ""
+        self._skipped_line: bytes | None = None
+        self._rv_unavailable = False
+        self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
+        self._backoff = Backoff(s.backoff, rng=self._rng)
+        self._waker = Waker()
+        self._changed = asyncio.Event()
+        self._iterating = False
+        self.set_filter(shard_filter)
+
+    # --- public state ---
+
+    @property
+    def resource_version(self) -> str:
+        """The last RV seen (sync, event or bookmark): where a watch resumes."""
+        line = self._skipped_line
+        if line is not None:
+            self._skipped_line = None
+            self._rv = rv_of_line(line) or self._rv
+        return self._rv
+
+    @property
+    def shard_filter(self) -> ShardFilter | None:
+        return self._filter
+
+    def set_filter(self, shard_filter: ShardFilter | None) -> None:
+        """Own the objects `shard_filter` contains (None: all). Objects no longer owned
+        leave the view without DELETED; the reflector syncs again (newly owned
+        objects arrive as ADDED, then SYNCED). Call from the reflector's event loop."""
+        if shard_filter == self._filter and (shard_filter is not None or self._owns is None):
+            return
+        self._filter = shard_filter
+        owns = None if shard_filter is None or shard_filter.everything else shard_filter.contains
+        self._owns = owns
+        if owns is not None:
+            self.view.retain(owns)
+        self.synced_filter = None
+        self._waker.wake()
+        self._changed.set()
+
+    # --- the stack ---
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self.events()
+
+    async def events(self) -> AsyncGenerator[Event, None]:
+        """Events forever (until the consumer stops iterating). One consumer at a time."""
+        if self._iterating:
+            raise RuntimeError(f"reflector {self.name} is already being iterated")
+        self._iterating = True
+        counts = self.stats.events
+        try:
+            while True:
+                try:
+                    async with aclosing(self._list_and_watch()) as stream:
+                        async for ev in stream:
+                            counts[ev.type] += 1
+                            yield ev
+                except Interrupted:
+                    continue  # the filter changed: sync again now
+                except KubeError as e:
+                    self._count(e)
+                    log.warning("reflector %s: %s; relisting after backoff", self.name, e)
+                await self._pause(self._backoff.next_delay())
+        finally:
+            self._iterating = False
+
+    async def _list_and_watch(self) -> AsyncGenerator[Event, None]:
+        self._waker.clear()
+        self._changed.clear()
+        f = self._filter
+        if f is not None and not f.buckets:  # owns nothing: nothing to list or watch
+            for ev in self._finish_sync(set(), self.resource_version):
+                yield ev
+            await self._changed.wait()
+            raise Interrupted
+        initial = self.watch_list_supported is not False
+        if initial:
+            await self._probe_server_sharding()
+        else:
+            async for ev in self._list():
+                yield ev
+        internal_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            began, lines = loop.time(), self.stats.lines
+            try:
+                async for ev in self._watch(initial=initial):
+                    yield ev
+            except _WatchListFailed as e:
+                if self._on_watch_list_failure(e):
+                    continue  # retry the watch-list (from RV "")
+                initial = False
+                async for ev in self._list():
+                    yield ev
+                continue
+            except (TooManyRequestsError, KubeConnectionError) as e:
+                if (
+                    isinstance(e, KubeConnectionError)
+                    and not isinstance(e, StreamBrokenError)
+                    and not e.refused
+                ):
+                    raise
+                self._count(e)
+                if not isinstance(e, StreamBrokenError):  # 429, refused: back off, re-watch
+                    await self._pause(self._backoff.next_delay())
+                    if self._waker.woken:
+                        raise Interrupted from None
+                    continue
+                # a broken stream is a probable EOF: re-watch at once, as a normal end
+            except InternalServerError as e:
+                self._count(e)
+                now = loop.time()
+                internal_since = internal_since if internal_since is not None else now
+                if now - internal_since > self.settings.max_internal_error_retry:
+                    raise
+                await self._pause(self._backoff.next_delay())
+                if self._waker.woken:
+                    raise Interrupted from None
+                continue
+            except WatchTimeoutError as e:
+                self._count(e)  # a stalled watch: re-watch from the last RV
+            else:
+                internal_since = None
+            initial = False
+            if loop.time() - began < self.settings.very_short_watch and self.stats.lines == lines:
+                raise VeryShortWatchError(f"watch of {self.name} ended within a second without events")
+            self.stats.watch_restarts += 1
+
+    def _on_watch_list_failure(self, e: _WatchListFailed) -> bool:
+        """True to retry the watch-list at once from RV ""; False to LIST this time."""
+        cause = e.cause
+        self._count(cause)
+        if isinstance(cause, ExpiredError) or is_too_large_resource_version(cause):
+            if self._rv_unavailable:
+                raise cause
+            self._rv_unavailable = True
+            return True
+        if isinstance(cause, TooManyRequestsError) or (
+            isinstance(cause, KubeConnectionError) and cause.refused
+        ):
+            raise cause  # transient: back off and try the watch-list again
+        if e.unsupported:
+            self.watch_list_supported = False
+            log.info("reflector %s: watch-list unsupported (%s); using LIST then WATCH", self.name, cause)
+        else:
+            log.warning("reflector %s: watch-list failed (%s); falling back to LIST", self.name, cause)
+        return False
+
+    # --- LIST ---
+
+    async def _list(self) -> AsyncGenerator[Event, None]:
+        rv = "" if self._rv_unavailable else (self.resource_version or "0")
+        try:
+            async for ev in self._list_at(rv):
+                yield ev
+        except ApiStatusError as e:
+            if rv == "" or not (isinstance(e, ExpiredError) or is_too_large_resource_version(e)):
+                raise
+            self._count(e)
+            self._rv_unavailable = True
+            async for ev in self._list_at(""):
+                yield ev
+
+    async def _list_at(self, rv: str) -> AsyncGenerator[Event, None]:
+        params = self._params()
+        if rv:
+            params["resourceVersion"] = rv
+            if rv != "0":
+                params["resourceVersionMatch"] = "NotOlderThan"
+        seen: set[str] = set()
+        list_rv = ""
+        owns, view, waker = self._owns, self.view, self._waker
+        pages = list_pages(self.client, self.path, params, page_size=self.settings.page_size)
+        async with aclosing(pages) as stream:
+            async for page in stream:
+                if waker.woken:
+                    raise Interrupted
+                if page.restarted:
+                    seen = set()
+                elif not list_rv and "shardSelector" in params:
+                    self.server_sharding = page.shard_info is not None
+                list_rv = page.resource_version
+                for item in page.items:
+                    uid, item_rv = _identity(item)
+                    if owns is not None and not owns(uid):
+                        continue
+                    ev = view.listed(item, uid, item_rv, seen)
+                    if ev is not None:
+                        yield ev
+                        if waker.woken:
+                            raise Interrupted
+        self.stats.list_syncs += 1
+        for ev in self._finish_sync(seen, list_rv):
+            yield ev
+
+    async def _probe_server_sharding(self) -> None:
+        """A watch-list carries no `shardInfo`: ask a one-item LIST once."""
+        if self.server_sharding is not None or self._owns is None:
+            return
+        try:
+            page = await self.client.list_page(self.path, {**self._params(), "limit": "1"})
+        except KubeError as e:
+            log.info("reflector %s: shard support probe failed: %s", self.name, e)
+            return
+        meta = page.get("metadata")
+        self.server_sharding = isinstance(meta, dict) and isinstance(meta.get("shardInfo"), dict)
+
+    # --- WATCH ---
+
+    async def _watch(self, *, initial: bool) -> AsyncGenerator[Event, None]:
+        """One watch request. With `initial`, a watch-list: initial events are diffed
+        like a LIST until the annotated bookmark, then the stream continues as a watch."""
+        s = self.settings
+        params = self._params()
+        params.update(watch="true", allowWatchBookmarks="true")
+        params["timeoutSeconds"] = str(max(1, int(self._rng.uniform(*s.watch_timeout))))
+        rv = "" if initial and self._rv_unavailable else self.resource_version
+        if initial:
+            params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
+        if rv:
+            params["resourceVersion"] = rv
+        seen: set[str] | None = set() if initial else None
+        waker = self._waker
+        self.stats.watches += 1
+        received = 0
+        try:
+            async with self.client.stream(self.path, params) as resp:
+                lines = watch_lines(resp, inactivity=s.inactivity_timeout, waker=waker, max_line=s.max_line)
+                async with aclosing(lines) as batches:
+                    async for batch in batches:
+                        for line in batch:
+                            if waker.woken:
+                                raise Interrupted
+                            received += 1
+                            out = self._on_line(line, seen)
+                            if out is None:
+                                continue
+                            if out.__class__ is str:  # the initial events ended at this RV
+                                assert seen is not None and isinstance(out, str)
+                                self.stats.watch_list_syncs += 1
+                                for ev in self._finish_sync(seen, out):
+                                    yield ev
+                                seen = None
+                                continue
+                            assert isinstance(out, Event)
+                            yield out
+        except KubeError as e:
+            if seen is None:
+                raise
+            raise _WatchListFailed(e, unsupported=_unsupported(e, received)) from e
+        if seen is not None:
+            raise _WatchListFailed(
+                ProtocolError("watch-list ended before its initial events"), unsupported=False
+            )
+
+    def _on_line(self, line: bytes, seen: set[str] | None) -> Event | str | None:
+        """Apply one watch line: an event to yield, the RV that ended a watch-list's
+        initial events, or None (skipped, bookmark, duplicate)."""
+        self.stats.lines += 1
+        owns = self._owns
+        if owns is not None:
+            etype, start = split_head(line)
+            if start and etype in _OBJECT_TYPES and triage(line, start, owns) is False:
+                self.stats.skipped += 1
+                if seen is None:
+                    self._skipped_line = line  # its RV is parsed only if the watch must resume
+                return None
+        try:
+            ev = orjson.loads(line)
+            etype_s, obj = ev["type"], ev["object"]
+            meta = obj.get("metadata") or {}
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ProtocolError(f"watch of {self.name}: undecodable event: {e}") from e
+        self.stats.decoded += 1
+        if etype_s == "BOOKMARK":
+            self.stats.bookmarks += 1
+            rv = meta.get("resourceVersion")
+            if seen is not None:
+                annotations = meta.get("annotations") or {}
+                return rv if annotations.get(INITIAL_EVENTS_END) == "true" and isinstance(rv, str) else None
+            if isinstance(rv, str) and rv:
+                self._rv, self._skipped_line = rv, None
+            return None
+        if etype_s == "ERROR":
+            raise status_error(obj)
+        uid, rv = meta.get("uid"), meta.get("resourceVersion")
+        if (
+            etype_s not in ("ADDED", "MODIFIED", "DELETED")
+            or not isinstance(uid, str)
+            or not isinstance(rv, str)
+        ):
+            raise ProtocolError(f"watch of {self.name}: unexpected event {etype_s!r} (uid {uid!r})")
+        if seen is not None:
+            if etype_s != "ADDED":
+                raise _WatchListFailed(
+                    ProtocolError(f"{etype_s} before the end of a watch-list's initial events"),
+                    unsupported=True,
+                )
+            if owns is not None and not owns(uid):
+                return None
+            return self.view.listed(obj, uid, rv, seen)
+        self._rv, self._skipped_line = rv, None
+        if owns is not None and not owns(uid):
+            return None
+        return self.view.apply(etype_s, obj, uid, rv)
+
+    # --- helpers ---
+
+    def _finish_sync(self, seen: set[str], rv: str) -> list[Event]:
+        out = self.view.vanished(seen)
+        self._rv, self._skipped_line = rv, None
+        self._rv_unavailable = False
+        self.last_sync_rv = rv
+        self.synced = True
+        self.synced_filter = self._filter
+        self.stats.syncs += 1
+        out.append(Event("SYNCED", None, "", rv))
+        return out
+
+    def _params(self) -> dict[str, str]:
+        params = dict(self.selectors)
+        if self._owns is not None and self._filter is not None:
+            params["shardSelector"] = self._filter.selector()
+        return params
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the filter changes."""
+        if self._waker.woken:
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    def _count(self, e: BaseException) -> None:
+        kind = _error_kind(e)
+        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+
+
+def _unsupported(e: KubeError, received: int) -> bool:
+    """Whether a watch-list failure says the server cannot serve watch-lists: 422/400 up
+    front (the WatchList gate is off), or an ERROR as the first event (storage without
+    progress notify), except the codes that mean "retry" (410, 429, 504)."""
+    if received == 0:
+        return isinstance(e, InvalidError | BadRequestError)
+    transient = isinstance(e, ExpiredError | TooManyRequestsError) or is_too_large_resource_version(e)
+    return received == 1 and isinstance(e, ApiStatusError) and not transient
+
+
+def _identity(item: object) -> tuple[str, str]:
+    meta = item.get("metadata") if isinstance(item, dict) else None
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    if not isinstance(uid, str) or not isinstance(rv, str):
+        raise ProtocolError("a listed object has no metadata.uid or metadata.resourceVersion")
+    return uid, rv
+
+
+def _error_kind(e: BaseException) -> str:
+    if isinstance(e, ExpiredError):
+        return "expired"
+    if is_too_large_resource_version(e):
+        return "too_large_rv"
+    if isinstance(e, StreamBrokenError):
+        return "stream_broken"
+    if isinstance(e, KubeConnectionError):
+        return "refused" if e.refused else "connection"
+    if isinstance(e, WatchTimeoutError):
+        return "inactivity"
+    if isinstance(e, VeryShortWatchError):
+        return "short_watch"
+    if isinstance(e, ProtocolError):
+        return "protocol"
+    if isinstance(e, TooManyRequestsError):
+        return "too_many_requests"
+    if isinstance(e, InternalServerError):
+        return "internal"
+    if isinstance(e, ApiStatusError):
+        return f"http_{e.code}"
+    return type(e).__name__

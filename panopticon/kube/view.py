@@ -1,0 +1,110 @@
+"""The reflector's view: what the consumer has been told exists, and nothing more.
+
+Per object only `uid -> resourceVersion` is kept (the RV as an int when it
+round-trips: 32 bytes instead of a ~60-byte string), plus, when `track_names` is
+on, an interned namespace and the name so that deletes found by a relist can name
+the object. Whole objects are never kept: the shard's budget is a few hundred
+bytes per owned object, all included. The uid string stored is the one handed out
+in the first event about the object, so a consumer keying its own state by
+`event.uid` shares it instead of holding a copy.
+
+Every method returns the event the consumer must see for the change, or None when
+the change is invisible (same RV again, delete of an unknown uid).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from panopticon.kube.discovery import ResourceRef
+from panopticon.kube.events import Event, compact_rv
+
+_MISSING: Any = object()
+
+
+class View:
+    """uid → resourceVersion of every object the consumer holds."""
+
+    __slots__ = ("_names", "_rvs", "resource")
+
+    def __init__(self, resource: ResourceRef, *, track_names: bool = False) -> None:
+        self.resource = resource
+        self._rvs: dict[str, int | str] = {}
+        self._names: dict[str, tuple[str, str]] | None = {} if track_names else None
+
+    def __len__(self) -> int:
+        return len(self._rvs)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._rvs
+
+    def snapshot(self) -> dict[str, str]:
+        """A copy as uid → resourceVersion string (for tests and debugging)."""
+        return {uid: str(rv) for uid, rv in self._rvs.items()}
+
+    def uids(self) -> list[str]:
+        return list(self._rvs)
+
+    def apply(self, etype: str, obj: dict[str, Any], uid: str, rv: str) -> Event | None:
+        """A watch event. ADDED/MODIFIED become ADDED for a uid the view lacks and
+        MODIFIED otherwise (dropped if the RV did not change); DELETED of an unknown
+        uid is dropped."""
+        rvs = self._rvs
+        if etype == "DELETED":
+            if rvs.pop(uid, _MISSING) is _MISSING:
+                return None
+            if self._names is not None:
+                self._names.pop(uid, None)
+            return Event("DELETED", obj, uid, rv)
+        value = compact_rv(rv)
+        old = rvs.get(uid, _MISSING)
+        if old == value:
+            return None
+        rvs[uid] = value
+        if self._names is not None:
+            self._remember(uid, obj)
+        return Event("ADDED" if old is _MISSING else "MODIFIED", obj, uid, rv)
+
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None:
+        """An object of a LIST or of a watch-list's initial events (`seen` collects uids)."""
+        seen.add(uid)
+        return self.apply("ADDED", obj, uid, rv)
+
+    def vanished(self, seen: set[str]) -> list[Event]:
+        """DELETED (final state unknown) for every object a complete sync did not see."""
+        gone = [uid for uid in self._rvs if uid not in seen]
+        return [self.forget(uid) for uid in gone]
+
+    def forget(self, uid: str) -> Event:
+        rv = self._rvs.pop(uid)
+        meta: dict[str, str] = {"uid": uid}
+        if self._names is not None:
+            namespace, name = self._names.pop(uid, ("", ""))
+            meta["name"] = name
+            if namespace:
+                meta["namespace"] = namespace
+        ref = self.resource
+        obj = {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta}
+        return Event("DELETED", obj, uid, str(rv), True)
+
+    def retain(self, keep: Callable[[str], bool]) -> int:
+        """Drop, silently, every uid `keep` rejects (ownership moved elsewhere)."""
+        dropped = [uid for uid in self._rvs if not keep(uid)]
+        self.drop(dropped)
+        return len(dropped)
+
+    def drop(self, uids: Iterable[str]) -> None:
+        names = self._names
+        for uid in uids:
+            del self._rvs[uid]
+            if names is not None:
+                names.pop(uid, None)
+
+    def _remember(self, uid: str, obj: dict[str, Any]) -> None:
+        assert self._names is not None
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        if isinstance(namespace, str) and isinstance(name, str):
+            self._names[uid] = (sys.intern(namespace), name)
