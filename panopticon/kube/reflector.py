@@ -88,8 +88,11 @@ class ReflectorSettings:
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     max_line: int = DEFAULT_MAX_LINE
     """Bytes; the largest watch event accepted."""
-    track_names: bool = False
-    """Keep namespace/name per object so relist-found deletes carry them (costs memory)."""
+    track_names: bool | None = None
+    """Keep namespace and name per object so that deletes found by a relist carry them
+    (about 150 bytes more per object). None: only for reflectors built without a shard
+    filter (configs, CRDs, the StatefulSet: few objects, consumers that key by name);
+    target kinds, which run with a filter, keep uid -> RV only."""
 
 
 @dataclass(slots=True)
@@ -157,7 +160,8 @@ class Reflector:
             k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v
         }
         self.stats = ReflectorStats()
-        self.view = View(resource, track_names=s.track_names)
+        track = s.track_names if s.track_names is not None else shard_filter is None
+        self.view = View(resource, track_names=track)
         self.synced = False
         """True once a first sync completed (readiness); stays True."""
         self.synced_filter: ShardFilter | None = None
@@ -255,6 +259,7 @@ class Reflector:
         loop = asyncio.get_running_loop()
         while True:
             began, lines = loop.time(), self.stats.lines
+            error: KubeError | None = None
             try:
                 async for ev in self._watch(initial=initial):
                     yield ev
@@ -265,38 +270,30 @@ class Reflector:
                 async for ev in self._list():
                     yield ev
                 continue
-            except (TooManyRequestsError, KubeConnectionError) as e:
-                if (
-                    isinstance(e, KubeConnectionError)
-                    and not isinstance(e, StreamBrokenError)
-                    and not e.refused
-                ):
-                    raise
-                self._count(e)
-                if not isinstance(e, StreamBrokenError):  # 429, refused: back off, re-watch
-                    await self._pause(self._backoff.next_delay())
-                    if self._waker.woken:
-                        raise Interrupted from None
-                    continue
-                # a broken stream is a probable EOF: re-watch at once, as a normal end
-            except InternalServerError as e:
-                self._count(e)
+            except KubeError as e:
+                error = e
+            initial = False  # any watch after a sync is a plain watch
+            if error is None or isinstance(error, StreamBrokenError | WatchTimeoutError):
+                # A normal end, a probable EOF, or a stalled stream: re-watch from the last RV.
+                if error is None:
+                    internal_since = None
+                else:
+                    self._count(error)
+                if loop.time() - began < self.settings.very_short_watch and self.stats.lines == lines:
+                    raise VeryShortWatchError(f"watch of {self.name} ended within a second without events")
+                self.stats.watch_restarts += 1
+                continue
+            if isinstance(error, InternalServerError):
                 now = loop.time()
                 internal_since = internal_since if internal_since is not None else now
                 if now - internal_since > self.settings.max_internal_error_retry:
-                    raise
-                await self._pause(self._backoff.next_delay())
-                if self._waker.woken:
-                    raise Interrupted from None
-                continue
-            except WatchTimeoutError as e:
-                self._count(e)  # a stalled watch: re-watch from the last RV
-            else:
-                internal_since = None
-            initial = False
-            if loop.time() - began < self.settings.very_short_watch and self.stats.lines == lines:
-                raise VeryShortWatchError(f"watch of {self.name} ended within a second without events")
-            self.stats.watch_restarts += 1
+                    raise error
+            elif not _rewatchable(error):
+                raise error  # 410 and the rest: relist after backoff
+            self._count(error)  # 429, connection refused, 500 for a while: back off, re-watch
+            await self._pause(self._backoff.next_delay())
+            if self._waker.woken:
+                raise Interrupted
 
     def _on_watch_list_failure(self, e: _WatchListFailed) -> bool:
         """True to retry the watch-list at once from RV ""; False to LIST this time."""
@@ -307,9 +304,7 @@ class Reflector:
                 raise cause
             self._rv_unavailable = True
             return True
-        if isinstance(cause, TooManyRequestsError) or (
-            isinstance(cause, KubeConnectionError) and cause.refused
-        ):
+        if _rewatchable(cause):
             raise cause  # transient: back off and try the watch-list again
         if e.unsupported:
             self.watch_list_supported = False
@@ -508,6 +503,11 @@ class Reflector:
     def _count(self, e: BaseException) -> None:
         kind = _error_kind(e)
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+
+
+def _rewatchable(e: KubeError) -> bool:
+    """client-go `isWatchErrorRetriable`: 429 or connection refused retry the watch."""
+    return isinstance(e, TooManyRequestsError) or (isinstance(e, KubeConnectionError) and e.refused)
 
 
 def _unsupported(e: KubeError, received: int) -> bool:
