@@ -1,0 +1,182 @@
+"""Credentials through the `kubernetes` package: kubeconfigs written by `panopticon sim
+--kubeconfig-out` (HTTP and HTTPS), contexts, exec plugins, client certificates,
+insecure-skip-tls-verify, and the in-cluster service account with token rotation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from panopticon.kube.client import KubeClient
+from panopticon.kube.credentials import load_credentials
+from panopticon.kube.discovery import Discovery
+from panopticon.kube.errors import CredentialsError
+from panopticon.sim import SimProcess, SimServer
+from tests.panopticon.kube.helpers import FAST_CLIENT, asynctest, sim_config
+
+
+async def api_versions(kubeconfig: str | None = None, **kwargs: Any) -> list[str]:
+    creds = load_credentials(kubeconfig, **kwargs)
+    async with KubeClient(creds, settings=FAST_CLIENT) as client:
+        ref = await Discovery(client).resolve("apps/v1", "Deployment")
+        assert ref.path == "/apis/apps/v1/deployments"
+        return list((await client.get("/api"))["versions"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_a_kubeconfig_written_by_panopticon_sim_works(https: bool) -> None:
+    import asyncio
+
+    with SimProcess(
+        ["--scale", "0", "--namespaces", "0", "--nodes", "0", *(["--https"] if https else [])]
+    ) as proc:
+        creds = load_credentials(str(proc.kubeconfig_path))
+        assert creds.server == proc.url and creds.source.startswith("kubeconfig ")
+        if https:
+            assert creds.ssl_context is not None and creds.ssl_context.verify_mode == ssl.CERT_REQUIRED
+        else:
+            assert creds.ssl_context is None
+        assert creds.authorization() == f"Bearer {proc.token}"
+        assert asyncio.run(api_versions(str(proc.kubeconfig_path))) == ["v1"]
+
+
+def kubeconfig(
+    path: Path, clusters: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]], **ctx: Any
+) -> str:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": n, "cluster": c} for n, c in clusters.items()],
+        "users": [{"name": n, "user": u} for n, u in users.items()],
+        "contexts": [{"name": n, "context": c} for n, c in ctx.items()],
+        "current-context": next(iter(ctx)),
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@asynctest
+async def test_the_context_chooses_server_user_and_namespace(tmp_path: Path) -> None:
+    async with SimServer(sim_config()) as server:
+        path = kubeconfig(
+            tmp_path / "config",
+            {"nowhere": {"server": "http://127.0.0.1:9"}, "sim": {"server": server.url}},
+            {"nobody": {"token": "x"}, "admin": {"token": server.token}},
+            first={"cluster": "nowhere", "user": "nobody"},
+            second={"cluster": "sim", "user": "admin", "namespace": "team-a"},
+        )
+        default = load_credentials(path)
+        assert default.server == "http://127.0.0.1:9" and default.namespace == ""
+        creds = load_credentials(path, "second")
+        assert creds.server == server.url and creds.namespace == "team-a"
+        assert await api_versions(path, context="second") == ["v1"]
+
+
+@asynctest
+async def test_an_exec_plugin_supplies_the_token(tmp_path: Path) -> None:
+    async with SimServer(sim_config()) as server:
+        credential = {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": server.token, "expirationTimestamp": "2099-01-01T00:00:00Z"},
+        }
+        plugin = tmp_path / "plugin.py"
+        plugin.write_text(f"print({json.dumps(json.dumps(credential))})\n")
+        exec_user = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "command": sys.executable,
+                "args": [str(plugin)],
+                "interactiveMode": "Never",
+            }
+        }
+        path = kubeconfig(
+            tmp_path / "config",
+            {"sim": {"server": server.url}},
+            {"exec": exec_user},
+            only={"cluster": "sim", "user": "exec"},
+        )
+        creds = load_credentials(path)
+        assert creds.authorization() == f"Bearer {server.token}"
+        assert await api_versions(path) == ["v1"]
+
+
+@asynctest
+async def test_client_certificates_and_insecure_skip_tls_verify_build_the_ssl_context(tmp_path: Path) -> None:
+    async with SimServer(sim_config(), https=True) as server:
+        cert = server.certificate
+        assert cert is not None
+        b64 = lambda p: base64.b64encode(Path(p).read_bytes()).decode()  # noqa: E731
+        user = {
+            "token": server.token,
+            "client-certificate-data": b64(cert.cert_file),
+            "client-key-data": b64(cert.key_file),
+        }
+        path = kubeconfig(
+            tmp_path / "config",
+            {"sim": {"server": server.url, "insecure-skip-tls-verify": True}},
+            {"admin": user},
+            only={"cluster": "sim", "user": "admin"},
+        )
+        creds = load_credentials(path)
+        assert creds.ssl_context is not None
+        assert creds.ssl_context.verify_mode == ssl.CERT_NONE and not creds.ssl_context.check_hostname
+        assert await api_versions(path) == ["v1"]
+
+
+def service_account(directory: Path, *, token: str, ca_pem: bytes) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "token").write_text(token)
+    (directory / "ca.crt").write_bytes(ca_pem)
+    (directory / "namespace").write_text("monitoring\n")
+    return directory
+
+
+@asynctest
+async def test_in_cluster_credentials_follow_the_env_and_a_rotating_token(tmp_path: Path) -> None:
+    async with SimServer(sim_config(), https=True) as server:
+        assert server.certificate is not None
+        sa = service_account(tmp_path / "sa", token=server.token, ca_pem=server.certificate.ca_pem)
+        env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(server.port)}
+        creds = load_credentials(environ=env, service_account_dir=str(sa))
+        assert creds.server == server.url and creds.source == "in-cluster"
+        assert creds.namespace == "monitoring"
+        async with KubeClient(creds, settings=FAST_CLIENT) as client:
+            assert (await client.get("/api"))["versions"] == ["v1"]
+            # The kubelet rotates the bound token; the old one stops working.
+            server.sim.reconfigure(tokens=(("rotated-token", "system:admin"),), admin_token=server.token)
+            replacement = sa / "token.new"
+            replacement.write_text("rotated-token")
+            os.replace(replacement, sa / "token")
+            assert (await client.get("/api"))["versions"] == ["v1"]
+            assert [r.status for r in server.sim.requests.since(0)][-2:] == [401, 200]
+
+
+def test_in_cluster_needs_both_env_vars_and_the_files(tmp_path: Path) -> None:
+    sa = service_account(tmp_path / "sa", token="t", ca_pem=b"not a certificate")
+    with pytest.raises(CredentialsError, match="in-cluster"):
+        load_credentials(environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, service_account_dir=str(sa))
+    env = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    with pytest.raises(CredentialsError, match="TLS"):
+        load_credentials(environ=env, service_account_dir=str(sa))
+
+
+def test_without_any_source_loading_fails_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(CredentialsError, match="no Kubernetes credentials"):
+        load_credentials(environ={})
+    bad = tmp_path / "broken"
+    bad.write_text("clusters: [oops")
+    with pytest.raises(CredentialsError, match="broken"):
+        load_credentials(str(bad))
