@@ -107,14 +107,17 @@ class ConfigSet:
         return state
 
     def recompile(self) -> list[str]:
-        """Recompile everything (new CRD schemas arrived); return configs whose validity changed."""
+        """Recompile against the current schemas (a CRD arrived or changed); return the
+        configs whose findings changed. A config whose findings did not change keeps
+        its program, so its target is not re-rendered for nothing."""
         changed = []
-        for name, state in list(self.configs.items()):
-            before = state.valid
-            state.compiled = compile_config(state.body, schemas=self.schemas)
-            if state.valid != before:
+        for name, state in self.configs.items():
+            compiled = compile_config(state.body, schemas=self.schemas)
+            if compiled.findings != state.compiled.findings:
+                state.compiled = compiled
                 changed.append(name)
-        self._resolve()
+        if changed:
+            self._resolve()
         return changed
 
     def _resolve(self) -> None:

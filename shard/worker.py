@@ -99,7 +99,10 @@ class Worker:
         self.configs_synced = asyncio.Event()
         self.ring_ready = asyncio.Event()
         self.pending_gc: set[int] = set()
+        self.reconciled = False
+        """True when every configured target exists (or is known to be unserved)."""
         self._lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -154,24 +157,29 @@ class Worker:
 
     async def _crds_loop(self) -> None:
         source = self.make_source(CRD_RESOURCE, None)
+        synced = False
         async for event in source.events():
             self.health.tick()
             if event.type in ("ADDED", "MODIFIED") and event.obj is not None:
                 self.configs.schemas.add_crd(event.obj)
-            if event.type == "SYNCED" or self.configs_synced.is_set():
-                with contextlib.suppress(PanopticonError):
-                    await self.discovery.refresh()
-                changed = self.configs.recompile()
-                if changed:
-                    log.info("configs revalidated against new CRD schemas: %s", ", ".join(changed))
-                if self.configs_synced.is_set():
-                    await self.reconcile()
+            if event.type == "SYNCED":
+                synced = True
+            elif not synced:
+                continue  # the initial list: act once, at its end
+            with contextlib.suppress(PanopticonError):
+                await self.discovery.refresh()
+            changed = self.configs.recompile()
+            if changed:
+                log.info("configs revalidated against new CRD schemas: %s", ", ".join(changed))
+            if self.configs_synced.is_set():
+                await self.reconcile()
 
     async def reconcile(self) -> None:
         """Make the targets match the configs (start, re-render, stop) and publish families."""
         if not self.ring_ready.is_set():
             return
         async with self._lock:
+            self.reconciled = False
             await self._publish_registry()
             desired = {
                 TargetKey(api_version, kind): programs
@@ -202,6 +210,7 @@ class Worker:
                 self.targets.pop(key).remove_all()
             self.unresolved &= set(desired)
             self._config_metrics()
+            self.reconciled = True
 
     async def _resolve(self, key: TargetKey) -> ResourceRef | None:
         try:
@@ -287,7 +296,8 @@ class Worker:
         if not len(self.queue):
             return
         started = time.perf_counter()
-        result = await self.queue.flush(self.ownership.token)
+        async with self._flush_lock:
+            result = await self.queue.flush(self.ownership.token)
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.fields_written.inc(result.written)
         for latency in result.latencies:
@@ -313,7 +323,7 @@ class Worker:
         await self.ring_ready.wait()
         while True:
             await asyncio.sleep(self.settings.flush_interval)
-            if not all(t.synced.is_set() for t in self.targets.values()):
+            if not self.reconciled or not all(t.synced.is_set() for t in self.targets.values()):
                 continue
             if self.pending_gc:
                 await self.flush()
@@ -325,14 +335,20 @@ class Worker:
                 log.info("first full sync done: %d targets, %d objects", len(self.targets), self._objects())
 
     async def _collect(self, buckets: frozenset[int]) -> None:
-        owned = buckets & self.ownership.owned
-        live: set[str] = set()
-        for target in self.targets.values():
-            live.update(target.table.uids())
+        def is_live(uid: str) -> bool:
+            return any(uid in target.table for target in self.targets.values())
+
         try:
-            deleted = await collect_garbage(
-                self.store, self.ownership.token, owned, self.configs.families(), live
-            )
+            async with self._lock:  # no target starts or stops meanwhile
+                owned = buckets & self.ownership.owned
+                deleted = await collect_garbage(
+                    self.store,
+                    self.ownership.token,
+                    owned,
+                    self.configs.families(),
+                    is_live,
+                    guard=self._flush_lock,
+                )
         except StoreError as e:
             self.metrics.store_errors.inc()
             log.warning("garbage collection failed (will retry): %s", e)

@@ -10,8 +10,9 @@ reported so the shard stops writing them until its ring catches up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from panopticon.errors import StoreError
@@ -147,29 +148,33 @@ async def collect_garbage(
     owner: str,
     buckets: frozenset[int],
     families: Sequence[str],
-    live: set[str],
+    is_live: Callable[[str], bool],
+    *,
+    guard: asyncio.Lock | None = None,
 ) -> int:
-    """Delete stored series of objects in `buckets` that are not `live` any more.
+    """Delete stored series of objects in `buckets` that are not live any more.
 
     Covers deletes missed while a bucket had no running owner (its shard was down,
     or the bucket was moving): after a sync, whatever the store holds for an owned
-    bucket but the shard did not render belongs to an object that no longer exists.
-    Deletes go through the fenced write, so a lagging shard cannot collect a bucket it
-    lost."""
+    bucket but the shard does not render belongs to an object that no longer exists.
+
+    `is_live` is asked at decision time, and `guard` (the flush lock) is held from
+    reading a slot to writing its deletes, so an object that appears meanwhile is
+    never collected: its own write is queued behind the guard. Deletes go through the
+    fenced write, so a lagging shard cannot collect a bucket it lost."""
     layout = store.layout
     space = layout.space
     slots = sorted({layout.slot_of(b) for b in buckets})
     deleted = 0
     for slot in slots:
-        ops: list[Op] = []
-        for family in families:
-            for uid in await store.fields(slot, family):
-                if uid in live:
-                    continue
-                bucket = space.bucket(uid)
-                if bucket in buckets:
-                    ops.append(Op(family, bucket, uid, None))
-        if ops:
-            await store.write(slot, owner, ops)
-            deleted += len(ops)
+        async with guard or contextlib.nullcontext():
+            ops: list[Op] = []
+            for family in families:
+                for uid in await store.fields(slot, family):
+                    bucket = space.bucket(uid)
+                    if bucket in buckets and not is_live(uid):
+                        ops.append(Op(family, bucket, uid, None))
+            if ops:
+                await store.write(slot, owner, ops)
+                deleted += len(ops)
     return deleted

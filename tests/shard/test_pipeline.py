@@ -206,7 +206,7 @@ def test_garbage_collection_removes_only_dead_objects_of_owned_buckets() -> None
             who = owner0 if bucket in mine else owner1
             await store.write(LAYOUT.slot_of(bucket), who.token, [Op("f", bucket, uid, b"f 1\n")])
         live = {u for u in uids[::2]}
-        deleted = await collect_garbage(store, owner0.token, owner0.owned, ["f"], live)
+        deleted = await collect_garbage(store, owner0.token, owner0.owned, ["f"], live.__contains__)
         remaining = {uid for slot in range(LAYOUT.slots) for uid in await store.fields(slot, "f")}
         for uid in uids:
             dead_and_mine = uid not in live and space.bucket(uid) in mine
