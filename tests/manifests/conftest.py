@@ -53,6 +53,18 @@ class Rendered:
                 yield obj
 
 
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions with `In`) matches `labels`."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In", expr
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def kubectl() -> str:
     found = venv_which("kubectl")

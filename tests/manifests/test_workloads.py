@@ -17,7 +17,7 @@ import pytest
 from panopticon.cli import CORE_COMMANDS, build_parser
 from panopticon.quantity import parse_quantity
 from panopticon.settings import redis_options
-from tests.manifests.conftest import TARGETS, Rendered, venv_which
+from tests.manifests.conftest import TARGETS, Rendered, selects, venv_which
 
 SECRET_SENTINEL = "password-from-the-secret"
 
@@ -138,17 +138,6 @@ def test_the_aggregator_needs_no_kubernetes_api(rendered: dict[str, Rendered], t
     assert r.get("PodDisruptionBudget", "panopticon-aggregator")["spec"]["maxUnavailable"] == 1
 
 
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    for key, value in selector.get("matchLabels", {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions", []):
-        assert expr["operator"] == "In", expr
-        if labels.get(expr["key"]) not in expr["values"]:
-            return False
-    return True
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_services_and_pdbs_select_pods_and_name_their_ports(
     rendered: dict[str, Rendered], target: str
@@ -156,17 +145,17 @@ def test_services_and_pdbs_select_pods_and_name_their_ports(
     r = rendered[target]
     pods = [(pod_spec(w), w["spec"]["template"]["metadata"]["labels"]) for w in r.workloads()]
     for workload in r.workloads():
-        assert _selects(workload["spec"]["selector"], workload["spec"]["template"]["metadata"]["labels"])
+        assert selects(workload["spec"]["selector"], workload["spec"]["template"]["metadata"]["labels"])
     for service in r.of_kind("Service"):
         selected = [
-            spec for spec, labels in pods if _selects({"matchLabels": service["spec"]["selector"]}, labels)
+            spec for spec, labels in pods if selects({"matchLabels": service["spec"]["selector"]}, labels)
         ]
         assert selected, service["metadata"]["name"]
         port_names = {p["name"] for spec in selected for c in spec["containers"] for p in c.get("ports", [])}
         for port in service["spec"]["ports"]:
             assert port["targetPort"] in port_names, (service["metadata"]["name"], port)
     for pdb in r.of_kind("PodDisruptionBudget"):
-        assert sum(_selects(pdb["spec"]["selector"], labels) for _, labels in pods) >= 1
+        assert sum(selects(pdb["spec"]["selector"], labels) for _, labels in pods) >= 1
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -193,10 +182,10 @@ def test_redis_accepts_only_shards_and_aggregators(rendered: dict[str, Rendered]
         c: {"app.kubernetes.io/name": "panopticon", "app.kubernetes.io/component": c}
         for c in ("shard", "aggregator", "redis")
     }
-    assert _selects(peer["podSelector"], labels["shard"]) and _selects(
+    assert selects(peer["podSelector"], labels["shard"]) and selects(
         peer["podSelector"], labels["aggregator"]
     )
-    assert not _selects(peer["podSelector"], labels["redis"])
+    assert not selects(peer["podSelector"], labels["redis"])
 
 
 # --- command lines ---------------------------------------------------------------------------
