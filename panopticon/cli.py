@@ -25,6 +25,8 @@ CORE_COMMANDS = {
     "validate": "panopticon.commands.validate",
     "render": "panopticon.commands.render",
     "sim": "panopticon.commands.sim",
+    "run": "panopticon.commands.run",
+    "demo": "panopticon.commands.demo",
 }
 
 

@@ -9,6 +9,7 @@ name and the count from `--statefulset NAME` (its replicas, watched).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -65,10 +66,18 @@ def add_kube_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--context", help="kubeconfig context")
 
 
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+def add_worker_arguments(
+    parser: argparse.ArgumentParser, *, port_flag: str = "--port", port: int = 8080
+) -> None:
     group = parser.add_argument_group("worker")
-    group.add_argument("--host", default="0.0.0.0", help="address of the health and self-metrics port")
-    group.add_argument("--port", type=int, default=8080, help="/metrics (self-metrics), /healthz, /readyz")
+    group.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    group.add_argument(
+        port_flag,
+        dest="shard_port",
+        type=int,
+        default=port,
+        help="shard /metrics (self-metrics), /healthz, /readyz",
+    )
     group.add_argument("--flush-interval", type=float, default=0.05, metavar="SECONDS")
     group.add_argument("--heartbeat-interval", type=float, default=2.0, metavar="SECONDS")
     group.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS")
@@ -96,9 +105,15 @@ async def kube(args: argparse.Namespace) -> AsyncIterator[tuple[KubeClient, Disc
 
 
 async def run_worker(
-    args: argparse.Namespace, store: Store, settings: WorkerSettings, *, ring: Source | None
+    args: argparse.Namespace,
+    store: Store,
+    settings: WorkerSettings,
+    *,
+    ring: Source | None,
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Run a worker and its health port until SIGTERM/SIGINT; shared with `panopticon run`."""
+    """Run a worker and its health port until `stop` (default: SIGTERM/SIGINT); shared
+    with `panopticon run`."""
     metrics = ShardMetrics()
     health = Health()
     async with kube(args) as (client, discovery):
@@ -127,12 +142,12 @@ async def run_worker(
             health=health,
             ring_source=ring,
         )
-        runners = await serving.start_sites([(build_app(metrics, health), args.host, args.port)])
+        runners = await serving.start_sites([(build_app(metrics, health), args.host, args.shard_port)])
         log.info(
             "shard %d: health and self-metrics on port %d", settings.index, serving.bound_port(runners[0])
         )
         try:
-            await worker.run(serving.stop_event())
+            await worker.run(stop if stop is not None else serving.stop_event())
         finally:
             await serving.stop_sites(runners)
     return 0
