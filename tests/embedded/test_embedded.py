@@ -18,7 +18,7 @@ from tests.support.redis_server import RedisServer, free_port
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
         return str(r.read().decode())
 
 

@@ -1,0 +1,184 @@
+"""Multi-process deployments for tests: shard processes, and the ground truth to check them.
+
+`ShardProcess` runs `python -m shard` against a simulator and a redis-server, as a
+StatefulSet pod would (index given, count from the StatefulSet). `expected_lines`
+renders, offline and in this process, what the configs in the simulator produce from
+the objects in the simulator; `stored_lines` reads what the shards wrote. Both are
+multisets of exposition lines, so a duplicate, a missing, or a stale series all show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from panopticon.redisio import RedisOptions, RedisStore
+from panopticon.sim import SimProcess
+from panopticon.store import Layout
+from shard.configs import ConfigSet
+from tests.support.redis_server import free_port
+
+Lines = collections.Counter[str]
+
+
+class ShardProcess:
+    def __init__(
+        self,
+        index: int,
+        *,
+        kubeconfig: Path,
+        redis_url: str,
+        statefulset: str = "panopticon-shard",
+        namespace: str = "panopticon",
+        log_dir: Path,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.index = index
+        self.port = free_port()
+        self.args = [
+            sys.executable, "-m", "shard", "--kubeconfig", str(kubeconfig), "--redis", redis_url,
+            "--shard-index", str(index), "--statefulset", statefulset, "--namespace", namespace,
+            "--port", str(self.port), "--host", "127.0.0.1", "--flush-interval", "0.02",
+            "--heartbeat-interval", "0.5", "--status-interval", "1", *extra,
+        ]  # fmt: skip
+        self.log_path = log_dir / f"shard-{index}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ShardProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        log.close()
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"shard {self.index} exited {self.proc.returncode}: {self.tail()}")
+            if self.ready():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"shard {self.index} not ready after {timeout}s: {self.tail()}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        proc.terminate()
+        try:
+            return proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(10)
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _get(sim: SimProcess, path: str) -> Any:
+    request = urllib.request.Request(sim.url + path, headers={"Authorization": f"Bearer {sim.token}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return orjson.loads(r.read())
+
+
+def _resource(sim: SimProcess, api_version: str, kind: str) -> tuple[str, bool] | None:
+    root = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+    try:
+        doc = _get(sim, root)
+    except OSError:
+        return None
+    for res in doc.get("resources", []):
+        if res.get("kind") == kind and "/" not in res["name"]:
+            return f"{root}/{res['name']}", bool(res["namespaced"])
+    return None
+
+
+def expected_lines(sim: SimProcess) -> Lines:
+    """What the configs in the simulator render from its objects, computed offline."""
+    configs = ConfigSet()
+    for crd in _get(sim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
+        configs.schemas.add_crd(crd)
+    for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
+        configs.upsert(body)
+    lines: Lines = collections.Counter()
+    for (api_version, kind), programs in configs.programs_by_target().items():
+        found = _resource(sim, api_version, kind)
+        if found is None:
+            continue
+        path, namespaced = found
+        for obj in _get(sim, path)["items"]:
+            for program in programs:
+                for text in program.render(obj, namespaced=namespaced).families.values():
+                    lines.update(text.splitlines())
+    return lines
+
+
+def stored_lines(redis_url: str, layout: Layout | None = None) -> Lines:
+    """What the shards wrote, as the aggregator would serve it (registered families only)."""
+
+    async def read() -> Lines:
+        store = RedisStore.connect(RedisOptions(url=redis_url), layout or Layout())
+        try:
+            lines: Lines = collections.Counter()
+            for family in await store.registry():
+                async for chunk in store.read_family(family):
+                    lines.update(chunk.decode().splitlines())
+            return lines
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def describe_difference(expected: Lines, stored: Lines, limit: int = 5) -> str:
+    missing = expected - stored
+    extra = stored - expected
+    dupes = [line for line, n in stored.items() if n > 1]
+    parts = [f"{sum(missing.values())} missing, {sum(extra.values())} unexpected, {len(dupes)} duplicated"]
+    parts += [f"  missing: {line}" for line in list(missing)[:limit]]
+    parts += [f"  unexpected: {line}" for line in list(extra)[:limit]]
+    return "\n".join(parts)
+
+
+def converge(sim: SimProcess, redis_url: str, *, timeout: float = 60.0, what: str = "") -> Lines:
+    """Wait until the store holds exactly the expected lines; raise with the difference if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        expected = expected_lines(sim)
+        stored = stored_lines(redis_url)
+        if expected == stored:
+            return stored
+        if time.monotonic() > deadline:
+            difference = describe_difference(expected, stored)
+            raise AssertionError(f"{what}: store never matched the offline render:\n{difference}")
+        time.sleep(0.5)
