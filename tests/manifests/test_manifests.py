@@ -252,3 +252,13 @@ def test_the_crd_schema_rejects_malformed_configs(
     change(config)
     errors = [e.message for e in config_validator.iter_errors(config)]
     assert any(message in e for e in errors), errors
+
+
+def test_the_readme_tells_users_to_replace_the_placeholder_password() -> None:
+    kustomization = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    (generator,) = kustomization["secretGenerator"]
+    (literal,) = generator["literals"]
+    placeholder = literal.split("=", 1)[1]
+    readme = (MANIFESTS / "README.md").read_text()
+    assert placeholder.startswith("CHANGE-ME") and placeholder in readme
+    assert "behavior: replace" in readme
