@@ -47,18 +47,23 @@ class AggregatorMetrics:
             "panopticon_aggregator_store_errors", "Store (Redis) errors seen.", registry=registry
         )
         self.shard_up = Gauge(
-            "panopticon_shard_up", "1 if the shard's heartbeat is fresh.", ["shard"], registry=registry
+            "panopticon_aggregator_shard_up",
+            "1 if the shard's heartbeat is fresh.",
+            ["shard"],
+            registry=registry,
         )
         self.shard_synced = Gauge(
-            "panopticon_shard_synced",
+            "panopticon_aggregator_shard_synced",
             "1 if the shard finished its first full sync.",
             ["shard"],
             registry=registry,
         )
         self.shard_heartbeat_age = Gauge(
-            "panopticon_shard_heartbeat_age_seconds", "Seconds since the shard's last heartbeat.", ["shard"],
+            "panopticon_aggregator_shard_heartbeat_age_seconds",
+            "Seconds since the shard's last heartbeat.",
+            ["shard"],
             registry=registry,
-        )  # fmt: skip
+        )
 
     def observe(self, fmt: str, encoding: str, seconds: float, stats: ScrapeStats) -> None:
         self.scrape_duration.labels(fmt, encoding).observe(seconds)
@@ -69,10 +74,19 @@ class AggregatorMetrics:
     def update_shards(
         self, shards: Mapping[int, Mapping[str, object]], *, now: float, stale_after: float
     ) -> None:
+        """Shards as their heartbeats tell. Heartbeats of indexes beyond the newest ring
+        (left by shards removed in a scale-down) are ignored, not reported down."""
         self.shard_up.clear()
         self.shard_synced.clear()
         self.shard_heartbeat_age.clear()
+        rings = [info.get("ring") for info in shards.values()]
+        sizes = [
+            r for r in rings if isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r)
+        ]
+        count = max(sizes, key=lambda r: r[1])[0] if sizes else None
         for index, info in shards.items():
+            if count is not None and index >= count:
+                continue
             seen = info.get("time")
             age = now - float(seen) if isinstance(seen, (int, float)) else float("inf")
             label = str(index)

@@ -78,6 +78,9 @@ class MemoryStore:
     async def heartbeat(self, shard: int, info: dict[str, object]) -> None:
         self._shards[shard] = dict(info)
 
+    async def forget_shard(self, shard: int) -> None:
+        self._shards.pop(shard, None)
+
     async def shards(self) -> dict[int, dict[str, object]]:
         return {k: dict(v) for k, v in self._shards.items()}
 

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -48,6 +49,17 @@ class RedisOptions:
     """Seconds for connecting and for each command."""
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = (f"{parts.username}@" if parts.username else "") + (f"[{host}]" if ":" in host else host)
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class RedisStore:
     def __init__(self, client: Any, layout: Layout) -> None:
         self.layout = layout
@@ -62,15 +74,19 @@ class RedisStore:
             "socket_timeout": options.timeout,
             "socket_connect_timeout": options.timeout,
         }
-        if options.password is not None:
-            kwargs["password"] = options.password
         if options.ca_file:
             kwargs["ssl_ca_certs"] = options.ca_file
+        url = options.url
+        if options.password is not None:
+            # redis-py lets a password in the URL win over the keyword: drop it from the
+            # URL so that the configured one (e.g. from a Secret) is the one used.
+            url = _without_password(url)
+            kwargs["password"] = options.password
         try:
             if options.cluster:
-                client: Any = RedisCluster.from_url(options.url, **kwargs)
+                client: Any = RedisCluster.from_url(url, **kwargs)
             else:
-                client = aioredis.from_url(options.url, health_check_interval=30, **kwargs)
+                client = aioredis.from_url(url, health_check_interval=30, **kwargs)
         except (RedisError, ValueError) as e:
             raise StoreError(f"redis {options.url.split('@')[-1]}: {e}") from e
         return cls(client, layout)
@@ -138,6 +154,9 @@ class RedisStore:
         await self._run(
             "heartbeat", self._client.hset(self.layout.shards_key, str(shard), orjson.dumps(info))
         )
+
+    async def forget_shard(self, shard: int) -> None:
+        await self._run("heartbeat", self._client.hdel(self.layout.shards_key, str(shard)))
 
     async def shards(self) -> dict[int, dict[str, object]]:
         raw = await self._run("shards", self._client.hgetall(self.layout.shards_key))

@@ -165,6 +165,9 @@ class Store(Protocol):
 
     async def heartbeat(self, shard: int, info: dict[str, object]) -> None: ...
 
+    async def forget_shard(self, shard: int) -> None:
+        """Remove a shard's heartbeat (it stopped on purpose)."""
+
     async def shards(self) -> dict[int, dict[str, object]]: ...
 
     def read_family(self, family: str) -> AsyncIterator[bytes]:

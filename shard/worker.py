@@ -122,6 +122,7 @@ class Worker:
                 await target.wait_stopped()
             with contextlib.suppress(StoreError):
                 await self.queue.flush(self.ownership.token)
+                await self.store.forget_shard(self.settings.index)
 
     def _loops(self) -> list[tuple[str, Awaitable[None]]]:
         return [

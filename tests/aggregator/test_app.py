@@ -228,11 +228,24 @@ def test_telemetry_reports_shards_up_and_synced_from_heartbeats() -> None:
         await store.heartbeat(0, {"time": now, "synced": True})
         await store.heartbeat(1, {"time": now, "synced": False})
         await store.heartbeat(2, {"time": now - 3600, "synced": True})
+        # Shard 3 was removed by a scale-down to 3 shards: its old heartbeat is ignored.
+        await store.heartbeat(3, {"time": now - 3600, "synced": True, "ring": [4, 1]})
+        await store.heartbeat(0, {"time": now, "synced": True, "ring": [3, 2]})
         async with session.get(f"{telemetry}/metrics") as r:
             text = await r.text()
         got = {(s.name, s.labels.get("shard")): s.value for f in parse_text(text) for s in f.samples}
-        assert got[("panopticon_shard_up", "0")] == 1 and got[("panopticon_shard_synced", "0")] == 1
-        assert got[("panopticon_shard_up", "1")] == 1 and got[("panopticon_shard_synced", "1")] == 0
-        assert got[("panopticon_shard_up", "2")] == 0 and got[("panopticon_shard_synced", "2")] == 0
+        assert (
+            got[("panopticon_aggregator_shard_up", "0")] == 1
+            and got[("panopticon_aggregator_shard_synced", "0")] == 1
+        )
+        assert (
+            got[("panopticon_aggregator_shard_up", "1")] == 1
+            and got[("panopticon_aggregator_shard_synced", "1")] == 0
+        )
+        assert (
+            got[("panopticon_aggregator_shard_up", "2")] == 0
+            and got[("panopticon_aggregator_shard_synced", "2")] == 0
+        )
+        assert ("panopticon_aggregator_shard_up", "3") not in got
 
     with_aggregator(lambda: MemoryStore(LAYOUT), test)

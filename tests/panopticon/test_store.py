@@ -169,8 +169,9 @@ def test_a_password_protected_redis_needs_the_password() -> None:
         async def body() -> None:
             good = RedisStore.connect(RedisOptions(url=server.url), LAYOUT)
             bad = RedisStore.connect(RedisOptions(url=server.url.replace("s3cret", "wrong")), LAYOUT)
+            # The configured password wins over one in the URL (a Secret over a stale URL).
             override = RedisStore.connect(
-                RedisOptions(url=f"redis://127.0.0.1:{server.port}/0", password="s3cret"), LAYOUT
+                RedisOptions(url=server.url.replace("s3cret", "stale"), password="s3cret"), LAYOUT
             )
             try:
                 await good.ping()
