@@ -25,7 +25,7 @@ from panopticon.sim.encoding import list_body, object_bytes
 from panopticon.sim.listing import NeedRevision, list_objects
 from panopticon.sim.objects import WriteOptions
 from panopticon.sim.options import parse_list_options, parse_resource_version
-from panopticon.sim.responses import base_headers, json_response
+from panopticon.sim.responses import GZIP_CACHE_KEY, base_headers, json_response, list_response
 from panopticon.sim.routing import Route
 from panopticon.sim.simulator import Simulator
 from panopticon.sim.watch import Watch, plan_start
@@ -72,7 +72,7 @@ def _accepts_json(request: web.Request) -> None:
 
 async def list_handler(
     request: web.Request, sim: Simulator, target: Route, query: dict[str, str]
-) -> web.Response:
+) -> web.StreamResponse:
     rtype = target.rtype
     assert rtype is not None
     _accepts_json(request)
@@ -85,8 +85,10 @@ async def list_handler(
         if not await sim.wait_for_revision(need.rev, cfg.too_large_rv_wait):
             raise errors.too_large_resource_version(need.rev, sim.storage.revision) from None
         result = list_objects(st, sim.storage, opts, namespace=target.namespace, cfg=cfg)
-    body = list_body(rtype, target.version, result.items, result.meta())
-    return await json_response(sim, request, body)
+    cache = request.app[GZIP_CACHE_KEY]
+    return await list_response(
+        sim, request, cache, rtype=rtype, version=target.version, items=result.items, meta=result.meta()
+    )
 
 
 def _watch_query(target: Route, query: dict[str, str]) -> dict[str, str]:

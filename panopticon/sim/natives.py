@@ -9,14 +9,13 @@ is about 4 KiB of JSON).
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from panopticon.sim.objects import rfc3339
-from panopticon.sim.workload import ENVS, EPOCH, TIERS, managed_entry, mongodb_objects, new_uid
+from panopticon.sim.workload import ENVS, EPOCH, TIERS, clone, managed_entry, mongodb_objects, new_uid
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +289,7 @@ class NativeGenerator:
                     ),
                     managed_entry("kubelet", "v1", {"status": pod["status"]}, when, sub="status"),
                 ]
-            pod["metadata"]["managedFields"] = copy.deepcopy(pod_fields)
+            pod["metadata"]["managedFields"] = clone(pod_fields)
             yield pod
 
     def pod(

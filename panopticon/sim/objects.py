@@ -31,6 +31,10 @@ PrepareHook = Callable[[dict[str, Any], dict[str, Any] | None], None]
 CommitHook = Callable[[ResourceType, ObjVersion], None]
 DeleteHook = Callable[[ResourceType, ObjVersion], None]
 
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY = "application/apply-patch+yaml"
 _KEEP_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
@@ -167,8 +171,8 @@ class Objects:
             meta["uid"] = self.new_uid()
         if not (opts.preserve and meta.get("creationTimestamp")):
             meta["creationTimestamp"] = rfc3339(now)
-        if not (opts.preserve and meta.get("generation")):
-            meta["generation"] = 1
+        if not (opts.preserve and meta.get("generation")) and (rtype.crd or "spec" in obj):
+            meta["generation"] = 1  # types without a spec (ConfigMap, Secret) have none
         if opts.manager and not (opts.preserve and meta.get("managedFields")):
             meta["managedFields"] = [
                 managed_entry(
@@ -252,46 +256,57 @@ class Objects:
     ) -> ObjVersion:
         """PATCH with merge, strategic-merge or JSON patch; server-side apply creates."""
         kind = content_type.split(";", maxsplit=1)[0].strip()
-        old = self.get(rtype, namespace, name)
-        if kind == "application/apply-patch+yaml":
+        if kind == APPLY:
             applied = _parse_apply(body)
-            if old is None:
+            if self.get(rtype, namespace, name) is None:
                 applied.setdefault("metadata", {})["name"] = name
                 return self.create(rtype, applied, namespace=namespace, opts=opts)
-            patched = merge_patch(old.obj(), applied)
-        else:
-            if old is None:
-                raise errors.not_found(rtype.plural, name, group=rtype.group)
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError as e:
-                raise errors.bad_request(f"error decoding patch: {e}") from None
-            current = old.obj()
-            try:
-                if kind == "application/merge-patch+json":
-                    patched = merge_patch(current, doc)
-                elif kind == "application/strategic-merge-patch+json":
-                    if rtype.crd:
-                        raise errors.unsupported_media_type(kind)
-                    patched = strategic_merge_patch(current, doc)
-                elif kind == "application/json-patch+json":
-                    patched = json_patch(current, doc)
-                else:
+            return self.patch_doc(rtype, applied, MERGE, namespace=namespace, name=name, opts=opts)
+        if kind not in (MERGE, STRATEGIC, JSON_PATCH):
+            raise errors.unsupported_media_type(kind)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise errors.bad_request(f"error decoding patch: {e}") from None
+        return self.patch_doc(rtype, doc, kind, namespace=namespace, name=name, opts=opts)
+
+    def patch_doc(
+        self, rtype: ResourceType, doc: Any, kind: str, *, namespace: str, name: str, opts: WriteOptions
+    ) -> ObjVersion:
+        """Apply a decoded patch document of media type `kind`."""
+        old = self.require(rtype, namespace, name)
+        current = old.obj()
+        try:
+            if kind == MERGE:
+                patched = merge_patch(current, doc)
+            elif kind == STRATEGIC:
+                if rtype.crd:
                     raise errors.unsupported_media_type(kind)
-            except PatchError as e:
-                raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
+                patched = strategic_merge_patch(current, doc)
+            else:
+                patched = json_patch(current, doc)
+        except PatchError as e:
+            raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched document is not an object")
         rv = (patched.get("metadata") or {}).get("resourceVersion")
         if rv and rv != str(old.rev):
             raise errors.conflict(rtype.plural, name, "the object has been modified", group=rtype.group)
-        return self._replace(rtype, old, patched, opts)
+        # merge and strategic patches share unpatched subtrees with `current`, which
+        # therefore still is the previous object (`_replace` copies what it changes).
+        return self._replace(rtype, old, patched, opts, prev=current if kind != JSON_PATCH else None)
 
     def _replace(
-        self, rtype: ResourceType, old: ObjVersion, obj: dict[str, Any], opts: WriteOptions
+        self,
+        rtype: ResourceType,
+        old: ObjVersion,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        prev: dict[str, Any] | None = None,
     ) -> ObjVersion:
-        prev = old.obj()
-        meta = obj.setdefault("metadata", {})
+        prev = old.obj() if prev is None else prev
+        meta = obj["metadata"] = dict(obj.get("metadata") or {})
         if opts.subresource == "status":
             new = old.obj()
             if "status" in obj:
@@ -322,8 +337,8 @@ class Objects:
             meta["managedFields"] = old_meta["managedFields"]
         if _same(obj, prev):
             return old  # a no-op update writes nothing (GuaranteedUpdate compares bytes)
-        if not opts.preserve and _spec_of(obj) != _spec_of(prev):
-            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if meta.get("generation") == old_meta.get("generation") and _spec_of(obj) != _spec_of(prev):
+            meta["generation"] = int(old_meta.get("generation") or 1) + 1
         hook = self.hooks.prepare.get(rtype.key)
         if hook is not None:
             hook(obj, prev)

@@ -348,6 +348,8 @@ class Registry:
 
     def __init__(self, types: tuple[ResourceType, ...] = NATIVE_TYPES) -> None:
         self._by_key: dict[tuple[str, str], ResourceType] = {}
+        self._kinds: dict[tuple[str, str], ResourceType] = {}
+        self._kinds_generation = -1
         self.generation = 0
         for t in types:
             self.add(t)
@@ -374,11 +376,10 @@ class Registry:
         return t
 
     def for_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        group, _, version = api_version.rpartition("/")
-        for t in self._by_key.values():
-            if t.group == group and t.kind == kind and version in t.versions:
-                return t
-        return None
+        if self._kinds_generation != self.generation:
+            self._kinds = {(t.api_version(v), t.kind): t for t in self._by_key.values() for v in t.versions}
+            self._kinds_generation = self.generation
+        return self._kinds.get((api_version, kind))
 
     def group_versions(self) -> dict[str, list[str]]:
         """Group → served versions, preferred first (core group under "")."""

@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 import zlib
+from collections import OrderedDict
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from panopticon.sim import errors
+from panopticon.sim.encoding import list_body, list_chunks, list_size
 from panopticon.sim.options import parse_bool
+from panopticon.sim.resources import ResourceType
 from panopticon.sim.simulator import Simulator
+from panopticon.sim.storage import ObjVersion
 
 GZIP_IN_THREAD_BYTES = 4 * 1024 * 1024
 """Bodies above this are compressed in a worker thread (zlib releases the GIL)."""
@@ -84,3 +89,82 @@ async def gzip_bytes(body: bytes, level: int) -> bytes:
     if len(body) > GZIP_IN_THREAD_BYTES:
         return await asyncio.get_running_loop().run_in_executor(None, run)
     return run()
+
+
+STREAM_THRESHOLD = 1 << 20
+"""Lists larger than this are streamed in pieces rather than joined into one body."""
+
+
+class GzipCache:
+    """Compressed big lists by (path, query, snapshot revision): B.15's "gzip large
+    lists once per snapshot", so N clients listing the same revision cost one gzip."""
+
+    def __init__(self, *, entries: int = 4, max_bytes: int = 512 << 20) -> None:
+        self._entries = entries
+        self._max_bytes = max_bytes
+        self._data: OrderedDict[tuple[object, ...], list[bytes]] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> list[bytes] | None:
+        chunks = self._data.get(key)
+        if chunks is not None:
+            self._data.move_to_end(key)
+        return chunks
+
+    def put(self, key: tuple[object, ...], chunks: list[bytes]) -> None:
+        if sum(len(c) for c in chunks) > self._max_bytes:
+            return
+        self._data[key] = chunks
+        while len(self._data) > self._entries:
+            self._data.popitem(last=False)
+
+
+GZIP_CACHE_KEY = web.AppKey("gzip_cache", GzipCache)
+
+
+async def list_response(
+    sim: Simulator,
+    request: web.Request,
+    cache: GzipCache,
+    *,
+    rtype: ResourceType,
+    version: str,
+    items: list[ObjVersion],
+    meta: dict[str, Any],
+) -> web.StreamResponse:
+    """A LIST response; big ones stream in ~1 MiB pieces (gzipped per piece when asked)."""
+    size = list_size(rtype, version, items, meta)
+    if size <= STREAM_THRESHOLD or is_pretty(request):
+        return await json_response(sim, request, list_body(rtype, version, items, meta))
+    cfg = sim.config
+    headers = base_headers(sim)
+    headers["Content-Type"] = "application/json"
+    gzipped = (
+        cfg.gzip and size > cfg.gzip_threshold_bytes and "gzip" in request.headers.get("Accept-Encoding", "")
+    )
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    else:
+        headers["Content-Length"] = str(size)
+    resp = web.StreamResponse(headers=headers)
+    await resp.prepare(request)
+    chunks = list_chunks(rtype, version, items, meta)
+    if not gzipped:
+        for chunk in chunks:
+            await resp.write(chunk)
+    else:
+        key = (request.path, tuple(sorted(request.query.items())), meta["resourceVersion"], cfg.gzip_level)
+        cached = cache.get(key)
+        if cached is None:
+            cached = []
+            compressor = zlib.compressobj(cfg.gzip_level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            for chunk in chunks:
+                cached.append(await asyncio.to_thread(compressor.compress, chunk))
+                await resp.write(cached[-1])
+            cached.append(compressor.flush())
+            await resp.write(cached[-1])
+            cache.put(key, cached)
+        else:
+            for piece in cached:
+                await resp.write(piece)
+    await resp.write_eof()
+    return resp

@@ -17,7 +17,7 @@ from panopticon.sim.admin import add_admin_routes
 from panopticon.sim.auth import Attributes, authenticate, authorize
 from panopticon.sim.discovery import AGGREGATED_TYPE, Discovery, wants_aggregated
 from panopticon.sim.options import parse_bool
-from panopticon.sim.responses import base_headers, error_response, json_response
+from panopticon.sim.responses import GZIP_CACHE_KEY, GzipCache, base_headers, error_response, json_response
 from panopticon.sim.routing import Route, route, verb_of
 from panopticon.sim.simulator import Simulator
 
@@ -148,6 +148,7 @@ def build_app(sim: Simulator, *, server_address: str = "127.0.0.1:6443") -> web.
     app = web.Application(client_max_size=256 * 1024 * 1024)
     app[SIM_KEY] = sim
     app[DISCOVERY_KEY] = Discovery(sim.registry, server_address=server_address)
+    app[GZIP_CACHE_KEY] = GzipCache()
     if sim.config.admin_enabled:
         add_admin_routes(app, sim)
     app.router.add_route("*", "/{tail:.*}", dispatch)

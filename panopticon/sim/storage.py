@@ -18,6 +18,7 @@ list items put a `{"kind":…,"apiVersion":…,` prefix in front of `item[1:]`.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -31,10 +32,15 @@ class Waker(Protocol):
     def wake(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=1024)
+def _split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def field_value(obj: dict[str, Any], path: str) -> str:
     """A selectable field's string form: bools as true/false, missing as ""."""
     cur: Any = obj
-    for part in path.split("."):
+    for part in _split_path(path):
         if not isinstance(cur, dict):
             return ""
         cur = cur.get(part)

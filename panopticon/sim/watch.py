@@ -30,6 +30,10 @@ from panopticon.sim.storage import Event, ObjVersion, ResourceStore, Storage
 INITIAL_BATCH = 500
 """Synthetic ADDED events per write: large enough to amortise, small enough to flush."""
 
+EVENT_BATCH = 256
+"""Ring events converted per write: a backlog of 100,000 events goes out as ~1 MiB
+writes, not one giant buffer."""
+
 CloseMode = Literal["eof", "abort"]
 _ids = itertools.count(1)
 
@@ -179,7 +183,7 @@ class Watch:
             if self.cursor < st.events_base:
                 return  # fell out of the ring (compaction or capacity): the cacher drops it
             if self.cursor < st.events_end:
-                end = st.events_end
+                end = min(st.events_end, self.cursor + EVENT_BATCH)
                 events = st.events[self.cursor - st.events_base : end - st.events_base]
                 self.cursor = end
                 lines = [line for line in map(self.convert, events) if line is not None]

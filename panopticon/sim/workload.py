@@ -10,6 +10,7 @@ ownerReferences and status.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import re
 import uuid
@@ -136,6 +137,12 @@ def managed_entry(
     return entry
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of JSON data (an order of magnitude faster than copy.deepcopy)."""
+    return orjson.loads(orjson.dumps(value))
+
+
+@functools.lru_cache(maxsize=1)
 def _mongodb_templates() -> list[dict[str, Any]]:
     docs = _yaml_tree(_examples_root() / "objects" / "mongodb")
     return [d for d in docs if d.get("apiVersion") == "kubedb.com/v1"]
@@ -149,12 +156,14 @@ def mongodb_objects(
     Names are `mongodb-NNNNNN` spread over `namespaces`; phase, replicas, version,
     storage type, resources and labels vary with the seed.
     """
+    if count <= 0:
+        return
     rng = random.Random(seed)  # noqa: S311 - reproducible workload
     templates = _mongodb_templates()
     phases = [p for p, _ in PHASES]
     weights = [w for _, w in PHASES]
     for i in range(count):
-        obj = copy.deepcopy(templates[i % len(templates)])
+        obj = clone(templates[i % len(templates)])
         meta = obj["metadata"]
         ns = namespaces[i % len(namespaces)]
         name = f"mongodb-{i:06d}"

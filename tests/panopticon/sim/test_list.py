@@ -355,3 +355,17 @@ def test_unknown_query_parameters_and_timeout_are_ignored(api: Api, five: tuple[
     body = api.must(api.get(cms(api, ns), timeout="32s", frobnicate="yes", shardSelector="nonsense"), 200)
     assert len(body["items"]) == 5
     assert "shardInfo" not in body["metadata"]
+
+
+def test_lists_over_a_mebibyte_stream_intact_plain_and_gzipped(api: Api, ns: str) -> None:
+    for i in range(300):
+        api.configmap(ns, f"big-{i:03d}", data={"blob": f"{i}-" + "y" * 4096})
+    plain = api.request("GET", cms(api, ns), headers={"Accept-Encoding": "identity"})
+    assert len(plain.body) > 1 << 20
+    body = plain.json
+    assert names(body) == [f"big-{i:03d}" for i in range(300)]
+    zipped = api.request("GET", cms(api, ns), headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers.get("content-encoding") == "gzip"
+    assert zipped.json == body
+    again = api.request("GET", cms(api, ns), headers={"Accept-Encoding": "gzip"})
+    assert again.json == body, "the same snapshot again (served from the gzip cache on the simulator)"
