@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -116,10 +117,14 @@ async def count_events(resp: aiohttp.ClientResponse, want: int, since: float) ->
     return seen, elapsed
 
 
+def start_baseline(size: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, __file__, "--baseline-server", str(size)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE)
+
+
 async def baseline(size: int, repeat: int) -> float:
     """Seconds to fetch a pre-built body of `size` bytes from plain aiohttp on the server core."""
-    cmd = [sys.executable, __file__, "--baseline-server", str(size)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    proc = start_baseline(size)
     try:
         pin(proc.pid, SERVER_CPU)
         assert proc.stdout is not None
@@ -191,8 +196,17 @@ async def bench(args: argparse.Namespace) -> None:
         per_ns = 1000
         namespaces = max(1, args.pods // per_ns)
         t = time.perf_counter()
-        spec = {"namespaces": namespaces, "deployments": 10, "pods_per_deployment": per_ns // 10, "services": 0,
-                "configmaps": 0, "secrets": 0, "mongodbs": 0, "nodes": 10, "seed": args.seed}  # fmt: skip
+        spec = {
+            "namespaces": namespaces,
+            "deployments": 10,
+            "pods_per_deployment": per_ns // 10,
+            "services": 0,
+            "configmaps": 0,
+            "secrets": 0,
+            "mongodbs": 0,
+            "nodes": 10,
+            "seed": args.seed,
+        }
         admin.load_workload(native=spec)
         load_s = time.perf_counter() - t
         pods = admin.state()["objects"]["pods"]
@@ -222,8 +236,21 @@ async def bench(args: argparse.Namespace) -> None:
             initial = await watch_list_initial(session, pods)
             live = await watch_live(session, admin, names, min(pods, 20_000))
         ceiling_s = await baseline(size, args.repeat)
-    report(args, pods=pods, size=size, load_s=load_s, unpaged_s=unpaged_s, paged_s=paged_s, gzip_s=gzip_s,
-           gz_size=gz_size, cached_s=cached_s, replay=replay, initial=initial, live=live, ceiling_s=ceiling_s)  # fmt: skip
+    report(
+        args,
+        pods=pods,
+        size=size,
+        load_s=load_s,
+        unpaged_s=unpaged_s,
+        paged_s=paged_s,
+        gzip_s=gzip_s,
+        gz_size=gz_size,
+        cached_s=cached_s,
+        replay=replay,
+        initial=initial,
+        live=live,
+        ceiling_s=ceiling_s,
+    )
 
 
 async def timed_pair(
@@ -249,10 +276,16 @@ async def pod_names(session: aiohttp.ClientSession) -> list[tuple[str, str]]:
 def annotate(pods: list[tuple[str, str]], n: int, tag: str) -> list[dict[str, object]]:
     """`n` bulk patch operations, cycling over `pods`."""
     return [
-        {"op": "patch", "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
-         "patch": {"metadata": {"annotations": {"bench": f"{tag}-{i}"}}}}
+        {
+            "op": "patch",
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": ns,
+            "name": name,
+            "patch": {"metadata": {"annotations": {"bench": f"{tag}-{i}"}}},
+        }
         for i, (ns, name) in zip(range(n), itertools.cycle(pods), strict=False)
-    ]  # fmt: skip
+    ]
 
 
 async def watch_replay(
@@ -268,8 +301,14 @@ async def watch_replay(
 
 
 async def watch_list_initial(session: aiohttp.ClientSession, pods: int) -> tuple[int, float]:
-    params = {"watch": "1", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
-              "resourceVersionMatch": "NotOlderThan", "resourceVersion": "", "timeoutSeconds": "600"}  # fmt: skip
+    params = {
+        "watch": "1",
+        "sendInitialEvents": "true",
+        "allowWatchBookmarks": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "resourceVersion": "",
+        "timeoutSeconds": "600",
+    }
     since = time.perf_counter()
     async with session.get("/api/v1/pods", params=params) as resp:
         return await count_events(resp, pods, since)
@@ -278,7 +317,10 @@ async def watch_list_initial(session: aiohttp.ClientSession, pods: int) -> tuple
 async def watch_live(
     session: aiohttp.ClientSession, admin: AdminClient, pods: list[tuple[str, str]], n: int
 ) -> tuple[int, float]:
-    """Watch while the admin API applies `n` updates in one bulk call (mutation and delivery share the core)."""
+    """Watch while the admin API applies `n` updates in one bulk call.
+
+    Mutation and delivery share the server's core, so this is bound by the write path.
+    """
     params = {"watch": "1", "resourceVersion": str(admin.state()["revision"]), "timeoutSeconds": "600"}
     ops = annotate(pods, n, "live")
     async with session.get("/api/v1/pods", params=params) as resp:
@@ -288,36 +330,31 @@ async def watch_live(
         return await counting
 
 
-def report(args: argparse.Namespace, **m: object) -> None:
-    pods, size = int(m["pods"]), int(m["size"])  # type: ignore[call-overload]
-    rate = lambda n, s: f"{n / s:>12,.0f}"  # noqa: E731
-    print(
-        f"workload: {pods:,} pods, unpaged LIST {size / 2**20:,.1f} MiB ({size / pods:,.0f} B/pod); load {m['load_s']:.1f} s"
-    )
+def report(args: argparse.Namespace, **m: Any) -> None:
+    pods, size = int(m["pods"]), int(m["size"])
+    mib = size / 2**20
+    per_pod = size / pods
+    print(f"workload: {pods:,} pods, unpaged LIST {mib:,.1f} MiB ({per_pod:,.0f} B/pod)")
+    print(f"load through the admin API: {m['load_s']:.1f} s")
     print(f"{'measure':<46}{'per second':>14}{'seconds':>10}")
-    print(f"{'LIST unpaged (objects)':<46}{rate(pods, m['unpaged_s'])}{m['unpaged_s']:>10.3f}")
-    print(f"{'LIST limit=500 (objects)':<46}{rate(pods, m['paged_s'])}{m['paged_s']:>10.3f}")
-    print(
-        f"{'LIST gzip, level 1 (objects)':<46}{rate(pods, m['gzip_s'])}{m['gzip_s']:>10.3f}  ({int(m['gz_size']) / 2**20:,.0f} MiB)"
-    )  # type: ignore[call-overload]
-    print(
-        f"{'LIST gzip, same snapshot again (objects)':<46}{rate(pods, m['cached_s'])}{m['cached_s']:>10.3f}"
-    )
-    print(f"{'LIST unpaged (MiB)':<46}{size / 2**20 / m['unpaged_s']:>14,.0f}{'':>10}")  # type: ignore[operator]
-    print(
-        f"{'ceiling: plain aiohttp, same body size (MiB)':<46}{size / 2**20 / m['ceiling_s']:>14,.0f}{m['ceiling_s']:>10.3f}"
-    )  # type: ignore[operator]
-    print(f"{'  LIST unpaged as share of the ceiling':<46}{m['ceiling_s'] / m['unpaged_s']:>14.0%}")  # type: ignore[operator]
-    for label, key in (("WATCH replay from ring (events)", "replay"), ("WATCH watch-list initial (events)", "initial"),
-                       ("WATCH live bulk updates (events)", "live")):  # fmt: skip
-        n, s = m[key]  # type: ignore[misc]
-        print(f"{label:<46}{rate(n, s)}{s:>10.3f}")
-    print(
-        f"targets: LIST >= 50,000 objects/s, WATCH >= 20,000 events/s (server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU})"
-    )
-    print(
-        f"reproduce: .venv/bin/python benchmarks/sim_list_watch.py --pods {args.pods} --seed {args.seed} --repeat {args.repeat}"
-    )
+    rows: list[tuple[str, float, float]] = [
+        ("LIST unpaged (objects)", pods, m["unpaged_s"]),
+        ("LIST limit=500 (objects)", pods, m["paged_s"]),
+        (f"LIST gzip level 1, {m['gz_size'] / 2**20:,.0f} MiB (objects)", pods, m["gzip_s"]),
+        ("LIST gzip, same snapshot again (objects)", pods, m["cached_s"]),
+        ("LIST unpaged (MiB)", mib, m["unpaged_s"]),
+        ("ceiling: plain aiohttp, same bytes (MiB)", mib, m["ceiling_s"]),
+        ("WATCH replay from the ring (events)", *m["replay"]),
+        ("WATCH watch-list initial events (events)", *m["initial"]),
+        ("WATCH live bulk updates (events)", *m["live"]),
+    ]
+    for label, n, seconds in rows:
+        print(f"{label:<46}{n / seconds:>14,.0f}{seconds:>10.3f}")
+    print(f"LIST unpaged as a share of the ceiling: {m['ceiling_s'] / m['unpaged_s']:.0%}")
+    print("targets: LIST >= 50,000 objects/s, WATCH >= 20,000 events/s")
+    print(f"server pinned to CPU {SERVER_CPU}, client to CPU {CLIENT_CPU}")
+    flags = f"--pods {args.pods} --seed {args.seed} --repeat {args.repeat}"
+    print(f"reproduce: .venv/bin/python benchmarks/sim_list_watch.py {flags}")
 
 
 def main() -> None:
