@@ -136,6 +136,36 @@ def error_line(status: dict[str, Any]) -> bytes:
     return b'{"type":"ERROR","object":' + orjson.dumps(status) + b"}\n"
 
 
+# --- metadata-only views (as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1) ---
+
+PARTIAL_PREFIX = b'{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",'
+
+
+def partial_item(item: bytes) -> bytes:
+    """A stored item reduced to its metadata (`{"metadata":{…}}`, for PARTIAL_PREFIX)."""
+    return b'{"metadata":' + orjson.dumps(orjson.loads(item)["metadata"]) + b"}"
+
+
+def partial_list_chunks(
+    items: list[ObjVersion], meta: dict[str, Any], *, chunk: int = LIST_CHUNK_BYTES
+) -> Iterator[bytes]:
+    """A `PartialObjectMetadataList` in pieces (items keep their type, like the apiserver's)."""
+    parts: list[bytes] = [b'{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":'
+                          + orjson.dumps(meta) + b',"items":[']  # fmt: skip
+    size = 0
+    for i, v in enumerate(items):
+        if i:
+            parts.append(b",")
+        piece = PARTIAL_PREFIX + partial_item(v.item)[1:]
+        parts.append(piece)
+        size += len(piece)
+        if size >= chunk:
+            yield b"".join(parts)
+            parts, size = [], 0
+    parts.append(b"]}")
+    yield b"".join(parts)
+
+
 # --- continue tokens (apiserver:pkg/storage/continue.go) ---------------------
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from panopticon.documents import parse_documents
 from panopticon.errors import DocumentError
 from panopticon.sim import errors
-from panopticon.sim.encoding import list_body, object_bytes
+from panopticon.sim.encoding import PARTIAL_PREFIX, list_body, object_bytes, partial_item, partial_list_chunks
 from panopticon.sim.listing import NeedRevision, list_objects
 from panopticon.sim.objects import WriteOptions
 from panopticon.sim.options import parse_list_options, parse_resource_version
@@ -59,14 +59,28 @@ async def handle(
     raise errors.method_not_allowed(verb, rtype.plural, group=rtype.group)
 
 
-def _accepts_json(request: web.Request) -> None:
+def negotiate(request: web.Request) -> str:
+    """ "json", or "partial" for metadata-only views; 406 when neither is acceptable.
+
+    Tables and protobuf are not served (B.11): a client that also accepts JSON,
+    as kubectl does, gets JSON.
+    """
     accept = request.headers.get("Accept", "")
     if not accept:
-        return
+        return "json"
     for part in accept.split(","):
-        media = part.split(";")[0].strip()
-        if media in ("*/*", "application/*", "application/json") and "as=Table" not in part:
-            return
+        media, *raw = (p.strip() for p in part.split(";"))
+        params = dict(p.split("=", 1) for p in raw if "=" in p)
+        if media not in ("*/*", "application/*", "application/json"):
+            continue
+        kind = params.get("as")
+        if kind is None:
+            return "json"
+        if (
+            kind in ("PartialObjectMetadata", "PartialObjectMetadataList")
+            and params.get("g") == "meta.k8s.io"
+        ):
+            return "partial"
     raise errors.not_acceptable(accept)
 
 
@@ -75,7 +89,7 @@ async def list_handler(
 ) -> web.StreamResponse:
     rtype = target.rtype
     assert rtype is not None
-    _accepts_json(request)
+    view = negotiate(request)
     cfg = sim.config
     opts = parse_list_options(query, rtype, cfg, watch=False)
     st = sim.storage.store(rtype)
@@ -85,6 +99,8 @@ async def list_handler(
         if not await sim.wait_for_revision(need.rev, cfg.too_large_rv_wait):
             raise errors.too_large_resource_version(need.rev, sim.storage.revision) from None
         result = list_objects(st, sim.storage, opts, namespace=target.namespace, cfg=cfg)
+    if view == "partial":
+        return await json_response(sim, request, b"".join(partial_list_chunks(result.items, result.meta())))
     cache = request.app[GZIP_CACHE_KEY]
     return await list_response(
         sim, request, cache, rtype=rtype, version=target.version, items=result.items, meta=result.meta()
@@ -109,7 +125,7 @@ async def watch_handler(
 ) -> web.StreamResponse:
     rtype = target.rtype
     assert rtype is not None
-    _accepts_json(request)
+    view = negotiate(request)
     cfg = sim.config
     opts = parse_list_options(_watch_query(target, query), rtype, cfg, watch=True)
     rv = parse_resource_version(opts.resource_version, rtype, watch=True)
@@ -128,6 +144,7 @@ async def watch_handler(
         namespace=target.namespace,
         deadline=loop.time() + timeout,
         user=user,
+        metadata_only=view == "partial",
     )
     headers = base_headers(sim)
     compressor = None
@@ -193,10 +210,12 @@ def _reset(request: web.Request) -> None:
 async def get_handler(request: web.Request, sim: Simulator, target: Route) -> web.Response:
     rtype = target.rtype
     assert rtype is not None
-    _accepts_json(request)
+    view = negotiate(request)
     if target.subresource == "scale":
         raise errors.method_not_allowed("get", f"{rtype.plural}/scale", group=rtype.group)
     v = sim.objects.require(rtype, target.namespace, target.name)
+    if view == "partial":
+        return await json_response(sim, request, PARTIAL_PREFIX + partial_item(v.item)[1:])
     return await json_response(sim, request, object_bytes(rtype, target.version, v.item))
 
 

@@ -35,6 +35,23 @@ MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY = "application/apply-patch+yaml"
+_META_ORDER = (
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
 _KEEP_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
@@ -179,7 +196,7 @@ class Objects:
                     obj, manager=opts.manager, api_version=rtype.storage_api_version, now=now, status=False
                 )
             ]
-        version, _ = self.storage.put(rtype, _ordered(obj))
+        version, _ = self.storage.put(rtype, _ordered(obj, crd=rtype.crd))
         self._committed(rtype, version)
         return version
 
@@ -345,8 +362,8 @@ class Objects:
         if opts.manager:
             self._track_manager(rtype, obj, opts)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return self._remove(rtype, old, final=_ordered(obj))
-        version, _ = self.storage.put(rtype, _ordered(obj))
+            return self._remove(rtype, old, final=_ordered(obj, crd=rtype.crd))
+        version, _ = self.storage.put(rtype, _ordered(obj, crd=rtype.crd))
         self._committed(rtype, version)
         return version
 
@@ -421,9 +438,19 @@ class Objects:
             hook(rtype, version)
 
 
-def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
-    """metadata, spec, then the rest, then status: the order real objects have."""
-    head: dict[str, Any] = {k: obj[k] for k in ("metadata", "spec") if k in obj}
+def _ordered(obj: dict[str, Any], *, crd: bool) -> dict[str, Any]:
+    """metadata, spec, the rest, status: the order real objects have; metadata keys in
+    `ObjectMeta` field order for built-ins, sorted for custom resources (unstructured)."""
+    meta = obj["metadata"]
+    meta.setdefault("resourceVersion", "")  # holds its place; the storage sets it
+    if crd:
+        ordered_meta = dict(sorted(meta.items()))
+    else:
+        ordered_meta = {k: meta[k] for k in _META_ORDER if k in meta}
+        ordered_meta.update((k, v) for k, v in meta.items() if k not in ordered_meta)
+    head: dict[str, Any] = {"metadata": ordered_meta}
+    if "spec" in obj:
+        head["spec"] = obj["spec"]
     rest = {k: v for k, v in obj.items() if k not in ("metadata", "spec", "status", "kind", "apiVersion")}
     tail = {"status": obj["status"]} if "status" in obj else {}
     return {**head, **rest, **tail}

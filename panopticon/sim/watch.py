@@ -21,7 +21,15 @@ import orjson
 
 from panopticon.sim import errors
 from panopticon.sim.config import SimConfig
-from panopticon.sim.encoding import bookmark_line, error_line, event_line, prefix_for
+from panopticon.sim.encoding import (
+    INITIAL_EVENTS_END,
+    PARTIAL_PREFIX,
+    bookmark_line,
+    error_line,
+    event_line,
+    partial_item,
+    prefix_for,
+)
 from panopticon.sim.listing import Filter, key_range, make_filter
 from panopticon.sim.options import ListOptions, parse_resource_version
 from panopticon.sim.resources import ResourceType
@@ -63,6 +71,7 @@ class Watch:
         namespace: str,
         deadline: float,
         user: str = "",
+        metadata_only: bool = False,
     ) -> None:
         self.id = next(_ids)
         self.store = st
@@ -73,7 +82,8 @@ class Watch:
         self.deadline = deadline
         self.user = user
         self.filter: Filter | None = make_filter(opts, self.namespace)
-        self.prefix = prefix_for(self.rtype, version)
+        self.metadata_only = metadata_only
+        self.prefix = PARTIAL_PREFIX if metadata_only else prefix_for(self.rtype, version)
         self.cursor = 0
         self.min_rev = 0
         self.sent_events = 0
@@ -128,16 +138,16 @@ class Watch:
             return None
         accept = self.filter
         if accept is None:
-            return event_line(ev.type, self.prefix, ev.new.item)
+            return event_line(ev.type, self.prefix, self._view(ev.new.item))
         if ev.type != "MODIFIED" or ev.old is None:
-            return event_line(ev.type, self.prefix, ev.new.item) if accept(ev.new) else None
+            return event_line(ev.type, self.prefix, self._view(ev.new.item)) if accept(ev.new) else None
         new_ok, old_ok = accept(ev.new), accept(ev.old)
         if new_ok:
-            return event_line("MODIFIED" if old_ok else "ADDED", self.prefix, ev.new.item)
+            return event_line("MODIFIED" if old_ok else "ADDED", self.prefix, self._view(ev.new.item))
         if old_ok:
             obj = ev.old.obj()
             obj["metadata"]["resourceVersion"] = str(ev.rev)
-            return event_line("DELETED", self.prefix, orjson.dumps(obj))
+            return event_line("DELETED", self.prefix, self._view(orjson.dumps(obj)))
         return None
 
     async def stream(
@@ -157,7 +167,7 @@ class Watch:
         initial = start.initial
         for i in range(0, len(initial), INITIAL_BATCH):
             batch = initial[i : i + INITIAL_BATCH]
-            yield b"".join([event_line("ADDED", self.prefix, v.item) for v in batch])
+            yield b"".join([event_line("ADDED", self.prefix, self._view(v.item)) for v in batch])
             self.sent_events += len(batch)
         if start.watch_list and self.opts.allow_bookmarks:
             yield self._bookmark(start.snapshot_rev, cfg, initial_end=True)
@@ -212,7 +222,15 @@ class Watch:
         except TimeoutError:
             pass
 
+    def _view(self, item: bytes) -> bytes:
+        return partial_item(item) if self.metadata_only else item
+
     def _bookmark(self, rev: int, cfg: SimConfig, *, initial_end: bool) -> bytes:
+        if self.metadata_only:
+            meta: dict[str, Any] = {"resourceVersion": str(rev)}
+            if initial_end:
+                meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+            return event_line("BOOKMARK", PARTIAL_PREFIX, b'{"metadata":' + orjson.dumps(meta) + b"}")
         return bookmark_line(
             self.rtype, self.version, rev, initial_end=initial_end, realistic=cfg.realistic_bookmarks
         )

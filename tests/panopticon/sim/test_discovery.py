@@ -166,3 +166,38 @@ def test_status_is_written_only_through_the_status_subresource(api: Api, ns: str
     assert api.must(api.get(f"{path}/data"), 200).get("status", {}).get("phase") != "Bound"
     api.must(api.patch(f"{path}/data/status", {"status": {"phase": "Bound"}}), 200)
     assert api.must(api.get(f"{path}/data"), 200)["status"]["phase"] == "Bound"
+
+
+PARTIAL = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+def test_metadata_only_views_are_served_when_asked_for(api: Api, ns: str) -> None:
+    api.configmap(ns, "meta-only", labels={"a": "b"}, data={"big": "x" * 1000})
+    listed = api.request("GET", f"/api/v1/namespaces/{ns}/configmaps", headers={"Accept": PARTIAL}).json
+    assert (listed["kind"], listed["apiVersion"]) == ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    (item,) = listed["items"]
+    assert item["kind"] == "PartialObjectMetadata" and item["metadata"]["labels"] == {"a": "b"}
+    assert "data" not in item
+    one = api.request(
+        "GET",
+        f"/api/v1/namespaces/{ns}/configmaps/meta-only",
+        headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"},
+    ).json
+    assert one["kind"] == "PartialObjectMetadata" and "data" not in one
+    w = api.watch(
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {"resourceVersion": "0", "timeoutSeconds": "3"},
+        headers={"Accept": PARTIAL},
+    )
+    try:
+        ev = w.next_of(("ADDED",))
+    finally:
+        w.close()
+    assert ev["object"]["kind"] == "PartialObjectMetadata" and "data" not in ev["object"]
+
+
+def test_a_response_type_that_cannot_be_negotiated_is_406(api: Api, ns: str) -> None:
+    resp = api.request(
+        "GET", f"/api/v1/namespaces/{ns}/configmaps", headers={"Accept": "application/x-unheard-of"}
+    )
+    assert resp.status == 406 and resp.json["reason"] == "NotAcceptable"
