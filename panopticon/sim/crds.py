@@ -139,7 +139,7 @@ class CrdController:
         if crd["metadata"].get("deletionTimestamp"):
             return
         registry.add(new_type)
-        self.objects.storage.store(new_type)
+        self.objects.storage.open_store(new_type)
 
     def _deleting(self, rtype: ResourceType, version: ObjVersion) -> None:
         crd = version.obj()

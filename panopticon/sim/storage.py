@@ -277,6 +277,7 @@ class Storage:
     """Every resource's store under one global revision."""
 
     def __init__(self, *, start_revision: int, ring_capacity: int) -> None:
+        self.start_revision = start_revision
         self.revision = start_revision
         self.compacted = start_revision
         """Versions superseded at or before this revision are gone (410 below it)."""
@@ -285,12 +286,22 @@ class Storage:
         self.on_commit: list[Callable[[int], None]] = []
 
     def store(self, rtype: ResourceType) -> ResourceStore:
+        """The store of `rtype`, made on first use as if it had existed since the start
+        (built-in kinds have a watch cache from the apiserver's start: a watch from any
+        retained revision is valid even if nobody touched the kind before)."""
         st = self.stores.get(rtype.key)
         if st is None:
-            st = self.stores[rtype.key] = ResourceStore(rtype, created_rev=self.revision)
+            created = max(self.start_revision, self.compacted)
+            st = self.stores[rtype.key] = ResourceStore(rtype, created_rev=created)
         else:
             st.rtype = rtype
         return st
+
+    def open_store(self, rtype: ResourceType) -> ResourceStore:
+        """The store of a kind that starts existing now (a CRD just established)."""
+        if rtype.key not in self.stores:
+            self.stores[rtype.key] = ResourceStore(rtype, created_rev=self.revision)
+        return self.store(rtype)
 
     def drop_store(self, key: tuple[str, str]) -> ResourceStore | None:
         return self.stores.pop(key, None)

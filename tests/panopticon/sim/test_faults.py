@@ -265,3 +265,17 @@ def test_the_admin_api_can_be_renamed_or_disabled() -> None:
 
     run(renamed, admin_prefix="/_control")
     run(disabled, admin_enabled=False)
+
+
+def test_a_watcher_lagging_beyond_the_limit_is_dropped_like_a_slow_consumer() -> None:
+    async def check(server: SimServer, session: aiohttp.ClientSession) -> None:
+        async with watch(session, resourceVersion=str(server.sim.revision)) as resp:
+            await asyncio.sleep(0.05)
+            server.sim.stall_watches(None)
+            for i in range(600):
+                server.sim.create(cm(f"burst-{i}"))
+            server.sim.unstall_watches()
+            events = await lines(resp)
+        assert 0 < len(events) < 600, "the stream ended early, cleanly"
+
+    run(check, slow_watcher_max_lag=50)
