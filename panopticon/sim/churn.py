@@ -62,7 +62,7 @@ class Churn:
     ) -> None:
         self.sim = sim
         self.rate = rate
-        self.rng = random.Random(seed)  # noqa: S311 - reproducible load, not security
+        self.rng = random.Random(f"churn:{seed}")  # noqa: S311 - reproducible load, not security
         self.mix = mix
         self.stats = ChurnStats()
         self._serial = 0

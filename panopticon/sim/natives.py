@@ -140,7 +140,7 @@ class NativeGenerator:
 
     def __init__(self, spec: WorkloadSpec) -> None:
         self.spec = spec
-        self.rng = random.Random(spec.seed)  # noqa: S311 - reproducible workload
+        self.rng = random.Random(f"natives:{spec.seed}")  # noqa: S311 - reproducible workload
         self.nodes = [f"node-{i:04d}" for i in range(max(1, spec.nodes))]
 
     def _meta(self, name: str, ns: str, labels: dict[str, str], t: float) -> dict[str, Any]:

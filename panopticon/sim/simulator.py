@@ -47,7 +47,9 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None, *, install_crds: bool = True) -> None:
         cfg = config or SimConfig()
         self.config = cfg
-        self.rng = random.Random(cfg.seed)  # noqa: S311 - reproducible uids, not security
+        # Every random stream of the simulator derives its own seed (simulator:, natives:,
+        # examples:, mongodbs:, churn:), so streams never repeat each other's uids.
+        self.rng = random.Random(f"simulator:{cfg.seed}")  # noqa: S311 - reproducible uids, not security
         start = cfg.start_revision if cfg.start_revision is not None else self.rng.randrange(10**6, 10**9)
         self.registry = Registry()
         self.storage = Storage(start_revision=start, ring_capacity=cfg.watch_cache_capacity)

@@ -76,7 +76,7 @@ def example_objects(scale: int = 1, *, seed: int = 0) -> list[dict[str, Any]]:
     Copies get distinct names (`name`, `name-2`, …) and fresh uids; names that
     collide across files are made unique; objects without a uid get one.
     """
-    rng = random.Random(seed)  # noqa: S311 - reproducible workload
+    rng = random.Random(f"examples:{seed}")  # noqa: S311 - reproducible workload
     seen_keys: set[tuple[str, str, str, str]] = set()
     seen_uids: set[str] = set()
     out: list[dict[str, Any]] = []
@@ -158,7 +158,7 @@ def mongodb_objects(
     """
     if count <= 0:
         return
-    rng = random.Random(seed)  # noqa: S311 - reproducible workload
+    rng = random.Random(f"mongodbs:{seed}")  # noqa: S311 - reproducible workload
     templates = _mongodb_templates()
     phases = [p for p, _ in PHASES]
     weights = [w for _, w in PHASES]
