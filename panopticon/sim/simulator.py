@@ -186,10 +186,8 @@ class Simulator:
     ) -> dict[str, Any]:
         rtype = self.resolve(api_version, kind)
         opts = WriteOptions(preserve=not status, subresource="status" if status else "")
-        body = orjson.dumps(patch)
-        v = self.objects.patch(
-            rtype, body, _PATCH_CONTENT[patch_type], namespace=namespace, name=name, opts=opts
-        )
+        content = _PATCH_CONTENT[patch_type]
+        v = self.objects.patch_doc(rtype, patch, content, namespace=namespace, name=name, opts=opts)
         return self._out(rtype, v)
 
     def delete(self, api_version: str, kind: str, name: str, *, namespace: str = "") -> dict[str, Any]:
@@ -251,9 +249,7 @@ class Simulator:
         if kind == "patch":
             content = _PATCH_CONTENT[op.get("patchType", "merge")]
             opts = WriteOptions(preserve=True)
-            return self.objects.patch(
-                rtype, orjson.dumps(op["patch"]), content, namespace=ns, name=name, opts=opts
-            )
+            return self.objects.patch_doc(rtype, op["patch"], content, namespace=ns, name=name, opts=opts)
         if kind == "delete":
             return self.objects.delete(rtype, ns, name)
         raise ValueError(f"unknown op {kind!r}")

@@ -57,10 +57,11 @@ class ObjVersion:
     """One stored version of one object (or a tombstone: `deleted`)."""
 
     __slots__ = (
+        "_fields",
         "_ns_hash",
         "_uid_hash",
         "deleted",
-        "fields",
+        "field_paths",
         "item",
         "key",
         "labels",
@@ -79,7 +80,7 @@ class ObjVersion:
         namespace: str,
         uid: str,
         labels: dict[str, str],
-        fields: dict[str, str] | None,
+        field_paths: tuple[str, ...],
         item: bytes,
         deleted: bool = False,
     ) -> None:
@@ -89,7 +90,8 @@ class ObjVersion:
         self.namespace = namespace
         self.uid = uid
         self.labels = labels
-        self.fields = fields
+        self.field_paths = field_paths
+        self._fields: dict[str, str] | None = None
         self.item = item
         self.deleted = deleted
         self._uid_hash: int | None = None
@@ -101,9 +103,16 @@ class ObjVersion:
         return out
 
     def field_map(self) -> dict[str, str]:
-        if self.fields is not None:
-            return self.fields
-        return {"metadata.name": self.name, "metadata.namespace": self.namespace}
+        """Selectable field values; type-specific ones are extracted on first use (few
+        requests select on them, every write would pay for them)."""
+        if self._fields is None:
+            fields = {"metadata.name": self.name, "metadata.namespace": self.namespace}
+            if self.field_paths:
+                obj = self.obj()
+                for path in self.field_paths:
+                    fields[path] = field_value(obj, path)
+            self._fields = fields
+        return self._fields
 
     def shard_hash(self, key: str) -> int:
         """FNV-1a 64 of `object.metadata.uid` or `.namespace`, computed once."""
@@ -371,11 +380,6 @@ def make_version(
     body = obj if next(iter(obj)) == "metadata" else {"metadata": meta, **obj}
     labels = meta.get("labels") or {}
     namespace = meta.get("namespace", "") if rtype.namespaced else ""
-    fields: dict[str, str] | None = None
-    if rtype.extra_fields:
-        fields = {"metadata.name": meta["name"], "metadata.namespace": namespace}
-        for path in rtype.extra_fields:
-            fields[path] = field_value(obj, path)
     return ObjVersion(
         rev=rev,
         key=key,
@@ -383,7 +387,7 @@ def make_version(
         namespace=namespace,
         uid=meta.get("uid", ""),
         labels=labels,
-        fields=fields,
+        field_paths=rtype.extra_fields,
         item=orjson.dumps(body),
         deleted=deleted,
     )
