@@ -36,7 +36,9 @@ _PATCH_CONTENT = {
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
 }
-_LOADER = WriteOptions(preserve=True, auto_namespace=True)
+_LOADER = WriteOptions(manager="panopticon-sim", preserve=True, auto_namespace=True)
+"""Loads keep the metadata they bring; what is missing (uid, creationTimestamp,
+generation, managedFields, namespace) the simulator fills in."""
 FREEZE_AFTER = 10_000
 """Loads at least this big end with `gc.freeze()`."""
 

@@ -162,8 +162,13 @@ def mongodb_objects(
     templates = _mongodb_templates()
     phases = [p for p, _ in PHASES]
     weights = [w for _, w in PHASES]
+    # fieldsV1 depends on the keys only, and the keys are the template's: compute each
+    # once (the managedFields dicts are shared, read-only, until the objects are stored).
+    spec_fields: dict[tuple[int, bool], dict[str, Any]] = {}
+    status_fields: dict[str, Any] | None = None
     for i in range(count):
-        obj = clone(templates[i % len(templates)])
+        index = i % len(templates)
+        obj = clone(templates[index])
         meta = obj["metadata"]
         ns = namespaces[i % len(namespaces)]
         name = f"mongodb-{i:06d}"
@@ -210,8 +215,27 @@ def mongodb_objects(
                 )
             ],
         }
+        shape = (index, "replicas" in spec)
+        if shape not in spec_fields:
+            spec_fields[shape] = fields_v1({"spec": spec})
+        if status_fields is None:
+            status_fields = fields_v1({"status": obj["status"]})
         meta["managedFields"] = [
-            managed_entry("kubectl-client-side-apply", "kubedb.com/v1", {"spec": spec}, rfc3339(t)),
-            managed_entry("mg-operator", "kubedb.com/v1", {"status": obj["status"]}, when, sub="status"),
+            _entry("kubectl-client-side-apply", spec_fields[shape], rfc3339(t)),
+            _entry("mg-operator", status_fields, when, sub="status"),
         ]
         yield obj
+
+
+def _entry(manager: str, fields: dict[str, Any], when: str, *, sub: str = "") -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "apiVersion": "kubedb.com/v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+        "manager": manager,
+        "operation": "Update",
+        "time": when,
+    }
+    if sub:
+        entry["subresource"] = sub
+    return entry
