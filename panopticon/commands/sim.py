@@ -93,6 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--short-pages", action="store_true", help="read only `limit` keys per page (short pages)"
     )
     api.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated seconds per second for watch timeouts and bookmarks",
+    )
+    api.add_argument(
         "--startup-delay", type=float, default=0.0, help="answer 503 for this many seconds after start"
     )
     api.add_argument("--request-log-size", type=int, default=10_000, help="requests kept for /_sim/requests")
@@ -108,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         "rv0_honours_limit": args.rv0_honours_limit,
         "fill_pages": not args.short_pages,
         "startup_unavailable_seconds": args.startup_delay,
+        "time_scale": args.time_scale,
         "request_log_size": args.request_log_size,
         "tokens": ((args.token, DEFAULT_USER),),
         "rules": (AccessRule(user=DEFAULT_USER),),

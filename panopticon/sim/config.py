@@ -113,6 +113,15 @@ class SimConfig:
     """Events kept per resource for watches (cacher's upper bound capacity); a watch
     from an RV older than the kept window gets 410."""
 
+    time_scale: float = 1.0
+    """Simulated seconds per real second for watch deadlines and bookmark timing: with
+    60, a client's timeoutSeconds=300 ends after 5 s and 60 s bookmarks come every
+    second (clock control for tests, B.13)."""
+
+    clock_offset: float = 0.0
+    """Seconds added to the wall clock for timestamps the simulator writes
+    (creationTimestamp, deletionTimestamp, managedFields times)."""
+
     too_large_rv_wait: float = 3.0
     """Seconds a request for a future RV waits before 504 ResourceVersionTooLarge."""
 

@@ -137,6 +137,7 @@ async def watch_handler(
     timeout = opts.timeout_seconds
     if timeout is None:
         timeout = cfg.min_request_timeout * (1 + sim.rng.random())
+    timeout /= cfg.time_scale
     watch = Watch(
         st,
         version=target.version,

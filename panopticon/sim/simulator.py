@@ -56,7 +56,11 @@ class Simulator:
         self.registry = Registry()
         self.storage = Storage(start_revision=start, ring_capacity=cfg.watch_cache_capacity)
         self.objects = Objects(
-            self.storage, self.registry, rng=self.rng, default_namespace=cfg.default_namespace
+            self.storage,
+            self.registry,
+            rng=self.rng,
+            clock=lambda: time.time() + self.config.clock_offset,
+            default_namespace=cfg.default_namespace,
         )
         self.crds = CrdController(self.objects, close_watches=self._close_store_watches)
         self.faults = Faults(rng=random.Random(cfg.seed + 1))  # noqa: S311 - reproducible faults

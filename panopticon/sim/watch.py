@@ -172,13 +172,13 @@ class Watch:
         if start.watch_list and self.opts.allow_bookmarks:
             yield self._bookmark(start.snapshot_rev, cfg, initial_end=True)
         next_bookmark = self._next_bookmark(loop.time(), cfg)
-        interval = cfg.bookmark_interval
+        timing = (cfg.bookmark_interval, cfg.time_scale)
         st = self.store
         while True:
             now = loop.time()
             cfg = config()
-            if cfg.bookmark_interval != interval:
-                interval = cfg.bookmark_interval
+            if (cfg.bookmark_interval, cfg.time_scale) != timing:
+                timing = (cfg.bookmark_interval, cfg.time_scale)
                 next_bookmark = self._next_bookmark(now, cfg)
             if self.close_mode == "abort":
                 return
@@ -239,8 +239,8 @@ class Watch:
         """`nextBookmarkTime`: every interval, and once shortly before the deadline."""
         if cfg.bookmark_interval is None or not self.opts.allow_bookmarks:
             return None
-        candidates = [now + cfg.bookmark_interval]
-        before = self.deadline - cfg.bookmark_before_deadline
+        candidates = [now + cfg.bookmark_interval / cfg.time_scale]
+        before = self.deadline - cfg.bookmark_before_deadline / cfg.time_scale
         if before > now:
             candidates.append(before)
         return min(candidates)

@@ -279,3 +279,29 @@ def test_a_watcher_lagging_beyond_the_limit_is_dropped_like_a_slow_consumer() ->
         assert 0 < len(events) < 600, "the stream ended early, cleanly"
 
     run(check, slow_watcher_max_lag=50)
+
+
+def test_time_scale_shortens_watch_deadlines_and_bookmark_intervals() -> None:
+    async def check(server: SimServer, session: aiohttp.ClientSession) -> None:
+        started = time.monotonic()
+        params = {
+            "resourceVersion": str(server.sim.revision),
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "60",
+        }
+        async with watch(session, **params) as resp:
+            events = await lines(resp)
+        elapsed = time.monotonic() - started
+        assert 0.5 < elapsed < 2.5, "60 simulated seconds at 60x"
+        assert len([e for e in events if e["type"] == "BOOKMARK"]) >= 3, "10 s bookmarks every 1/6 s"
+
+    run(check, time_scale=60.0, bookmark_interval=10.0)
+
+
+def test_the_clock_offset_moves_written_timestamps() -> None:
+    async def check(server: SimServer, session: aiohttp.ClientSession) -> None:
+        created = server.sim.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "later"}})
+        year = int(created["metadata"]["creationTimestamp"][:4])
+        assert year >= time.gmtime().tm_year + 9
+
+    run(check, clock_offset=10 * 366 * 86400.0)
