@@ -405,6 +405,8 @@ class Objects:
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = rfc3339(self.clock())
                 meta["deletionGracePeriodSeconds"] = 0
+                if rtype.key == NAMESPACE_TYPE.key:
+                    obj.setdefault("status", {})["phase"] = "Terminating"
                 old, _ = self.storage.put(rtype, obj)
                 self._committed(rtype, old)
             if hook is not None:

@@ -201,3 +201,22 @@ def test_a_response_type_that_cannot_be_negotiated_is_406(api: Api, ns: str) -> 
         "GET", f"/api/v1/namespaces/{ns}/configmaps", headers={"Accept": "application/x-unheard-of"}
     )
     assert resp.status == 406 and resp.json["reason"] == "NotAcceptable"
+
+
+def test_deleting_a_namespace_terminates_it_and_deletes_what_it_holds(api: Api) -> None:
+    name = "t-doomed-namespace"
+    api.create_namespace(name)
+    api.configmap(name, "inside")
+    rv = api.rv_now(name)
+    with api.watching(
+        "/api/v1/namespaces",
+        resourceVersion=str(rv),
+        fieldSelector=f"metadata.name={name}",
+        timeoutSeconds=60,
+    ) as w:
+        api.must(api.delete(f"/api/v1/namespaces/{name}"), 200, 202)
+        terminating = w.next_of(("MODIFIED",), timeout=30)
+        assert terminating["object"]["status"]["phase"] == "Terminating"
+        assert terminating["object"]["metadata"]["deletionTimestamp"]
+        assert w.next_of(("DELETED",), timeout=60)["object"]["metadata"]["name"] == name
+    assert api.get(f"/api/v1/namespaces/{name}/configmaps/inside").status == 404
