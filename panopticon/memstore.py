@@ -30,10 +30,11 @@ class MemoryStore:
         elif self._layout_seen != self.layout:
             raise StoreError(f"store layout is {self._layout_seen}, this process uses {self.layout}")
 
-    async def epoch(self) -> str:
+    async def epoch(self) -> tuple[str, bool]:
         if self._epoch is None:
             self._epoch = secrets.token_hex(8)
-        return self._epoch
+            return self._epoch, True
+        return self._epoch, False
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
         claimed: list[int] = []

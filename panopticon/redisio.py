@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from panopticon.errors import StoreError
 from panopticon.store import (
@@ -61,9 +62,10 @@ def _without_password(url: str) -> str:
 
 
 class RedisStore:
-    def __init__(self, client: Any, layout: Layout) -> None:
+    def __init__(self, client: Any, layout: Layout, *, cluster: bool = False) -> None:
         self.layout = layout
         self._client = client
+        self._cluster = cluster
         self._claim = client.register_script(CLAIM_SCRIPT)
         self._write = client.register_script(WRITE_SCRIPT)
 
@@ -89,7 +91,7 @@ class RedisStore:
                 client = aioredis.from_url(url, health_check_interval=30, **kwargs)
         except (RedisError, ValueError) as e:
             raise StoreError(f"redis {options.url.split('@')[-1]}: {e}") from e
-        return cls(client, layout)
+        return cls(client, layout, cluster=options.cluster)
 
     async def _run(self, what: str, coro: Any) -> Any:
         try:
@@ -112,11 +114,13 @@ class RedisStore:
                 f"this process uses {mine.decode()}: use the same --buckets/--slots everywhere"
             )
 
-    async def epoch(self) -> str:
+    async def epoch(self) -> tuple[str, bool]:
         candidate = secrets.token_hex(8)
-        await self._run("epoch", self._client.set(self.layout.epoch_key, candidate, nx=True))
+        created = await self._run("epoch", self._client.set(self.layout.epoch_key, candidate, nx=True))
+        if created:
+            return candidate, True
         value = await self._run("epoch", self._client.get(self.layout.epoch_key))
-        return value.decode() if value is not None else candidate
+        return (value.decode(), False) if value is not None else (candidate, False)
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
         if not buckets:
@@ -131,8 +135,37 @@ class RedisStore:
         if not ops:
             return []
         keys, args = write_arguments(self.layout, slot, owner, ops)
-        refused = await self._run("write", self._write(keys=keys, args=args))
+        if self._cluster:
+            refused = await self._run("write", self._write(keys=keys, args=args))
+        else:
+            refused = await self._run("write", self._evalsha_packed(keys, args))
         return [int(b) for b in refused]
+
+    async def _evalsha_packed(self, keys: list[str], args: list[bytes | str]) -> Any:
+        """EVALSHA of the write script, packed by hiredis (C) and sent on a pooled connection.
+
+        redis-py's asyncio client packs commands in Python, which for a batch of tens of
+        thousands of fields costs more than Redis takes to run it."""
+        script = self._write
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            for attempt in (1, 2):
+                packed = hiredis.pack_command(("EVALSHA", script.sha, str(len(keys)), *keys, *args))
+                await connection.send_packed_command(packed, check_health=False)
+                try:
+                    return await connection.read_response()
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    await self._client.script_load(script.script)  # not cached (yet, or since a restart)
+        except BaseException:
+            # A reply may still be in flight: never hand this connection to someone else.
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return None
 
     async def fields(self, slot: int, family: str) -> list[str]:
         raw = await self._run("hkeys", self._client.hkeys(self.layout.family_key(slot, family)))

@@ -148,8 +148,10 @@ class Store(Protocol):
     async def ensure_layout(self) -> None:
         """Record the layout, or check it matches the recorded one (StoreError if not)."""
 
-    async def epoch(self) -> str:
-        """The store's epoch token, created when absent (a changed token: data was lost)."""
+    async def epoch(self) -> tuple[str, bool]:
+        """The store's epoch token, and whether this call created it (the store was empty).
+
+        A token that changes while a shard runs means the store lost its data."""
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult: ...
 
@@ -206,45 +208,43 @@ return {claimed, refused}
 """
 
 # KEYS[1] = owners hash of the slot, KEYS[2..] = family hashes of the slot.
-# ARGV[1] = owner token, ARGV[2] = k, ARGV[3..2+k] = buckets in the batch, then groups
-# of five: key index, bucket position (1..k), 's' or 'd', uid, value.
-# Applies the operations of the buckets whose owner is still the token; returns the
-# refused buckets. Commands are batched per key; unpack is chunked under Lua's limit.
+# ARGV[1] = owner token, then segments, one per (bucket, family) in the batch:
+#   bucket, key index, number of sets n, number of deletes m, n (uid, lines) pairs, m uids.
+# Applies the segments of the buckets whose owner is still the token, as one HSET and
+# one HDEL per segment (unpack chunked under Lua's C stack limit), and returns the
+# refused buckets. Two arguments per written field keep the command small to pack.
 WRITE_SCRIPT = """
 local owner = ARGV[1]
-local k = tonumber(ARGV[2])
-local ok, refused = {}, {}
-for i = 1, k do
-  local b = ARGV[2 + i]
-  ok[i] = (redis.call('HGET', KEYS[1], b) == owner)
-  if not ok[i] then refused[#refused + 1] = b end
-end
-local sets, dels = {}, {}
-local i = 3 + k
-while i <= #ARGV do
-  if ok[tonumber(ARGV[i + 1])] then
-    local key = tonumber(ARGV[i])
-    if ARGV[i + 2] == 's' then
-      local t = sets[key]
-      if not t then t = {}; sets[key] = t end
-      t[#t + 1] = ARGV[i + 3]; t[#t + 1] = ARGV[i + 4]
-    else
-      local t = dels[key]
-      if not t then t = {}; dels[key] = t end
-      t[#t + 1] = ARGV[i + 3]
+local verdict, refused = {}, {}
+local i, n = 2, #ARGV
+while i <= n do
+  local bucket = ARGV[i]
+  local key = KEYS[tonumber(ARGV[i + 1])]
+  local sets = tonumber(ARGV[i + 2])
+  local dels = tonumber(ARGV[i + 3])
+  i = i + 4
+  local ok = verdict[bucket]
+  if ok == nil then
+    ok = (redis.call('HGET', KEYS[1], bucket) == owner)
+    verdict[bucket] = ok
+    if not ok then refused[#refused + 1] = bucket end
+  end
+  if ok then
+    local last = i + 2 * sets - 1
+    local j = i
+    while j <= last do
+      local k = math.min(j + 3999, last)
+      redis.call('HSET', key, unpack(ARGV, j, k))
+      j = k + 1
+    end
+    last = last + dels
+    while j <= last do
+      local k = math.min(j + 3999, last)
+      redis.call('HDEL', key, unpack(ARGV, j, k))
+      j = k + 1
     end
   end
-  i = i + 5
-end
-for key, t in pairs(sets) do
-  for j = 1, #t, 4000 do
-    redis.call('HSET', KEYS[key], unpack(t, j, math.min(j + 3999, #t)))
-  end
-end
-for key, t in pairs(dels) do
-  for j = 1, #t, 4000 do
-    redis.call('HDEL', KEYS[key], unpack(t, j, math.min(j + 3999, #t)))
-  end
+  i = i + 2 * sets + dels
 end
 return refused
 """
@@ -256,17 +256,22 @@ def write_arguments(
     """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch."""
     keys = [layout.owners_key(slot)]
     key_index: dict[str, int] = {}
-    bucket_pos: dict[int, int] = {}
-    body: list[bytes | str] = []
+    segments: dict[tuple[int, int], tuple[list[bytes | str], list[bytes | str]]] = {}
     for op in ops:
         ki = key_index.get(op.family)
         if ki is None:
             keys.append(layout.family_key(slot, op.family))
             ki = key_index[op.family] = len(keys)
-        bp = bucket_pos.get(op.bucket)
-        if bp is None:
-            bp = bucket_pos[op.bucket] = len(bucket_pos) + 1
-        body.extend((str(ki), str(bp), "s" if op.value is not None else "d", op.uid, op.value or b""))
-    args: list[bytes | str] = [owner, str(len(bucket_pos)), *(str(b) for b in bucket_pos)]
-    args.extend(body)
+        segment = segments.get((op.bucket, ki))
+        if segment is None:
+            segment = segments[(op.bucket, ki)] = ([], [])
+        if op.value is None:
+            segment[1].append(op.uid)
+        else:
+            segment[0].extend((op.uid, op.value))
+    args: list[bytes | str] = [owner]
+    for (bucket, ki), (sets, dels) in segments.items():
+        args.extend((str(bucket), str(ki), str(len(sets) // 2), str(len(dels))))
+        args.extend(sets)
+        args.extend(dels)
     return keys, args

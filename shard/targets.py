@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,11 @@ from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
 
 log = logging.getLogger("panopticon.shard")
+
+YIELD_EVERY = 128
+"""Events handled between two yields to the event loop."""
+MAX_QUEUED = 50_000
+"""Queued field operations past which a target flushes before taking more events."""
 
 
 class Source(Protocol):
@@ -59,6 +64,7 @@ class Target:
         metrics: ShardMetrics,
         make_source: SourceFactory,
         owns: Callable[[int], bool],
+        relieve: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.key = key
         self.resource = resource
@@ -67,6 +73,7 @@ class Target:
         self.metrics = metrics
         self.make_source = make_source
         self.owns = owns
+        self.relieve = relieve
         self.synced = asyncio.Event()
         self._source: Source | None = None
         self._task: asyncio.Task[None] | None = None
@@ -122,9 +129,18 @@ class Target:
         self.queue.add(self.table.clear_ops())
 
     async def _consume(self, source: Source) -> None:
+        handled = 0
         try:
             async for event in source.events():
                 self._handle(event)
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    # A relist delivers events back to back; let the flush, heartbeat and
+                    # probes run, and flush now if the queue grows (bounded memory).
+                    if self.relieve is not None and len(self.queue) > MAX_QUEUED:
+                        await self.relieve()
+                    else:
+                        await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -146,8 +162,10 @@ class Target:
         uid = event.uid
         if self._marked is not None:
             self._marked.discard(uid)
-        if event.type != "DELETED" and not self.owns(self.table.space.bucket(uid)):
-            return
+        if event.type != "DELETED":
+            bucket = self.table.bucket_of(uid)
+            if not self.owns(self.table.space.bucket(uid) if bucket is None else bucket):
+                return
         self.metrics.events.labels(self._label, event.type).inc()
         obj: Any = event.obj
         rendered = self.table.apply(event.type, obj, uid)

@@ -96,6 +96,7 @@ class Worker:
         self.unresolved: set[TargetKey] = set()
         self.published: set[str] = set()
         self.epoch = ""
+        self.store_was_empty = False
         self.configs_synced = asyncio.Event()
         self.ring_ready = asyncio.Event()
         self.pending_gc: set[int] = set()
@@ -108,7 +109,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.store.ensure_layout()
-        self.epoch = await self.store.epoch()
+        self.epoch, self.store_was_empty = await self.store.epoch()
         try:
             async with asyncio.TaskGroup() as tasks:
                 for name, coro in self._loops():
@@ -201,6 +202,7 @@ class Worker:
                         metrics=self.metrics,
                         make_source=self.make_source,
                         owns=self._owns,
+                        relieve=self.flush,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)
@@ -275,7 +277,9 @@ class Worker:
                 "ring: %d shards (generation %d); shard %d owns %d buckets (+%d -%d)",
                 *(ring.shards, ring.generation, self.settings.index, owned, len(gained), len(lost)),
             )
-            self.pending_gc |= gained
+            if not (first and self.store_was_empty):
+                # An empty store holds nothing stale: no collection after the first sync.
+                self.pending_gc |= gained
             self.pending_gc -= lost
             if not first:
                 shard_filter = self._filter()
@@ -368,7 +372,7 @@ class Worker:
         while True:
             self.health.tick()
             try:
-                epoch = await self.store.epoch()
+                epoch, _ = await self.store.epoch()
                 if epoch != self.epoch:
                     await self._republish(epoch)
                 ring = self.ownership.ring
@@ -396,6 +400,7 @@ class Worker:
         self.epoch = epoch
         await self.store.ensure_layout()
         async with self._lock:
+            self.pending_gc.clear()  # the store is empty: nothing to collect
             if self.ownership.ring is not None:
                 await self.ownership.adopt(self.ownership.ring)
             self.published = set()

@@ -171,8 +171,10 @@ async def collect_garbage(
             ops: list[Op] = []
             for family in families:
                 for uid in await store.fields(slot, family):
+                    if is_live(uid):
+                        continue  # checked first: hashing every uid would cost more
                     bucket = space.bucket(uid)
-                    if bucket in buckets and not is_live(uid):
+                    if bucket in buckets:
                         ops.append(Op(family, bucket, uid, None))
             if ops:
                 await store.write(slot, owner, ops)

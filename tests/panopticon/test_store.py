@@ -135,8 +135,9 @@ def test_the_registry_and_heartbeats_round_trip(run_store: Callable[[StoreTest],
         assert await store.registry() == {"fam": entry}
         await store.heartbeat(2, {"synced": True, "buckets": 3})
         assert (await store.shards())[2] == {"synced": True, "buckets": 3}
-        first = await store.epoch()
-        assert await store.epoch() == first
+        first, created = await store.epoch()
+        assert created
+        assert await store.epoch() == (first, False)
 
     run_store(body)
 
@@ -193,6 +194,41 @@ def test_an_unreachable_redis_is_a_store_error_naming_it() -> None:
         try:
             with pytest.raises(StoreError, match="redis"):
                 await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
+def test_large_batches_of_sets_and_deletes_apply_in_full(run_store: Callable[[StoreTest], None]) -> None:
+    async def body(store: Store) -> None:
+        layout = store.layout
+        bucket = 3
+        slot = layout.slot_of(bucket)
+        await store.claim(slot, 0, 1, [bucket])
+        uids = [f"uid-{i}" for i in range(5000)]  # 10,000 arguments in one segment
+        ops = [Op("big", bucket, u, b"big 1\n") for u in uids] + [
+            Op("other", bucket, u, b"other 1\n") for u in uids
+        ]
+        assert await store.write(slot, token(0, 1), ops) == []
+        deletes = [Op("big", bucket, u, None) for u in uids[:4500]]
+        assert await store.write(slot, token(0, 1), deletes) == []
+        assert sorted(await store.fields(slot, "big")) == sorted(uids[4500:])
+        assert len(await store.fields(slot, "other")) == 5000
+
+    run_store(body)
+
+
+def test_writes_survive_redis_forgetting_its_scripts(redis_server: RedisServer) -> None:  # noqa: F811
+    async def body() -> None:
+        layout = Layout(prefix=f"t{uuid.uuid4().hex[:8]}", buckets=64, slots=8)
+        store = RedisStore.connect(RedisOptions(url=redis_server.url), layout)
+        try:
+            await store.claim(0, 0, 1, [0])
+            assert await store.write(0, token(0, 1), [Op("f", 0, uid_in(layout, 0), b"f 1\n")]) == []
+            await store._client.script_flush()  # what a Redis restart does to the script cache
+            assert await store.write(0, token(0, 1), [Op("f", 0, uid_in(layout, 0), b"f 2\n")]) == []
+            assert len(await store.fields(0, "f")) == 2
         finally:
             await store.close()
 

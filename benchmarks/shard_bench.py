@@ -1,0 +1,187 @@
+"""Shard benchmark: initial sync, sustained churn, memory per owned object.
+
+Setup (one run): the simulator pinned to core 0 with N MongoDB-like objects and only
+the KubeDB MongoDB MetricsConfiguration; Redis on core 0 too; the shard under test
+pinned to core 1. Figures:
+
+- initial sync: seconds from starting the shard process to `/readyz` (every object
+  listed, rendered, written and garbage-collected), and the shard's CPU seconds;
+- memory: the shard's RSS after sync minus the RSS of a baseline shard in the same
+  run that owns no bucket (same imports, configs and watches, no objects), per object;
+- churn: R events/s on the MongoDB objects for D seconds; the shard's own
+  event→Redis latency histogram gives the share of events stored within 250 ms.
+
+    .venv/bin/python benchmarks/shard_bench.py [--objects 100000] [--rate 2000] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from panopticon.sim import SimProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "panopticon/data/examples/metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"
+sys.path.insert(0, str(ROOT))
+
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metric(port: int, name: str) -> list[tuple[str, float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name):
+            key, value = line.rsplit(" ", 1)
+            out.append((key, float(value)))
+    return out
+
+
+def p99(before: dict[str, float], after: dict[str, float]) -> str:
+    """The histogram bucket holding the 99th percentile of what was observed in between."""
+    deltas = sorted(
+        ((float(key.split('le="')[1].rstrip('"}')), after[key] - before.get(key, 0.0)) for key in after),
+        key=lambda kv: kv[0],
+    )
+    total = deltas[-1][1]
+    if total <= 0:
+        return "no observations"
+    for bound, count in deltas:
+        if count >= 0.99 * total:
+            return f"{bound:g}s ({total:.0f} batches)"
+    return "+Inf"
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def start_shard(
+    sim: SimProcess, redis: RedisServer, index: int, shards: int, logs: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    log = (logs / f"shard-{index}-of-{shards}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shard", "--kubeconfig", str(sim.kubeconfig_path), "--redis", redis.url,
+         "--shard-index", str(index), "--shards", str(shards), "--host", "127.0.0.1", "--port", str(port),
+         "--no-status", "--log-level", "WARNING"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    os.sched_setaffinity(proc.pid, {1})
+    return proc, port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--objects", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="pan-shard-bench-"))
+    redis = RedisServer()
+    redis.start()
+    assert redis.proc is not None
+    os.sched_setaffinity(redis.proc.pid, {0})
+    sim_args = ["--bench-mongodbs", str(args.objects), "--namespaces", "1", "--mongodbs", "0"]
+    sim_args += [
+        "--deployments",
+        "0",
+        "--services",
+        "0",
+        "--configmaps",
+        "0",
+        "--secrets",
+        "0",
+        "--nodes",
+        "0",
+    ]
+    sim = SimProcess(sim_args, timeout=600)
+    sim.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        assert sim.proc is not None
+        os.sched_setaffinity(sim.proc.pid, {0})
+        config = yaml.safe_load(CONFIG.read_text())
+        sim.admin.bulk([{"op": "create", "object": config}])
+        counts = sim.admin.state().get("objects", {})
+        mongodbs = counts.get("mongodbs.kubedb.com", counts)
+        print(f"simulator: {mongodbs} MongoDB objects; config {config['metadata']['name']}")
+
+        baseline, baseline_port = start_shard(sim, redis, 5, 1, logs)  # index >= shards: owns nothing
+        procs.append(baseline)
+        while not ready(baseline_port):
+            time.sleep(0.1)
+        time.sleep(1)
+        base_rss = rss_kb(baseline.pid)
+
+        started = time.perf_counter()
+        shard, port = start_shard(sim, redis, 0, 1, logs)
+        procs.append(shard)
+        while not ready(port):
+            if shard.poll() is not None:
+                raise RuntimeError((logs / "shard-0-of-1.log").read_text()[-2000:])
+            time.sleep(0.05)
+        sync_seconds = time.perf_counter() - started
+        sync_cpu = cpu_seconds(shard.pid)
+        time.sleep(1)
+        rss = rss_kb(shard.pid)
+        owned = sum(v for _, v in metric(port, "panopticon_shard_owned_objects{"))
+        fields = sum(v for _, v in metric(port, "panopticon_shard_fields_written_total"))
+        print(f"initial sync: {owned:.0f} objects, {fields:.0f} fields in {sync_seconds:.1f}s "
+              f"(shard CPU {sync_cpu:.1f}s, including start-up)")  # fmt: skip
+        per_object = (rss - base_rss) * 1024 / max(owned, 1)
+        print(f"memory: shard RSS {rss / 1024:.0f} MB, empty baseline {base_rss / 1024:.0f} MB: "
+              f"{per_object:.0f} bytes per owned object")  # fmt: skip
+
+        before = dict(metric(port, "panopticon_shard_event_to_store_seconds_bucket"))
+        events_before = sum(v for _, v in metric(port, "panopticon_shard_events_total"))
+        sim.admin.start_churn(args.rate, seed=3, resources=["mongodbs.kubedb.com"], duration=args.seconds)
+        time.sleep(args.seconds + 3)
+        churn = sim.admin.call("GET", "/churn")["churn"]
+        after = dict(metric(port, "panopticon_shard_event_to_store_seconds_bucket"))
+        events = sum(v for _, v in metric(port, "panopticon_shard_events_total")) - events_before
+        done = churn["updates"] + churn["deletes"] + churn["creates"]
+        rate = done / args.seconds
+        print(f"churn: {done} changes at {rate:.0f}/s for {args.seconds:.0f}s; shard saw {events:.0f} events")
+        print(f"event->Redis latency (per write batch, from its oldest event): p99 <= {p99(before, after)}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(20)
+        sim.stop()
+        redis.close()
+    command = (
+        f"benchmarks/shard_bench.py --objects {args.objects} --rate {args.rate:g} --seconds {args.seconds:g}"
+    )
+    print(f"reproduce: .venv/bin/python {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
