@@ -32,6 +32,7 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -55,7 +56,7 @@ from panopticon.kube.errors import (
     is_too_large_resource_version,
     status_error,
 )
-from panopticon.kube.events import INITIAL_EVENTS_END, Event, rv_of_line, split_head, triage
+from panopticon.kube.events import INITIAL_EVENTS_END, Event, Ownership, rv_of_line, split_head, triage
 from panopticon.kube.lines import DEFAULT_MAX_LINE
 from panopticon.kube.listing import list_pages
 from panopticon.kube.view import View
@@ -63,6 +64,7 @@ from panopticon.kube.watching import Interrupted, Waker, watch_lines
 
 log = logging.getLogger(__name__)
 _OBJECT_TYPES = frozenset((b"ADDED", b"MODIFIED", b"DELETED"))
+_EVENT_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,9 @@ class ReflectorSettings:
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     max_line: int = DEFAULT_MAX_LINE
     """Bytes; the largest watch event accepted."""
+    ownership_cache: int = 65_536
+    """uids whose ownership is memoised (FNV-1a in Python costs 5-10 µs, watch traffic
+    repeats uids); bounded, so at most about 9 MB whatever the cluster size."""
     track_names: bool | None = None
     """Keep namespace and name per object so that deletes found by a relist carry them
     (about 150 bytes more per object). None: only for reflectors built without a shard
@@ -104,8 +109,6 @@ class ReflectorStats:
     )
     lines: int = 0
     """Watch lines received."""
-    decoded: int = 0
-    """Watch lines parsed in full."""
     skipped: int = 0
     """Watch lines skipped unparsed: objects of other shards."""
     bookmarks: int = 0
@@ -120,6 +123,11 @@ class ReflectorStats:
     errors: dict[str, int] = field(default_factory=dict)
     """By kind: expired, too_large_rv, too_many_requests, internal, refused, connection,
     stream_broken, inactivity, short_watch, protocol, http_<code>, ..."""
+
+    @property
+    def decoded(self) -> int:
+        """Watch lines parsed in full."""
+        return self.lines - self.skipped
 
     @property
     def relists(self) -> int:
@@ -172,6 +180,7 @@ class Reflector:
         """Whether the server applies `shardSelector` (`metadata.shardInfo` seen); None: unknown."""
         self.watch_list_supported: bool | None = None if s.watch_list else False
         self._filter: ShardFilter | None = None
+        self._filter_set = False
         self._owns: Callable[[str], bool] | None = None
         self._rv = ""
         self._skipped_line: bytes | None = None
@@ -202,10 +211,13 @@ class Reflector:
         """Own the objects `shard_filter` contains (None: all). Objects no longer owned
         leave the view without DELETED; the reflector syncs again (newly owned
         objects arrive as ADDED, then SYNCED). Call from the reflector's event loop."""
-        if shard_filter == self._filter and (shard_filter is not None or self._owns is None):
+        if shard_filter == self._filter and self._filter_set:
             return
+        self._filter_set = True
         self._filter = shard_filter
-        owns = None if shard_filter is None or shard_filter.everything else shard_filter.contains
+        owns = None
+        if shard_filter is not None and not shard_filter.everything:
+            owns = Ownership(shard_filter, cache=self.settings.ownership_cache)
         self._owns = owns
         if owns is not None:
             self.view.retain(owns)
@@ -235,7 +247,8 @@ class Reflector:
                     continue  # the filter changed: sync again now
                 except KubeError as e:
                     self._count(e)
-                    log.warning("reflector %s: %s; relisting after backoff", self.name, e)
+                    level = logging.INFO if isinstance(e, ExpiredError) else logging.WARNING
+                    log.log(level, "reflector %s: %s; relisting after backoff", self.name, e)
                 await self._pause(self._backoff.next_delay())
         finally:
             self._iterating = False
@@ -347,10 +360,13 @@ class Reflector:
                 elif not list_rv and "shardSelector" in params:
                     self.server_sharding = page.shard_info is not None
                 list_rv = page.resource_version
+                api_version, kind = self.resource.api_version, self.resource.kind
                 for item in page.items:
                     uid, item_rv = _identity(item)
                     if owns is not None and not owns(uid):
                         continue
+                    if "kind" not in item:  # built-in list items carry no type (B.4); events do
+                        item["apiVersion"], item["kind"] = api_version, kind
                     ev = view.listed(item, uid, item_rv, seen)
                     if ev is not None:
                         yield ev
@@ -423,25 +439,46 @@ class Reflector:
     def _on_line(self, line: bytes, seen: set[str] | None) -> Event | str | None:
         """Apply one watch line: an event to yield, the RV that ended a watch-list's
         initial events, or None (skipped, bookmark, duplicate)."""
-        self.stats.lines += 1
+        stats = self.stats
+        stats.lines += 1
         owns = self._owns
         if owns is not None:
             etype, start = split_head(line)
-            if start and etype in _OBJECT_TYPES and triage(line, start, owns) is False:
-                self.stats.skipped += 1
+            verdict = triage(line, start, owns) if start and etype in _OBJECT_TYPES else None
+            if verdict is False:
+                stats.skipped += 1
                 if seen is None:
                     self._skipped_line = line  # its RV is parsed only if the watch must resume
                 return None
+            if verdict:
+                owns = None  # known to be owned: no second hash after parsing
+        ev: Any = None
         try:
             ev = orjson.loads(line)
             etype_s, obj = ev["type"], ev["object"]
-            meta = obj.get("metadata") or {}
+            meta = obj["metadata"]
+            uid, rv = meta.get("uid"), meta.get("resourceVersion")
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            if isinstance(ev, dict) and ev.get("type") == "ERROR":
+                raise status_error(ev.get("object") or {}) from None
             raise ProtocolError(f"watch of {self.name}: undecodable event: {e}") from e
-        self.stats.decoded += 1
+        if etype_s in _EVENT_TYPES and uid.__class__ is str and rv.__class__ is str:
+            if seen is not None:
+                if etype_s != "ADDED":
+                    raise _WatchListFailed(
+                        ProtocolError(f"{etype_s} before the end of a watch-list's initial events"),
+                        unsupported=True,
+                    )
+                if owns is not None and not owns(uid):
+                    return None
+                return self.view.listed(obj, uid, rv, seen)
+            self._rv = rv
+            self._skipped_line = None
+            if owns is not None and not owns(uid):
+                return None
+            return self.view.apply(etype_s, obj, uid, rv)
         if etype_s == "BOOKMARK":
-            self.stats.bookmarks += 1
-            rv = meta.get("resourceVersion")
+            stats.bookmarks += 1
             if seen is not None:
                 annotations = meta.get("annotations") or {}
                 return rv if annotations.get(INITIAL_EVENTS_END) == "true" and isinstance(rv, str) else None
@@ -450,26 +487,7 @@ class Reflector:
             return None
         if etype_s == "ERROR":
             raise status_error(obj)
-        uid, rv = meta.get("uid"), meta.get("resourceVersion")
-        if (
-            etype_s not in ("ADDED", "MODIFIED", "DELETED")
-            or not isinstance(uid, str)
-            or not isinstance(rv, str)
-        ):
-            raise ProtocolError(f"watch of {self.name}: unexpected event {etype_s!r} (uid {uid!r})")
-        if seen is not None:
-            if etype_s != "ADDED":
-                raise _WatchListFailed(
-                    ProtocolError(f"{etype_s} before the end of a watch-list's initial events"),
-                    unsupported=True,
-                )
-            if owns is not None and not owns(uid):
-                return None
-            return self.view.listed(obj, uid, rv, seen)
-        self._rv, self._skipped_line = rv, None
-        if owns is not None and not owns(uid):
-            return None
-        return self.view.apply(etype_s, obj, uid, rv)
+        raise ProtocolError(f"watch of {self.name}: unexpected event {etype_s!r} (uid {uid!r})")
 
     # --- helpers ---
 

@@ -91,6 +91,8 @@ class Applied:
         self.bodies: dict[str, dict[str, Any]] = {}
         self.events: list[Event] = []
         self.synced = 0
+        self.error: BaseException | None = None
+        """Set when applying an event broke the protocol (the consumer task then ends)."""
 
     def apply(self, ev: Event) -> None:
         self.events.append(ev)
@@ -119,9 +121,13 @@ async def running(reflector: Reflector, applied: Applied | None = None) -> Async
     out = applied or Applied()
 
     async def drive() -> None:
-        async with contextlib.aclosing(reflector.events()) as events:
-            async for ev in events:
-                out.apply(ev)
+        try:
+            async with contextlib.aclosing(reflector.events()) as events:
+                async for ev in events:
+                    out.apply(ev)
+        except Exception as e:
+            out.error = e
+            raise
 
     task = asyncio.create_task(drive(), name=f"reflector-{reflector.name}")
     try:
@@ -139,6 +145,11 @@ async def wait_until(condition: Callable[[], bool], *, within: float = 10.0, wha
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await asyncio.sleep(0.01)
+
+
+async def watching(server: SimServer, resource: str = "configmaps") -> None:
+    """Wait until the simulator has an open watch of `resource` (to aim a fault at it)."""
+    await wait_until(lambda: server.sim.open_watches(resource) != [], what=f"a watch of {resource}")
 
 
 async def server_state(
@@ -171,6 +182,8 @@ async def converged(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not await check():
+        if applied.error is not None:
+            raise AssertionError(f"the consumer failed: {applied.error!r}") from applied.error
         if loop.time() > deadline:
             missing = expected.keys() - applied.objects.keys()
             extra = applied.objects.keys() - expected.keys()

@@ -24,6 +24,7 @@ from tests.panopticon.kube.helpers import (
     sim_client,
     sim_config,
     wait_until,
+    watching,
 )
 
 
@@ -107,6 +108,7 @@ async def test_watch_list_unsupported_falls_back_to_list_and_remembers(
         r = reflector(client)
         async with running(r) as applied:
             await wait_until(lambda: applied.synced == 1, what="first sync")
+            await watching(server)
             server.sim.inject_watch_error(410)
             churn(server, 1)
             await wait_until(lambda: applied.synced == 2, what="relist")
@@ -155,6 +157,7 @@ async def test_an_in_band_410_relists_at_the_last_resource_version() -> None:
             churn(server, 1)
             await converged(r, applied, client)
             last = r.resource_version
+            await watching(server)
             seq = server.sim.requests.last_seq
             server.sim.inject_watch_error(410)
             churn(server, 2)
@@ -230,6 +233,7 @@ async def test_429_on_the_watch_backs_off_and_rewatches_without_relisting(form: 
         r = reflector(client)
         async with running(r) as applied:
             await wait_until(lambda: applied.synced == 1, what="first sync")
+            await watching(server)
             server.sim.throttle(13, form=form, retry_after=1, verbs=("watch",))
             server.sim.close_watches("abort")
             churn(server, 1)
@@ -246,12 +250,13 @@ async def test_in_band_500s_rewatch_for_a_while_then_relist() -> None:
         r = reflector(client, max_internal_error_retry=0.5)
         async with running(r) as applied:
             await wait_until(lambda: applied.synced == 1, what="first sync")
+            await watching(server)
             server.sim.inject_watch_error(500)
             churn(server, 1)
             await converged(r, applied, client)
             assert r.stats.syncs == 1 and r.stats.errors["internal"] == 1
             for _ in range(40):  # 500s for longer than the retry window: relist
-                await wait_until(lambda: server.sim.open_watches("configmaps") != [], what="a watch")
+                await watching(server)
                 server.sim.inject_watch_error(500)
                 await asyncio.sleep(0.03)
                 if r.stats.syncs > 1:
@@ -268,6 +273,7 @@ async def test_a_stalled_watch_is_replaced_after_the_inactivity_timeout() -> Non
         r = reflector(client, inactivity_timeout=0.4)
         async with running(r) as applied:
             await wait_until(lambda: applied.synced == 1, what="first sync")
+            await watching(server)
             server.sim.stall_watches(None)
             churn(server, 1)
             await converged(r, applied, client)
@@ -285,6 +291,7 @@ async def test_dropped_connections_rewatch_from_the_last_rv_without_relisting(mo
             for step in range(6):
                 churn(server, step)
                 await converged(r, applied, client)
+                await watching(server)
                 before = r.resource_version
                 seq = server.sim.requests.last_seq
                 server.sim.close_watches(mode)
@@ -315,7 +322,7 @@ async def test_a_very_short_watch_is_an_error_that_relists_after_backoff() -> No
         r = reflector(client, watch_list=False, very_short_watch=1.0)
         async with running(r) as applied:
             await wait_until(lambda: applied.synced == 1, what="first sync")
-            await wait_until(lambda: server.sim.open_watches("configmaps") != [], what="a watch")
+            await watching(server)
             server.sim.close_watches("eof")
             await wait_until(lambda: applied.synced == 2, what="relist")
         assert r.stats.errors["short_watch"] == 1
@@ -333,6 +340,7 @@ async def test_bookmarks_advance_the_resource_version_a_watch_resumes_from() -> 
                     {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"s{i}", "namespace": NS}}
                 )
             await wait_until(lambda: r.resource_version == str(server.sim.revision), what="bookmark")
+            await watching(server)
             seq = server.sim.requests.last_seq
             server.sim.close_watches("eof")
             await wait_until(lambda: requests(server, verb="watch", since=seq) != [], what="re-watch")
