@@ -27,21 +27,18 @@ async def exposition(store: Store, fmt: Format, stats: ScrapeStats | None = None
     stats = stats if stats is not None else ScrapeStats()
     registry = await store.registry()
     om = fmt is Format.OPENMETRICS
-    for family in sorted(registry):
-        entry = registry[family]
-        header_sent = False
-        async for chunk in store.read_family(family):
-            if not chunk:
-                continue
-            if not header_sent:
-                header = entry.om_header if om else entry.text_header
-                stats.families += 1
-                stats.bytes += len(header)
-                header_sent = True
-                yield header
-            stats.bytes += len(chunk)
-            stats.series += chunk.count(b"\n")
-            yield chunk
+    current = None
+    async for family, chunk in store.read_families(sorted(registry)):
+        if family != current:
+            current = family
+            entry = registry[family]
+            header = entry.om_header if om else entry.text_header
+            stats.families += 1
+            stats.bytes += len(header)
+            yield header
+        stats.bytes += len(chunk)
+        stats.series += chunk.count(b"\n")
+        yield chunk
     if om:
         stats.bytes += len(OPENMETRICS_EOF)
         yield OPENMETRICS_EOF

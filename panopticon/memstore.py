@@ -85,11 +85,12 @@ class MemoryStore:
     async def shards(self) -> dict[int, dict[str, object]]:
         return {k: dict(v) for k, v in self._shards.items()}
 
-    async def read_family(self, family: str) -> AsyncIterator[bytes]:
-        for slot in range(self.layout.slots):
-            fields = self._families.get((family, slot))
-            if fields:
-                yield b"".join(fields.values())
+    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        for family in families:
+            for slot in range(self.layout.slots):
+                fields = self._families.get((family, slot))
+                if fields:
+                    yield family, b"".join(fields.values())
 
     async def close(self) -> None:
         return None

@@ -9,6 +9,7 @@ hash tag). URLs carry credentials and TLS: `redis://:password@host:6379/0`,
 from __future__ import annotations
 
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +19,11 @@ import hiredis
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import parse_url
 from redis.exceptions import NoScriptError, RedisError
 
 from panopticon.errors import StoreError
+from panopticon.hvals import Endpoint, HvalsStream
 from panopticon.store import (
     CLAIM_SCRIPT,
     WRITE_SCRIPT,
@@ -50,6 +53,28 @@ class RedisOptions:
     """Seconds for connecting and for each command."""
 
 
+def endpoint_of(url: str, *, password: str | None, timeout: float, ca_file: str | None) -> Endpoint | None:
+    """The endpoint of a `redis://` or `rediss://` URL; None for other schemes (unix sockets)."""
+    try:
+        parsed: dict[str, Any] = dict(parse_url(url))
+    except ValueError:
+        return None
+    if "path" in parsed or "host" not in parsed:
+        return None
+    tls = None
+    if url.startswith("rediss://"):
+        tls = ssl.create_default_context(cafile=ca_file or parsed.get("ssl_ca_certs"))
+    return Endpoint(
+        host=parsed["host"],
+        port=int(parsed.get("port", 6379)),
+        db=int(parsed.get("db", 0) or 0),
+        username=parsed.get("username"),
+        password=password if password is not None else parsed.get("password"),
+        tls=tls,
+        timeout=timeout,
+    )
+
+
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -62,10 +87,14 @@ def _without_password(url: str) -> str:
 
 
 class RedisStore:
-    def __init__(self, client: Any, layout: Layout, *, cluster: bool = False) -> None:
+    def __init__(
+        self, client: Any, layout: Layout, *, cluster: bool = False, endpoint: Endpoint | None = None
+    ) -> None:
         self.layout = layout
         self._client = client
         self._cluster = cluster
+        self._endpoint = None if cluster else endpoint
+        """For the scrape path's own streaming connection (single Redis over TCP/TLS)."""
         self._claim = client.register_script(CLAIM_SCRIPT)
         self._write = client.register_script(WRITE_SCRIPT)
 
@@ -91,7 +120,10 @@ class RedisStore:
                 client = aioredis.from_url(url, health_check_interval=30, **kwargs)
         except (RedisError, ValueError) as e:
             raise StoreError(f"redis {options.url.split('@')[-1]}: {e}") from e
-        return cls(client, layout, cluster=options.cluster)
+        endpoint = endpoint_of(
+            options.url, password=options.password, timeout=options.timeout, ca_file=options.ca_file
+        )
+        return cls(client, layout, cluster=options.cluster, endpoint=endpoint)
 
     async def _run(self, what: str, coro: Any) -> Any:
         try:
@@ -195,15 +227,23 @@ class RedisStore:
         raw = await self._run("shards", self._client.hgetall(self.layout.shards_key))
         return {int(k): orjson.loads(v) for k, v in raw.items()}
 
-    async def read_family(self, family: str) -> AsyncIterator[bytes]:
-        slots = range(self.layout.slots)
-        for start in range(0, len(slots), READ_BATCH):
-            pipe = self._client.pipeline(transaction=False)
-            for slot in slots[start : start + READ_BATCH]:
-                pipe.hvals(self.layout.family_key(slot, family))
-            for values in await self._run("read", pipe.execute()):
-                if values:
-                    yield b"".join(values)
+    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        if self._endpoint is not None:
+            keys = {self.layout.family_key(slot, f): f for f in families for slot in range(self.layout.slots)}
+            async with HvalsStream(self._endpoint) as stream:
+                async for key, chunk in stream.values(keys):
+                    if chunk:
+                        yield keys[key], chunk
+            return
+        for family in families:
+            slots = range(self.layout.slots)
+            for start in range(0, len(slots), READ_BATCH):
+                pipe = self._client.pipeline(transaction=False)
+                for slot in slots[start : start + READ_BATCH]:
+                    pipe.hvals(self.layout.family_key(slot, family))
+                for values in await self._run("read", pipe.execute()):
+                    if values:
+                        yield family, b"".join(values)
 
     async def flushdb(self) -> None:
         """Drop every key of this Panopticon's prefix (tests and operators' resets)."""

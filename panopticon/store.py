@@ -140,6 +140,12 @@ class ClaimResult:
     """Buckets owned at a newer generation (or by another shard at the same one)."""
 
 
+async def read_family(store: Store, family: str) -> AsyncIterator[bytes]:
+    """The chunks of one family (see `Store.read_families`)."""
+    async for _, chunk in store.read_families([family]):
+        yield chunk
+
+
 class Store(Protocol):
     """What shards and aggregators need from a store (Redis, or in-process)."""
 
@@ -172,8 +178,9 @@ class Store(Protocol):
 
     async def shards(self) -> dict[int, dict[str, object]]: ...
 
-    def read_family(self, family: str) -> AsyncIterator[bytes]:
-        """Every stored line of `family`, slot after slot, as chunks of whole lines."""
+    def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        """Every stored line of each family, in the order given, slot after slot, as
+        `(family, chunk)` pairs; a chunk holds whole lines and is never empty."""
         ...
 
     async def close(self) -> None: ...

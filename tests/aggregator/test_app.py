@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -160,13 +160,13 @@ class FailingStore(MemoryStore):
         self.good = good
         self.armed = False
 
-    async def read_family(self, family: str) -> AsyncIterator[bytes]:
-        async for chunk in super().read_family(family):
+    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        async for family, chunk in super().read_families(families):
             if self.armed:
                 if self.good <= 0:
                     raise StoreError("redis read: Connection reset by peer")
                 self.good -= 1
-            yield chunk
+            yield family, chunk
 
 
 def test_a_store_failure_mid_stream_aborts_the_response_instead_of_truncating_it() -> None:
@@ -201,10 +201,10 @@ def test_a_store_down_before_the_first_byte_gives_503() -> None:
 
 
 class SlowStore(MemoryStore):
-    async def read_family(self, family: str) -> AsyncIterator[bytes]:
-        async for chunk in super().read_family(family):
+    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        async for family, chunk in super().read_families(families):
             await asyncio.sleep(0.2)
-            yield chunk
+            yield family, chunk
 
 
 def test_scrapes_beyond_the_concurrency_limit_get_503() -> None:

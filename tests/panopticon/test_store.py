@@ -16,7 +16,7 @@ from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
 from panopticon.memstore import MemoryStore
 from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Layout, Op, RegistryEntry, Store, token
+from panopticon.store import Layout, Op, RegistryEntry, Store, read_family, token
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
@@ -64,7 +64,7 @@ def test_a_claimed_bucket_accepts_its_owners_writes_and_the_aggregator_reads_the
             slot, token(0, 1), [Op("fam", 5, a, b'fam{x="a"} 1\n'), Op("fam", 5, b, b'fam{x="b"} 2\n')]
         )
         assert refused == []
-        data = b"".join([chunk async for chunk in store.read_family("fam")])
+        data = b"".join([chunk async for chunk in read_family(store, "fam")])
         assert sorted(data.splitlines()) == [b'fam{x="a"} 1', b'fam{x="b"} 2']
         assert sorted(await store.fields(slot, "fam")) == sorted([a, b])
         await store.write(slot, token(0, 1), [Op("fam", 5, a, None)])
@@ -90,7 +90,7 @@ def test_a_lagging_former_owner_is_fenced_out(run_store: Callable[[StoreTest], N
         assert await store.write(slot, token(1, 3), [Op("fam", bucket, uid, None)]) == [bucket]
         # Nor can it reclaim at its old generation.
         assert (await store.claim(slot, 1, 3, [bucket])).refused == (bucket,)
-        data = b"".join([chunk async for chunk in store.read_family("fam")])
+        data = b"".join([chunk async for chunk in read_family(store, "fam")])
         assert data == b"fam 2\n"
 
     run_store(body)
@@ -179,6 +179,15 @@ def test_a_password_protected_redis_needs_the_password() -> None:
                 await override.ping()
                 with pytest.raises(StoreError):
                     await bad.ping()
+                # The scrape path's own connection authenticates too (and selects the db).
+                on_db3 = RedisStore.connect(RedisOptions(url=server.url.replace("/0", "/3")), LAYOUT)
+                await on_db3.claim(0, 0, 1, [0])
+                await on_db3.write(0, token(0, 1), [Op("f", 0, "u", b"f 1\n")])
+                assert [pair async for pair in on_db3.read_families(["f"])] == [("f", b"f 1\n")]
+                assert [pair async for pair in override.read_families(["f"])] == []
+                await on_db3.close()
+                with pytest.raises(StoreError):
+                    _ = [pair async for pair in bad.read_families(["f"])]
             finally:
                 for store in (good, bad, override):
                     await store.close()

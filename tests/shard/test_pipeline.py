@@ -14,7 +14,7 @@ from panopticon.errors import StoreError
 from panopticon.memstore import MemoryStore
 from panopticon.program import Program, compile_config
 from panopticon.ring import Ring
-from panopticon.store import Layout, Op, token
+from panopticon.store import Layout, Op, read_family, token
 from shard.table import KindTable
 from shard.writer import Ownership, WriteQueue, collect_garbage
 
@@ -136,7 +136,7 @@ def test_the_queue_coalesces_and_flushes_through_the_fence() -> None:
         assert len(queue) == 2
         result = await queue.flush(ownership.token)
         assert result.written == 2 and not result.refused and len(queue) == 0
-        data = b"".join([c async for c in store.read_family("f")])
+        data = b"".join([c async for c in read_family(store, "f")])
         assert sorted(data.splitlines()) == [b"f 2", b"f 3"]
 
     run(body())
@@ -165,7 +165,7 @@ def test_a_failed_batch_stays_queued_and_newer_ops_win_on_retry() -> None:
         queue.add([Op("f", 1, "a", b"f 9\n")])
         ok = await queue.flush(token(0, 1))
         assert ok.failed_slots == 0
-        assert b"".join([c async for c in store.read_family("f")]) == b"f 9\n"
+        assert b"".join([c async for c in read_family(store, "f")]) == b"f 9\n"
 
     run(body())
 

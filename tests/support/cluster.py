@@ -150,9 +150,8 @@ def stored_lines(redis_url: str, layout: Layout | None = None) -> Lines:
         store = RedisStore.connect(RedisOptions(url=redis_url), layout or Layout())
         try:
             lines: Lines = collections.Counter()
-            for family in await store.registry():
-                async for chunk in store.read_family(family):
-                    lines.update(chunk.decode().splitlines())
+            async for _, chunk in store.read_families(sorted(await store.registry())):
+                lines.update(chunk.decode().splitlines())
             return lines
         finally:
             await store.close()
@@ -182,3 +181,40 @@ def converge(sim: SimProcess, redis_url: str, *, timeout: float = 60.0, what: st
             difference = describe_difference(expected, stored)
             raise AssertionError(f"{what}: store never matched the offline render:\n{difference}")
         time.sleep(0.5)
+
+
+class AggregatorProcess:
+    """`python -m aggregator` on free ports."""
+
+    def __init__(self, *, redis_url: str, log_dir: Path, name: str = "aggregator") -> None:
+        self.port = free_port()
+        self.telemetry_port = free_port()
+        self.args = [
+            sys.executable, "-m", "aggregator", "--redis", redis_url, "--host", "127.0.0.1",
+            "--port", str(self.port), "--telemetry-port", str(self.telemetry_port),
+        ]  # fmt: skip
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> AggregatorProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.telemetry_port}/readyz", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"aggregator not ready: {self.log_path.read_text(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(20)
+            self.proc = None
