@@ -201,8 +201,3 @@ class SimConfig:
         }
         gates.update(overrides)
         return cls(**gates)
-
-
-def config_fields() -> dict[str, type | str]:
-    """Name → annotation of every field (for the admin API's `GET /config`)."""
-    return {f.name: f.type for f in dataclasses.fields(SimConfig)}

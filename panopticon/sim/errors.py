@@ -144,11 +144,6 @@ def forbidden(
     )
 
 
-def forbidden_path(*, user: str, verb: str, path: str) -> ApiError:
-    msg = f'forbidden: User "{user}" cannot {verb} path "{path}"'
-    return ApiError(403, status(403, "Forbidden", msg, details={}))
-
-
 @dataclass(frozen=True, slots=True)
 class FieldError:
     """One `field.Error`: `kind` is Forbidden, NotSupported, Invalid or Required."""
