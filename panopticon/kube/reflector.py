@@ -311,14 +311,15 @@ class Reflector:
     def _on_watch_list_failure(self, e: _WatchListFailed) -> bool:
         """True to retry the watch-list at once from RV ""; False to LIST this time."""
         cause = e.cause
-        self._count(cause)
         if isinstance(cause, ExpiredError) or is_too_large_resource_version(cause):
             if self._rv_unavailable:
                 raise cause
+            self._count(cause)
             self._rv_unavailable = True
             return True
         if _rewatchable(cause):
             raise cause  # transient: back off and try the watch-list again
+        self._count(cause)
         if e.unsupported:
             self.watch_list_supported = False
             log.info("reflector %s: watch-list unsupported (%s); using LIST then WATCH", self.name, cause)
