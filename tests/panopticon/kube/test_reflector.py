@@ -307,8 +307,8 @@ async def test_chunks_split_inside_utf8_sequences_decode_exactly() -> None:
         r = reflector(client)
         async with running(r) as applied:
             await wait_until(lambda: applied.synced == 1, what="first sync")
-            server.sim.split_chunks(max_piece=7, utf8=True, delay=0.0005)
-            for i in range(15):
+            server.sim.split_chunks(max_piece=16, utf8=True, delay=0.0005)
+            for i in range(12):
                 server.sim.create(configmap(f"u-{i}", text="ünïcødé ✓ 日本語 🎉" * (i + 1), n=str(i)))
             await converged(r, applied, client)
         for item in server.sim.list_objects("v1", "ConfigMap", namespace=NS):
