@@ -21,15 +21,14 @@ namespaced objects), `spec.commonLabels`, the metric's labels, the state label.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-from panopticon.errors import EvaluationError, ExpressionError, MissingValueError, PathError, QuantityError
+from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
 from panopticon.expr.compiler import Expression, compile_expression
-from panopticon.expr.functions import SUMMARY_CACHE, numeric_result
-from panopticon.expr.values import describe, numeric_or_none, parse_time, to_text
+from panopticon.expr.functions import SUMMARY_CACHE
+from panopticon.expr.values import numeric_or_none
 from panopticon.model import (
     METRIC_NAME,
     ConfigSpec,
@@ -40,27 +39,39 @@ from panopticon.model import (
     ValueSpec,
     parse_config,
 )
-from panopticon.paths import MISSING, FanOut, Path, compile_path
-from panopticon.quantity import parse_quantity
+from panopticon.paths import FanOut, Getter, Path, compile_path
 from panopticon.schema import SchemaIndex, check_path
+from panopticon.series import (
+    MAX_LABEL_VALUE,
+    MAX_SERIES_PER_METRIC,
+    Computed,
+    Elements,
+    Env,
+    LabelChunk,
+    Metric,
+    PathSample,
+    Plain,
+    RenderError,
+    StateTable,
+    Value,
+    add_labels,
+    expression_value,
+    path_value,
+)
+
+__all__ = [
+    "MAX_LABEL_VALUE",
+    "MAX_SERIES_PER_METRIC",
+    "NAME_PREFIX_ANNOTATION",
+    "CompiledConfig",
+    "Program",
+    "RenderError",
+    "RenderOutput",
+    "compile_config",
+    "family_name",
+]
 
 NAME_PREFIX_ANNOTATION = "metrics.panopticon.dev/name-prefix"
-MAX_SERIES_PER_METRIC = 10_000
-"""Most series one metric may produce for one object (Array fan-out, states)."""
-MAX_LABEL_VALUE = 16_384
-"""Longest label value taken from an object; longer ones are cut and counted as an
-error, so one hostile annotation cannot bloat the store and every scrape."""
-
-Env = dict[str, Any]
-# A value source returns the sample text, or None when the series is to be skipped
-# (its path resolves to nothing); it raises EvaluationError when the value is bad.
-ValueFn = Callable[[Any, tuple[Any, ...], Env], str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class RenderError:
-    family: str
-    message: str
 
 
 @dataclass(slots=True)
@@ -82,125 +93,6 @@ def family_name(spec: ConfigSpec, target: TargetRef, name: str) -> str:
     return f"{group}_{kind}_{name}"
 
 
-LabelChunk = str | tuple[str, str, Callable[[Any], Any], int]
-"""A metric's labels as chunks, each starting with a comma: constant text (adjacent
-constant labels merged), or `(key, ',key="', getter, level)` for a label read from the
-object: `getter` resolves the path's last segment on the root object (level -1) or on
-the element of fan-out level `level`."""
-
-
-def _source(path: Path) -> tuple[Callable[[Any], Any], int]:
-    """How to resolve `path` inside a render: a getter and the level it applies to."""
-    if not path.wildcards:
-        return path.getters[0], -1
-    return path.getters[-1], path.wildcards - 1
-
-
-def label_chunks(parts: list[str | tuple[str, Path]]) -> list[LabelChunk]:
-    chunks: list[LabelChunk] = []
-    for part in parts:
-        if isinstance(part, str):
-            if chunks and isinstance(chunks[-1], str):
-                chunks[-1] += "," + part
-            else:
-                chunks.append("," + part)
-        else:
-            key, path = part
-            getter, level = _source(path)
-            chunks.append((key, f',{key}="', getter, level))
-    return chunks
-
-
-class _Metric:
-    """One compiled metric: renders one family's series for one object.
-
-    The hot path of the exporter: everything that does not depend on the object is
-    prepared here, and `render` only resolves paths, evaluates and joins strings.
-    """
-
-    __slots__ = ("chunks", "fanout", "gate", "header", "name", "open", "path_params", "series")
-
-    def __init__(
-        self,
-        header: FamilyHeader,
-        *,
-        gate: Path | None,
-        fanout: FanOut | None,
-        label_parts: list[str | tuple[str, Path]],
-        params: list[tuple[str, str | Path]],
-        series: list[tuple[str | None, ValueFn | str]],
-    ) -> None:
-        self.header = header
-        self.name = header.name
-        self.open = header.name + "{"
-        self.gate = gate.getters[0] if gate is not None else None
-        self.fanout = fanout
-        self.chunks = label_chunks(label_parts)
-        # Constant params are folded into the expressions at compile time.
-        self.path_params = [(key, *_source(src)) for key, src in params if not isinstance(src, str)]
-        # (state label chunk, constant sample text or value source)
-        self.series = [("," + state if state else "", value) for state, value in series]
-
-    def render(self, obj: Any, base: str, shared_env: Env, errors: list[RenderError]) -> str:
-        """Render this metric's series for `obj`; `base` holds the object's own labels
-        (each with a leading comma); `shared_env` carries the per-object caches."""
-        if self.fanout is None:
-            if self.gate is not None and self.gate(obj) is MISSING:
-                return ""
-            return "".join(self._series(obj, (), base, shared_env, errors))
-        contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
-        if len(contexts) > MAX_SERIES_PER_METRIC:
-            errors.append(RenderError(self.name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
-            del contexts[MAX_SERIES_PER_METRIC:]
-        out: list[str] = []
-        seen: set[str] = set()
-        for ctx in contexts:
-            for line in self._series(obj, ctx, base, shared_env, errors):
-                if line in seen:
-                    errors.append(RenderError(self.name, "duplicate series dropped (same labels twice)"))
-                    continue
-                seen.add(line)
-                out.append(line)
-        return "".join(out)
-
-    def _series(
-        self, obj: Any, ctx: tuple[Any, ...], base: str, shared_env: Env, errors: list[RenderError]
-    ) -> list[str]:
-        """The lines of one fan-out context (the whole object when not fanning out)."""
-        labels = base
-        for chunk in self.chunks:
-            if isinstance(chunk, str):
-                labels += chunk
-            else:
-                key, prefix, getter, level = chunk
-                v = getter(obj if level < 0 else ctx[level])
-                if v is not MISSING:
-                    labels += prefix + _label_text(v, self.name, key, errors) + '"'
-        env = shared_env
-        if self.path_params:
-            env = dict(shared_env)
-            for key, getter, level in self.path_params:
-                v = getter(obj if level < 0 else ctx[level])
-                env[key] = None if v is MISSING else (v if type(v) in (dict, list) else to_text(v))
-        lines: list[str] = []
-        for state, value in self.series:
-            if type(value) is str:
-                text: str | None = value
-            else:
-                try:
-                    text = value(obj, ctx, env)  # type: ignore[operator]
-                except MissingValueError:
-                    continue  # missing data, not bad data: no series, no error
-                except EvaluationError as e:
-                    errors.append(RenderError(self.name, str(e)))
-                    continue
-                if text is None:
-                    continue
-            full = labels + state
-            lines.append(f"{self.open}{full[1:]}}} {text}\n" if full else f"{self.name} {text}\n")
-        return lines
-
-
 @dataclass(frozen=True, slots=True)
 class Program:
     """The compiled form of one MetricsConfiguration."""
@@ -210,7 +102,7 @@ class Program:
     kind_label: str
     families: tuple[FamilyHeader, ...]
     common: tuple[LabelChunk, ...]
-    metrics: tuple[_Metric, ...] = field(repr=False)
+    metrics: tuple[Metric, ...] = field(repr=False)
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -226,34 +118,29 @@ class Program:
 
     def render(self, obj: Any, *, namespaced: bool | None = None) -> RenderOutput:
         """Render every metric for one object. Never raises for any object content."""
-        result = RenderOutput()
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        meta = meta if isinstance(meta, dict) else {}
+        errors: list[RenderError] = []
+        families: dict[str, str] = {}
         base = ""
-        name = meta.get("name")
-        if isinstance(name, str) and name:
-            base = "," + label_pair(self.kind_label, name)
-        ns = meta.get("namespace")
-        if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
-            base += "," + label_pair("namespace", ns)
-        for chunk in self.common:
-            if isinstance(chunk, str):
-                base += chunk
-            else:
-                key, prefix, getter, _ = chunk
-                v = getter(obj)
-                if v is not MISSING:
-                    base += prefix + _label_text(v, "commonLabels", key, result.errors) + '"'
-        shared_env: Env = {SUMMARY_CACHE: {}}
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if isinstance(meta, dict):
+            name = meta.get("name")
+            if isinstance(name, str) and name:
+                base = f',{self.kind_label}="{escape_label_value(name)}"'
+            ns = meta.get("namespace")
+            if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
+                base += f',namespace="{escape_label_value(ns)}"'
+        if self.common:
+            base = add_labels(base, self.common, obj, "commonLabels", errors)
+        env: Env = {SUMMARY_CACHE: {}}
         for metric in self.metrics:
             try:
-                text = metric.render(obj, base, shared_env, result.errors)
+                text = metric.render(obj, base, env, errors)
             except RecursionError:
-                result.errors.append(RenderError(metric.name, "object nested too deeply"))
+                errors.append(RenderError(metric.name, "object nested too deeply"))
                 continue
             if text:
-                result.families[metric.name] = text
-        return result
+                families[metric.name] = text
+        return RenderOutput(families, errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +204,7 @@ class _ConfigCompiler:
         common = self.labels(self.spec.common_labels, None, dict(reserved))
         taken = dict(reserved)
         taken.update({lbl.key: f"{lbl.where}.key" for lbl in self.spec.common_labels})
-        metrics: list[_Metric] = []
+        metrics: list[Metric] = []
         families: dict[str, str] = {}
         for m in self.spec.metrics:
             name = family_name(self.spec, self.target, m.name)
@@ -373,7 +260,7 @@ class _ConfigCompiler:
             return None
         return path
 
-    def metric(self, m: MetricSpec, name: str, taken: dict[str, str]) -> _Metric | None:
+    def metric(self, m: MetricSpec, name: str, taken: dict[str, str]) -> Metric | None:
         start = len(self.findings)
         gate: Path | None = None
         fanout: FanOut | None = None
@@ -401,25 +288,26 @@ class _ConfigCompiler:
         param_names = frozenset(p.key for p in m.params if p.value is None)
         constants = {p.key: p.value for p in m.params if p.value is not None}
         date_time = m.field_type == "DateTime"
-        series: list[tuple[str | None, ValueFn | str]] = []
+        values: list[tuple[str, _Value]] = []
         if m.states:
             for state in m.states:
-                fn = self.value(state.metric_value, param_names, constants, fanout, date_time)
-                if fn is not None and m.state_label:
-                    series.append((label_pair(m.state_label, state.label_value), fn))
+                value = self.value(state.metric_value, param_names, constants, fanout, date_time)
+                if value is not None and m.state_label:
+                    values.append(("," + label_pair(m.state_label, state.label_value), value))
         elif m.value is not None:
-            fn = self.value(m.value, param_names, constants, fanout, date_time)
-            if fn is not None:
-                series.append((None, fn))
+            value = self.value(m.value, param_names, constants, fanout, date_time)
+            if value is not None:
+                values.append(("", value))
         if any(f.severity == "error" for f in self.findings[start:]):
             return None
-        return _Metric(
+        return _shape(
             FamilyHeader(name, m.help),
             gate=gate,
             fanout=fanout,
-            label_parts=label_parts,
+            chunks=label_chunks(label_parts),
             params=params,
-            series=series,
+            values=values,
+            date_time=date_time,
         )
 
     def value(
@@ -429,19 +317,19 @@ class _ConfigCompiler:
         constants: dict[str, Any],
         fanout: FanOut | None,
         date_time: bool,
-    ) -> ValueFn | str | None:
-        """The value source of a series: its sample text when constant, else a closure."""
+    ) -> _Value | None:
+        """The value of a series: its sample text when constant, else a value source."""
         if v.value is not None:
             number = numeric_or_none(v.value)
             if number is None:
                 self.error(f"{v.where}.value", f"{v.value!r} is not a number")
                 return None
-            return sample_value(number)
+            return _Value(sample_value(number))
         if v.value_from_path is not None:
             path = self.scoped_path(v.value_from_path, f"{v.where}.valueFromPath", fanout)
             if path is None:
                 return None
-            return _path_value(path, date_time)
+            return _Value(path_value(*_source(path), path.text, date_time), path=path)
         assert v.value_from_expression is not None
         try:
             expression = compile_expression(v.value_from_expression, params, constants=constants)
@@ -450,61 +338,74 @@ class _ConfigCompiler:
             return None
         for warning in expression.warnings:
             self.findings.append(Finding(f"{v.where}.valueFromExpression", warning, "warning"))
-        return _expression_value(expression)
+        return _Value(expression_value(expression), expression=expression, indicator=expression.indicator)
 
 
-def _label_text(value: Any, family: str, key: str, errors: list[RenderError]) -> str:
-    text = to_text(value)
-    if len(text) > MAX_LABEL_VALUE:
-        errors.append(RenderError(family, f"label {key} cut to {MAX_LABEL_VALUE} characters"))
-        text = text[:MAX_LABEL_VALUE]
-    return escape_label_value(text)
+class _Value(NamedTuple):
+    """A compiled series value, and what its shape allows (see `_shape`)."""
+
+    source: Value
+    path: Path | None = None
+    """The path the value is read from, if it is."""
+    expression: Expression | None = None
+    """The expression that computes the value, if one does."""
+    indicator: tuple[str, str] | None = None
+    """`(param, text)` if the value is `int(param == 'text')`."""
 
 
-def _path_value(path: Path, date_time: bool) -> ValueFn:
-    getter, level = _source(path)
-
-    def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
-        raw = getter(obj if level < 0 else ctx[level])
-        if raw is MISSING:
-            return None
-        return sample_value(parse_time(raw) if date_time else _sample_from(raw, path.text))
-
-    return fn
+def _source(path: Path) -> tuple[Getter, int]:
+    """How to resolve `path` inside a render: a getter and the level it applies to."""
+    if not path.wildcards:
+        return path.getters[0], -1
+    return path.getters[-1], path.wildcards - 1
 
 
-def _sample_from(raw: Any, where: str) -> int | float:
-    """A value read from an object as a sample: numbers, booleans (1/0), numeric
-    strings, quantities (`500m`, `1Gi`) and RFC 3339 times."""
-    if raw is True or raw is False:
-        return int(raw)
-    number = numeric_or_none(raw)
-    if number is not None:
-        return number
-    if isinstance(raw, str):
-        try:
-            return float(parse_quantity(raw))
-        except QuantityError:
-            pass
-        try:
-            return parse_time(raw)
-        except EvaluationError:
-            pass
-    raise EvaluationError(f"{where}: {describe(raw)} is not a number, quantity or time")
+def label_chunks(parts: list[str | tuple[str, Path]]) -> list[LabelChunk]:
+    chunks: list[LabelChunk] = []
+    for part in parts:
+        if isinstance(part, str):
+            if chunks and isinstance(chunks[-1], str):
+                chunks[-1] += "," + part
+            else:
+                chunks.append("," + part)
+        else:
+            key, path = part
+            getter, level = _source(path)
+            chunks.append((key, f',{key}="', getter, level))
+    return chunks
 
 
-def _expression_value(expression: Expression) -> ValueFn:
-    evaluate = expression.evaluate
-
-    def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
-        result = evaluate(env)
-        if type(result) is int and -1000 < result < 1000:
-            return str(result)  # the common case: int(...) of a comparison
-        number = numeric_result(result)
-        if number is None:
-            if result is None:
-                return None
-            raise EvaluationError(f"{expression.text!r} gave {describe(result)}, not a number")
-        return sample_value(number)
-
-    return fn
+def _shape(
+    header: FamilyHeader,
+    *,
+    gate: Path | None,
+    fanout: FanOut | None,
+    chunks: list[LabelChunk],
+    params: list[tuple[str, str | Path]],
+    values: list[tuple[str, _Value]],
+    date_time: bool,
+) -> Metric:
+    """The cheapest render shape that gives this metric's series (see panopticon.series)."""
+    # Constant params were folded into the expressions at compile time.
+    sources = {key: src for key, src in params if not isinstance(src, str)}
+    series = [(state, value.source) for state, value in values]
+    path_params = [(key, *_source(src)) for key, src in sources.items()]
+    if fanout is not None:
+        return Elements(header, fanout=fanout, chunks=chunks, params=path_params, series=series)
+    gate_getter = gate.getters[0] if gate is not None else None
+    if len(values) == 1 and not values[0][0] and gate is not None:
+        path = values[0][1].path
+        if path is not None and path.segments == gate.segments:
+            getter = gate.getters[0]
+            return PathSample(header, getter=getter, where=path.text, date_time=date_time, chunks=chunks)
+    indicators = {value.indicator[0] for _, value in values if value.indicator is not None}
+    if values and len(indicators) == 1 and all(state and value.indicator for state, value in values):
+        param = sources.get(indicators.pop())
+        if param is not None:
+            states = [(state, value.indicator[1]) for state, value in values if value.indicator]
+            return StateTable(header, gate=gate_getter, chunks=chunks, param=param.getters[0], states=states)
+    if len(values) == 1 and not values[0][0] and values[0][1].expression is not None:
+        expression = values[0][1].expression
+        whole = [(key, None if src.is_root else src.getters[0]) for key, src in sources.items()]
+        return Computed(header, gate=gate_getter, chunks=chunks, params=whole, expression=expression)
+    return Plain(header, gate=gate_getter, chunks=chunks, params=path_params, series=series)

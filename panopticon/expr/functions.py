@@ -15,6 +15,7 @@ configs' metrics call them on the same object.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,10 @@ class Function:
     impl: Callable[[Env, list[Any]], Any]
     pure: bool = True
     """Pure functions of constant arguments are folded at compile time."""
+    bind: Callable[[str, tuple[Any, ...]], Callable[[Env], Any] | None] | None = None
+    """Optional: for a call whose first argument is the bare param `key` and whose
+    others are the constants given, a closure equivalent to `impl` on them (or None
+    if there is none). Compiled once; it saves the calls `impl` would make."""
 
 
 def _int(env: Env, args: list[Any]) -> int:
@@ -93,9 +98,9 @@ def _len(env: Env, args: list[Any]) -> int:
 
 
 def _summary(env: Env, obj: Any, fname: str) -> resources.ResourceSummary:
-    if obj is None:
-        raise MissingValueError(f"{fname}() argument is nil")
     if not isinstance(obj, dict):
+        if obj is None:
+            raise MissingValueError(f"{fname}() argument is nil")
         raise EvaluationError(f"{fname}() needs the object (a param with valuePath: .), got {describe(obj)}")
     cache: dict[int, resources.ResourceSummary | EvaluationError] | None = env.get(SUMMARY_CACHE)
     if cache is None:
@@ -120,19 +125,64 @@ def _rtype(value: Any, fname: str) -> str:
     return str(value)
 
 
-def _resource_function(fname: str, pick: Callable[[resources.ResourceSummary], Any]) -> Function:
+def _cached(env: Env, obj: Any) -> resources.ResourceSummary | None:
+    """The summary of `obj` if this evaluation computed it already (the fast path of
+    `_summary`: the resource metrics of a config all read the same object's)."""
+    if type(obj) is dict:
+        cache = env.get(SUMMARY_CACHE)
+        if cache is not None:
+            summary = cache.get(id(obj))
+            if type(summary) is resources.ResourceSummary:
+                return summary
+    return None
+
+
+def _resource_function(fname: str, attr: str) -> Function:
+    """A figure that never depends on quantities: `attr` of the summary."""
+    pick = operator.attrgetter(attr)
+
     def impl(env: Env, args: list[Any]) -> Any:
         return pick(_summary(env, args[0], fname))
 
-    return Function(fname, 1, 1, impl, pure=False)
+    def bind(key: str, constants: tuple[Any, ...]) -> Callable[[Env], Any]:
+        def figure(env: Env) -> Any:
+            obj = env[key]
+            summary = _cached(env, obj)
+            return pick(summary) if summary is not None else impl(env, [obj])
+
+        return figure
+
+    return Function(fname, 1, 1, impl, pure=False, bind=bind)
 
 
-def _resource_total(fname: str, attr: str) -> Function:
+def _resource_total(fname: str, index: int) -> Function:
+    """A resource total: `index` picks it in `ResourceSummary.totals`."""
+
     def impl(env: Env, args: list[Any]) -> Any:
         summary = _summary(env, args[0], fname)
-        return getattr(summary, attr)[_rtype(args[1], fname)]
+        totals = summary.totals
+        if totals is None:
+            totals = summary.checked_totals()  # raises why there are no figures
+        rtype = args[1]
+        if rtype not in _RESOURCE_TYPES:
+            _rtype(rtype, fname)  # raises
+        return totals[index][rtype]
 
-    return Function(fname, 2, 2, impl, pure=False)
+    def bind(key: str, constants: tuple[Any, ...]) -> Callable[[Env], Any] | None:
+        (rtype,) = constants
+        if rtype not in _RESOURCE_TYPES:
+            return None  # impl reports it, on every evaluation
+
+        def total(env: Env) -> Any:
+            obj = env[key]
+            summary = _cached(env, obj)
+            if summary is not None and summary.totals is not None:
+                return summary.totals[index][rtype]
+            return impl(env, [obj, rtype])
+
+        return total
+
+    return Function(fname, 2, 2, impl, pure=False, bind=bind)
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -144,13 +194,13 @@ FUNCTIONS: dict[str, Function] = {
         Function("cpu_cores", 1, 1, _cpu_cores),
         Function("bytes", 1, 1, _bytes),
         Function("len", 1, 1, _len),
-        _resource_function("resource_replicas", lambda s: s.replicas),
-        _resource_function("resource_mode", lambda s: s.mode),
-        _resource_function("resource_uses_tls", lambda s: s.uses_tls),
-        _resource_total("total_resource_requests", "total_requests"),
-        _resource_total("total_resource_limits", "total_limits"),
-        _resource_total("app_resource_requests", "app_requests"),
-        _resource_total("app_resource_limits", "app_limits"),
+        _resource_function("resource_replicas", "replicas"),
+        _resource_function("resource_mode", "mode"),
+        _resource_function("resource_uses_tls", "uses_tls"),
+        _resource_total("total_resource_requests", 0),
+        _resource_total("total_resource_limits", 1),
+        _resource_total("app_resource_requests", 2),
+        _resource_total("app_resource_limits", 3),
     )
 }
 

@@ -98,6 +98,16 @@ def to_bool(value: Any, what: str = "value") -> bool:
 
 def format_number(value: int | float) -> str:
     """Compact text of a number: integers without `.0`, NaN, +Inf, -Inf."""
+    if type(value) is float:
+        # The hot case (resource figures, timestamps), tested in the order that
+        # settles common values soonest; NaN and the infinities are not integers.
+        if value.is_integer():
+            return str(int(value)) if -1e17 < value < 1e17 else repr(value)
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "+Inf" if value > 0 else "-Inf"
+        return repr(value)
     if type(value) is int:
         if -(10**17) < value < 10**17:
             return str(value)

@@ -64,21 +64,21 @@ class ResourceSummary:
 
     @property
     def total_requests(self) -> ResourceFigures:
-        return self._checked()[0]
+        return self.checked_totals()[0]
 
     @property
     def total_limits(self) -> ResourceFigures:
-        return self._checked()[1]
+        return self.checked_totals()[1]
 
     @property
     def app_requests(self) -> ResourceFigures:
-        return self._checked()[2]
+        return self.checked_totals()[2]
 
     @property
     def app_limits(self) -> ResourceFigures:
-        return self._checked()[3]
+        return self.checked_totals()[3]
 
-    def _checked(self) -> tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures]:
+    def checked_totals(self) -> tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures]:
         if self.totals is not None:
             return self.totals
         # A fresh exception per raise: re-raising one stored instance would keep

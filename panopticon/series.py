@@ -1,0 +1,435 @@
+"""Compiled metrics: how one metric renders its series for one object.
+
+This is the hot path of the exporter: every metric of every object is rendered on
+every change. `panopticon.program` validates a config and compiles each metric into
+one of the shapes below, picked once per config change, so that rendering does no
+work that depends only on the config:
+
+- `Plain`: no fan-out; one series, or one per state;
+- `PathSample`: no fan-out, one series whose value is read from the same path as
+  the field that gates it (`.spec.replicas`, `.metadata.creationTimestamp`): the
+  path is resolved once, not once for the gate and once for the value;
+- `StateTable`: no fan-out, and every state's value is `int(<param> == '<text>')`
+  (how upstream configs write phases and reasons): the param's text picks all the
+  lines with one dict lookup, instead of evaluating one expression per state;
+- `Elements`: an Array fan-out: the series of each element of the field's array.
+
+The specialised shapes give exactly the lines and errors of the general rules in
+`panopticon.program`. They exist because in CPython the cost of rendering is the
+number of Python calls and bytecodes per series, not the work itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from panopticon.errors import EvaluationError, MissingValueError, QuantityError
+from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
+from panopticon.expr.compiler import Expression
+from panopticon.expr.functions import numeric_result
+from panopticon.expr.values import describe, format_number, numeric_or_none, parse_time, to_text
+from panopticon.paths import MISSING, FanOut, Getter
+from panopticon.quantity import parse_quantity
+
+MAX_SERIES_PER_METRIC: Final = 10_000
+"""Most series one metric may produce for one object (Array fan-out, states)."""
+MAX_LABEL_VALUE: Final = 16_384
+"""Longest label value taken from an object; longer ones are cut and counted as an
+error, so one hostile annotation cannot bloat the store and every scrape."""
+
+Env = dict[str, Any]
+# A value source returns the sample text, or None when the series is to be skipped
+# (its path resolves to nothing); it raises EvaluationError when the value is bad.
+ValueFn = Callable[[Any, tuple[Any, ...], Env], str | None]
+Value = ValueFn | str
+"""A series' value: its sample text when constant, else a value source."""
+
+LabelSource = tuple[str, str, Getter, int]
+"""A label read from the object: `(key, ',key="', getter, level)`; `getter` resolves
+the path's last segment on the root object (level -1) or on the element of fan-out
+level `level`."""
+LabelChunk = str | LabelSource
+"""A metric's labels as chunks, each starting with a comma: constant text (adjacent
+constant labels merged) or a `LabelSource`."""
+ParamSource = tuple[str, Getter, int]
+"""A param read from the object: `(key, getter, level)`, levels as for labels."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderError:
+    family: str
+    message: str
+
+
+def label_text(value: Any, family: str, key: str, errors: list[RenderError]) -> str:
+    """A label value as exposition text: converted, cut to MAX_LABEL_VALUE, escaped."""
+    text = to_text(value)
+    if len(text) > MAX_LABEL_VALUE:
+        errors.append(RenderError(family, f"label {key} cut to {MAX_LABEL_VALUE} characters"))
+        text = text[:MAX_LABEL_VALUE]
+    return escape_label_value(text)
+
+
+def add_labels(
+    labels: str, chunks: Sequence[LabelChunk], obj: Any, family: str, errors: list[RenderError]
+) -> str:
+    """`labels` followed by the root-level `chunks` resolved on `obj`."""
+    for chunk in chunks:
+        if isinstance(chunk, str):
+            labels += chunk
+            continue
+        key, prefix, getter, _ = chunk
+        v = getter(obj)
+        if v is not MISSING:
+            # Inlined fast path of label_text: most values are short plain strings.
+            if type(v) is not str or len(v) > MAX_LABEL_VALUE or "\\" in v or '"' in v or "\n" in v:
+                v = label_text(v, family, key, errors)
+            labels += prefix + v + '"'
+    return labels
+
+
+def split_chunks(chunks: list[LabelChunk]) -> tuple[str, tuple[LabelChunk, ...]]:
+    """`(text, ())` when every chunk is constant (they are merged: at most one), so
+    that rendering appends `text` instead of looping; else `("", chunks)`."""
+    if all(isinstance(chunk, str) for chunk in chunks):
+        return "".join(chunk for chunk in chunks if isinstance(chunk, str)), ()
+    return "", tuple(chunks)
+
+
+def param_value(v: Any) -> Any:
+    """A param as expressions see it: text, or the object or list itself; nil if absent."""
+    if v is MISSING:
+        return None
+    return v if type(v) in (dict, list) else to_text(v)
+
+
+class Metric:
+    """One compiled metric: `render` gives its sample lines for one object ("" for none).
+
+    `base` holds the object's own labels (name, namespace, common labels; each with
+    a leading comma); `env` is the object's shared expression environment (it
+    carries the per-object resource summaries); errors are appended to `errors`.
+    """
+
+    __slots__ = ("header", "name", "open")
+
+    def __init__(self, header: FamilyHeader) -> None:
+        self.header = header
+        self.name = header.name
+        self.open = header.name + "{"
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        raise NotImplementedError
+
+
+class Plain(Metric):
+    """No fan-out: the series of `series` (one, or one per state), with the labels of
+    `chunks`; skipped entirely when the `gate` path resolves to nothing."""
+
+    __slots__ = ("chunks", "gate", "params", "series")
+
+    def __init__(
+        self,
+        header: FamilyHeader,
+        *,
+        gate: Getter | None,
+        chunks: list[LabelChunk],
+        params: list[ParamSource],
+        series: list[tuple[str, Value]],
+    ) -> None:
+        super().__init__(header)
+        self.gate = gate
+        self.chunks = tuple(chunks)
+        self.params = tuple((key, getter) for key, getter, _ in params)
+        self.series = tuple(series)
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        if self.gate is not None and self.gate(obj) is MISSING:
+            return ""
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
+        if self.params:
+            env = dict(env)
+            for key, getter in self.params:
+                env[key] = param_value(getter(obj))
+        out = ""
+        for state, value in self.series:
+            if type(value) is str:
+                text: str | None = value
+            else:
+                try:
+                    text = value(obj, (), env)  # type: ignore[operator]
+                except MissingValueError:
+                    continue  # missing data, not bad data: no series, no error
+                except EvaluationError as e:
+                    errors.append(RenderError(self.name, str(e)))
+                    continue
+                if text is None:
+                    continue
+            full = labels + state
+            out += f"{self.open}{full[1:]}}} {text}\n" if full else f"{self.name} {text}\n"
+        return out
+
+
+class Computed(Metric):
+    """No fan-out, one series computed by `expression` from root-level params (the
+    resource figures, `int(topology != 'nil')`): `Plain` without its loop over
+    series and the value source's call."""
+
+    __slots__ = ("chunks", "evaluate", "fixed", "gate", "params", "text")
+
+    def __init__(
+        self,
+        header: FamilyHeader,
+        *,
+        gate: Getter | None,
+        chunks: list[LabelChunk],
+        params: list[tuple[str, Getter | None]],
+        expression: Expression,
+    ) -> None:
+        super().__init__(header)
+        self.gate = gate
+        self.fixed, self.chunks = split_chunks(chunks)
+        # `getter` None: the param is the whole object (`valuePath: .`, as the
+        # resource functions take it), read without a call.
+        self.params = tuple(params)
+        self.evaluate = expression.evaluate
+        self.text = expression.text
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        if self.gate is not None and self.gate(obj) is MISSING:
+            return ""
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed
+        if self.params:
+            env = dict(env)
+            for key, getter in self.params:
+                v = obj if getter is None else getter(obj)
+                if type(v) is dict or type(v) is str:
+                    env[key] = v
+                else:
+                    env[key] = param_value(MISSING if v is None else v)
+        try:
+            result = self.evaluate(env)
+            if type(result) is float:
+                text = format_number(result)
+            elif type(result) is int and -1000 < result < 1000:
+                text = str(result)
+            else:
+                maybe = result_text(result, self.text)
+                if maybe is None:
+                    return ""
+                text = maybe
+        except MissingValueError:
+            return ""  # missing data, not bad data: no series, no error
+        except EvaluationError as e:
+            errors.append(RenderError(self.name, str(e)))
+            return ""
+        return f"{self.open}{labels[1:]}}} {text}\n" if labels else f"{self.name} {text}\n"
+
+
+class PathSample(Metric):
+    """No fan-out, one series read from `getter`, gated by the same path: a value
+    that resolves to nothing skips the metric before any label is read."""
+
+    __slots__ = ("chunks", "date_time", "getter", "where")
+
+    def __init__(
+        self, header: FamilyHeader, *, getter: Getter, where: str, date_time: bool, chunks: list[LabelChunk]
+    ) -> None:
+        super().__init__(header)
+        self.getter = getter
+        self.where = where
+        self.date_time = date_time
+        self.chunks = tuple(chunks)
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        raw = self.getter(obj)
+        if raw is MISSING:
+            return ""
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
+        try:
+            text = sample_value(parse_time(raw) if self.date_time else sample_from(raw, self.where))
+        except MissingValueError:
+            return ""
+        except EvaluationError as e:
+            errors.append(RenderError(self.name, str(e)))
+            return ""
+        return f"{self.open}{labels[1:]}}} {text}\n" if labels else f"{self.name} {text}\n"
+
+
+class StateTable(Metric):
+    """No fan-out; every state's value is `int(<param> == '<text>')` on one param.
+
+    The param is text (or nil, or an object or list, which equal no text), so the
+    state lines are fixed by which text it holds: `table` maps each state's text
+    to its lines' tails (`phase="Ready"} 1\\n`), `others` holds them for any other
+    value (all 0). A line is the metric's head plus a tail.
+    """
+
+    __slots__ = ("chunks", "gate", "others", "param", "table")
+
+    def __init__(
+        self,
+        header: FamilyHeader,
+        *,
+        gate: Getter | None,
+        chunks: list[LabelChunk],
+        param: Getter,
+        states: list[tuple[str, str]],
+    ) -> None:
+        super().__init__(header)
+        self.gate = gate
+        self.chunks = tuple(chunks)
+        self.param = param
+        # `states`: (state label chunk, the text that makes the state 1), in order.
+        self.table = {
+            text: tuple(f"{chunk[1:]}}} {int(text == other)}\n" for chunk, other in states)
+            for _, text in states
+        }
+        self.others = tuple(f"{chunk[1:]}}} 0\n" for chunk, _ in states)
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        if self.gate is not None and self.gate(obj) is MISSING:
+            return ""
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
+        v = self.param(obj)
+        # The param's text as `==` compares it: nil reads as 'nil', objects and lists
+        # equal no text (see panopticon.expr.values.equals).
+        if type(v) is str:
+            tails = self.table.get(v, self.others)
+        elif v is MISSING:
+            tails = self.table.get("nil", self.others)
+        elif type(v) is dict or type(v) is list:
+            tails = self.others
+        else:
+            tails = self.table.get(to_text(v), self.others)
+        head = f"{self.open}{labels[1:]}," if labels else self.open
+        return head + head.join(tails)
+
+
+class Elements(Metric):
+    """An Array fan-out: the series of every element context of `fanout`, each with
+    the labels of `chunks`; repeated lines are dropped and counted."""
+
+    __slots__ = ("chunks", "fanout", "params", "series")
+
+    def __init__(
+        self,
+        header: FamilyHeader,
+        *,
+        fanout: FanOut,
+        chunks: list[LabelChunk],
+        params: list[ParamSource],
+        series: list[tuple[str, Value]],
+    ) -> None:
+        super().__init__(header)
+        self.fanout = fanout
+        self.chunks = tuple(chunks)
+        self.params = tuple(params)
+        self.series = tuple(series)
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        name = self.name
+        contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
+        if len(contexts) > MAX_SERIES_PER_METRIC:
+            errors.append(RenderError(name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
+            del contexts[MAX_SERIES_PER_METRIC:]
+        out: list[str] = []
+        seen: set[str] = set()
+        shared = env
+        for ctx in contexts:
+            labels = base
+            for chunk in self.chunks:
+                if isinstance(chunk, str):
+                    labels += chunk
+                    continue
+                key, prefix, getter, level = chunk
+                v = getter(obj if level < 0 else ctx[level])
+                if v is not MISSING:
+                    if type(v) is not str or len(v) > MAX_LABEL_VALUE or "\\" in v or '"' in v or "\n" in v:
+                        v = label_text(v, name, key, errors)
+                    labels += prefix + v + '"'
+            if self.params:
+                env = dict(shared)
+                for key, getter, level in self.params:
+                    env[key] = param_value(getter(obj if level < 0 else ctx[level]))
+            for state, value in self.series:
+                if type(value) is str:
+                    text: str | None = value
+                else:
+                    try:
+                        text = value(obj, ctx, env)  # type: ignore[operator]
+                    except MissingValueError:
+                        continue
+                    except EvaluationError as e:
+                        errors.append(RenderError(name, str(e)))
+                        continue
+                    if text is None:
+                        continue
+                full = labels + state
+                line = f"{self.open}{full[1:]}}} {text}\n" if full else f"{name} {text}\n"
+                if line in seen:
+                    errors.append(RenderError(name, "duplicate series dropped (same labels twice)"))
+                    continue
+                seen.add(line)
+                out.append(line)
+        return "".join(out)
+
+
+# --- value sources -------------------------------------------------------------------
+
+
+def path_value(getter: Getter, level: int, where: str, date_time: bool) -> ValueFn:
+    """The value read from a path (on the root, or on the element of `level`)."""
+
+    def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
+        raw = getter(obj if level < 0 else ctx[level])
+        if raw is MISSING:
+            return None
+        return sample_value(parse_time(raw) if date_time else sample_from(raw, where))
+
+    return fn
+
+
+def sample_from(raw: Any, where: str) -> int | float:
+    """A value read from an object as a sample: numbers, booleans (1/0), numeric
+    strings, quantities (`500m`, `1Gi`) and RFC 3339 times."""
+    if raw is True or raw is False:
+        return int(raw)
+    number = numeric_or_none(raw)
+    if number is not None:
+        return number
+    if isinstance(raw, str):
+        try:
+            return float(parse_quantity(raw))
+        except QuantityError:
+            pass
+        try:
+            return parse_time(raw)
+        except EvaluationError:
+            pass
+    raise EvaluationError(f"{where}: {describe(raw)} is not a number, quantity or time")
+
+
+def expression_value(expression: Expression) -> ValueFn:
+    """The value an expression computes from the params."""
+    evaluate, where = expression.evaluate, expression.text
+
+    def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
+        result = evaluate(env)
+        if type(result) is int and -1000 < result < 1000:
+            return str(result)  # the common case: int(...) of a comparison
+        return result_text(result, where)
+
+    return fn
+
+
+def result_text(result: Any, where: str) -> str | None:
+    """The sample text of an expression's result; None for nil (no series)."""
+    number = numeric_result(result)
+    if number is None:
+        if result is None:
+            return None
+        raise EvaluationError(f"{where!r} gave {describe(result)}, not a number")
+    return sample_value(number)
