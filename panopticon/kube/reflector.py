@@ -31,13 +31,12 @@ import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from panopticon.buckets import ShardFilter
-from panopticon.kube.backoff import Backoff, BackoffSettings
+from panopticon.kube.backoff import Backoff
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.errors import (
@@ -57,81 +56,17 @@ from panopticon.kube.errors import (
     status_error,
 )
 from panopticon.kube.events import INITIAL_EVENTS_END, Event, Ownership, rv_of_line, split_head, triage
-from panopticon.kube.lines import DEFAULT_MAX_LINE
 from panopticon.kube.listing import list_pages
+from panopticon.kube.settings import ReflectorSettings
+from panopticon.kube.stats import ReflectorStats, error_kind
 from panopticon.kube.view import View
 from panopticon.kube.watching import Interrupted, Waker, watch_lines
+
+__all__ = ["Event", "Reflector", "ReflectorSettings", "ReflectorStats"]
 
 log = logging.getLogger(__name__)
 _OBJECT_TYPES = frozenset((b"ADDED", b"MODIFIED", b"DELETED"))
 _EVENT_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED"))
-
-
-@dataclass(frozen=True, slots=True)
-class ReflectorSettings:
-    """Reflector behaviour; defaults are client-go's unless said otherwise."""
-
-    page_size: int = 500
-    """LIST `limit` (client-go's pager default)."""
-    watch_timeout: tuple[float, float] = (300.0, 600.0)
-    """Seconds; each watch asks `timeoutSeconds` uniformly in [lo, hi) (client-go)."""
-    inactivity_timeout: float | None = 120.0
-    """Seconds without a byte after which a watch is presumed dead and re-opened from
-    the last RV (servers send a bookmark about every 60 s; a quiet resource without
-    bookmarks only costs a cheap re-watch). Not in client-go, which relies on TCP."""
-    watch_list: bool = True
-    """Sync with a watch-list when the server supports it (client-go `WatchListClient`,
-    on since 1.35); the first unsupported answer switches this reflector to LIST."""
-    max_internal_error_retry: float = 30.0
-    """Seconds during which 500s re-watch instead of relisting
-    (client-go `MaxInternalErrorRetryDuration`; 0 there by default)."""
-    very_short_watch: float = 1.0
-    """Seconds; a watch ending sooner without any event is an error (client-go)."""
-    backoff: BackoffSettings = field(default_factory=BackoffSettings)
-    max_line: int = DEFAULT_MAX_LINE
-    """Bytes; the largest watch event accepted."""
-    ownership_cache: int = 65_536
-    """uids whose ownership is memoised (FNV-1a in Python costs 5-10 µs, watch traffic
-    repeats uids); bounded, so at most about 9 MB whatever the cluster size."""
-    track_names: bool | None = None
-    """Keep namespace and name per object so that deletes found by a relist carry them
-    (about 150 bytes more per object). None: only for reflectors built without a shard
-    filter (configs, CRDs, the StatefulSet: few objects, consumers that key by name);
-    target kinds, which run with a filter, keep uid -> RV only."""
-
-
-@dataclass(slots=True)
-class ReflectorStats:
-    """Counters for self-metrics."""
-
-    events: dict[str, int] = field(
-        default_factory=lambda: {"ADDED": 0, "MODIFIED": 0, "DELETED": 0, "SYNCED": 0}
-    )
-    lines: int = 0
-    """Watch lines received."""
-    skipped: int = 0
-    """Watch lines skipped unparsed: objects of other shards."""
-    bookmarks: int = 0
-    syncs: int = 0
-    """Completed syncs (LIST or watch-list); every one after the first is a relist."""
-    list_syncs: int = 0
-    watch_list_syncs: int = 0
-    watches: int = 0
-    """Watch requests sent."""
-    watch_restarts: int = 0
-    """Re-watches from the last RV without a relist (normal ends, timeouts, drops)."""
-    errors: dict[str, int] = field(default_factory=dict)
-    """By kind: expired, too_large_rv, too_many_requests, internal, refused, connection,
-    stream_broken, inactivity, short_watch, protocol, http_<code>, ..."""
-
-    @property
-    def decoded(self) -> int:
-        """Watch lines parsed in full."""
-        return self.lines - self.skipped
-
-    @property
-    def relists(self) -> int:
-        return max(0, self.syncs - 1)
 
 
 class _WatchListFailed(Exception):
@@ -520,7 +455,7 @@ class Reflector:
             pass
 
     def _count(self, e: BaseException) -> None:
-        kind = _error_kind(e)
+        kind = error_kind(e)
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
 
 
@@ -546,27 +481,3 @@ def _identity(item: object) -> tuple[str, str]:
     if not isinstance(uid, str) or not isinstance(rv, str):
         raise ProtocolError("a listed object has no metadata.uid or metadata.resourceVersion")
     return uid, rv
-
-
-def _error_kind(e: BaseException) -> str:
-    if isinstance(e, ExpiredError):
-        return "expired"
-    if is_too_large_resource_version(e):
-        return "too_large_rv"
-    if isinstance(e, StreamBrokenError):
-        return "stream_broken"
-    if isinstance(e, KubeConnectionError):
-        return "refused" if e.refused else "connection"
-    if isinstance(e, WatchTimeoutError):
-        return "inactivity"
-    if isinstance(e, VeryShortWatchError):
-        return "short_watch"
-    if isinstance(e, ProtocolError):
-        return "protocol"
-    if isinstance(e, TooManyRequestsError):
-        return "too_many_requests"
-    if isinstance(e, InternalServerError):
-        return "internal"
-    if isinstance(e, ApiStatusError):
-        return f"http_{e.code}"
-    return type(e).__name__
