@@ -28,7 +28,7 @@ from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.ring import Ring
-from panopticon.store import Store
+from panopticon.store import Op, Store
 from shard.configs import ConfigSet
 from shard.membership import RingSpec, watch_ring
 from shard.status import StatusWriter
@@ -259,6 +259,19 @@ class Worker:
         await watch_ring(self.ring_source.events(), self.adopt)
 
     async def adopt(self, spec: RingSpec) -> None:
+        """Switch to a new ring; claims are retried while the store is unreachable."""
+        delay = 0.5
+        while True:
+            try:
+                await self._adopt(spec)
+                return
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("adopting ring %s failed (retrying in %.1fs): %s", spec, delay, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _adopt(self, spec: RingSpec) -> None:
         ring = Ring(spec.shards, spec.generation, self.store.layout.space)
         async with self._lock:
             first = self.ownership.ring is None
@@ -311,16 +324,26 @@ class Worker:
             self.metrics.store_errors.inc(result.failed_slots)
         if result.refused:
             self.metrics.refused.inc(len(result.refused))
-            await self._lose(result.refused)
+            await self._refused(result.refused, result.refused_ops)
 
-    async def _lose(self, buckets: set[int]) -> None:
-        log.warning("the store refused writes to %d buckets: another shard owns them now", len(buckets))
+    async def _refused(self, buckets: set[int], ops: list[Op]) -> None:
+        """Writes to `buckets` were refused: keep what a fresh claim gets back, lose the rest."""
         async with self._lock:
-            self.ownership.lose(buckets)
+            try:
+                kept, lost = await self.ownership.reclaim(buckets)
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("reclaiming %d refused buckets failed (will retry): %s", len(buckets), e)
+                self.queue.add(ops)
+                return
+            self.queue.add(op for op in ops if op.bucket in kept)
+            if not lost:
+                return
+            log.warning("the store refused writes to %d buckets: another shard owns them now", len(lost))
             self.metrics.owned_buckets.set(len(self.ownership.owned))
             shard_filter = self._filter()
             for target in self.targets.values():
-                target.set_filter(shard_filter, frozenset(buckets))
+                target.set_filter(shard_filter, frozenset(lost))
 
     async def _sync_loop(self) -> None:
         """Readiness after the first full sync; garbage collection after every re-sync."""
@@ -397,18 +420,21 @@ class Worker:
         """The store lost its data (Redis restarted empty): claim, publish and write everything again."""
         log.warning("store epoch changed (%s -> %s): Redis lost its data; republishing", self.epoch, epoch)
         self.metrics.epoch_changes.inc()
-        self.epoch = epoch
         await self.store.ensure_layout()
         async with self._lock:
-            self.pending_gc.clear()  # the store is empty: nothing to collect
             if self.ownership.ring is not None:
                 await self.ownership.adopt(self.ownership.ring)
+            # The store is empty, but a lagging shard may write into it before we claim
+            # again: collect once the targets have re-synced.
+            self.pending_gc = set(self.ownership.owned)
             self.published = set()
             await self._publish_registry()
             shard_filter = self._filter()
             for target in self.targets.values():
                 target.table.invalidate()
                 target.start(shard_filter)
+        # Only now: if anything above failed, the next heartbeat tries again.
+        self.epoch = epoch
 
     async def _status_loop(self) -> None:
         if self.status is None:

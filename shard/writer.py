@@ -29,6 +29,8 @@ class FlushResult:
     written: int = 0
     slots: int = 0
     refused: set[int] = field(default_factory=set)
+    refused_ops: list[Op] = field(default_factory=list)
+    """The operations of refused buckets, for the caller to requeue or drop."""
     failed_slots: int = 0
     latencies: list[float] = field(default_factory=list)
     """Seconds from the oldest queued event of each written batch to its acknowledgement."""
@@ -78,8 +80,12 @@ class WriteQueue:
             async with semaphore:
                 try:
                     for start in range(0, len(ops), self.max_ops):
-                        refused = await self.store.write(slot, owner, ops[start : start + self.max_ops])
-                        result.refused.update(refused)
+                        chunk = ops[start : start + self.max_ops]
+                        refused = await self.store.write(slot, owner, chunk)
+                        if refused:
+                            result.refused.update(refused)
+                            lost = set(refused)
+                            result.refused_ops.extend(op for op in chunk if op.bucket in lost)
                 except StoreError:
                     result.failed_slots += 1
                     self._requeue(slot, ops, since.get(slot))
@@ -119,13 +125,16 @@ class Ownership:
         not owned until a later ring says otherwise."""
         wanted = ring.buckets_of(self.shard) if self.shard < ring.shards else frozenset()
         previous = self.owned
-        self.ring = ring
-        claimed = await self.claim(wanted)
+        claimed = await self._claim(wanted, ring.generation)
+        self.ring = ring  # only once claimed: a failed adoption leaves everything as it was
         self.owned = frozenset(claimed)
         return self.owned - previous, previous - self.owned
 
     async def claim(self, buckets: Iterable[int]) -> set[int]:
         assert self.ring is not None
+        return await self._claim(buckets, self.ring.generation)
+
+    async def _claim(self, buckets: Iterable[int], generation: int) -> set[int]:
         layout = self.store.layout
         by_slot: dict[int, list[int]] = {}
         for b in buckets:
@@ -133,14 +142,27 @@ class Ownership:
         claimed: set[int] = set()
         self.refused = set()
         for slot, slot_buckets in sorted(by_slot.items()):
-            result = await self.store.claim(slot, self.shard, self.ring.generation, slot_buckets)
+            result = await self.store.claim(slot, self.shard, generation, slot_buckets)
             claimed.update(result.claimed)
             self.refused.update(result.refused)
         return claimed
 
     def lose(self, buckets: Iterable[int]) -> None:
-        """The store refused writes to `buckets`: another shard owns them now."""
+        """Another shard owns `buckets` now."""
         self.owned = self.owned - frozenset(buckets)
+
+    async def reclaim(self, buckets: Iterable[int]) -> tuple[set[int], set[int]]:
+        """After refused writes: claim the owned ones among `buckets` again.
+
+        A refusal means the store's owner token differs from ours: either another shard
+        claimed the bucket at a newer ring generation (the claim is refused too: the
+        bucket is lost), or the store forgot its owners (Redis restarted empty: the claim
+        succeeds and the bucket stays ours). Returns (kept, lost)."""
+        mine = set(buckets) & self.owned
+        kept = await self.claim(mine) if mine and self.ring is not None else set()
+        lost = set(buckets) - kept
+        self.lose(lost)
+        return kept, lost
 
 
 async def collect_garbage(
