@@ -160,7 +160,10 @@ async def watch_handler(
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "application/json"
     resp.enable_chunked_encoding()
-    await resp.prepare(request)  # headers go out before any event (B.5)
+    try:
+        await resp.prepare(request)  # headers go out before any event (B.5)
+    except ConnectionError:
+        return resp  # the client left before the headers went out: nothing to serve
     sim.watches.add(watch)
     st.watchers.add(watch)
     try:
