@@ -283,6 +283,14 @@ class FanOut:
 
     def contexts(self, obj: Any, limit: int) -> list[tuple[Any, ...]]:
         """Every element context, at most `limit` of them."""
+        getters = self.path.getters
+        if len(getters) == 1:
+            # One level, the common case: no recursion, one comprehension.
+            items = getters[0](obj)
+            if type(items) is not list:
+                return []
+            if len(items) <= limit:
+                return [(item,) for item in items if item is not None]
         out: list[tuple[Any, ...]] = []
         self._walk(obj, 0, (), out, limit)
         return out
@@ -290,7 +298,8 @@ class FanOut:
     def _walk(
         self, node: Any, level: int, prefix: tuple[Any, ...], out: list[tuple[Any, ...]], limit: int
     ) -> None:
-        items = self.path.getters[level](node)
+        getters = self.path.getters
+        items = getters[level](node)
         if type(items) is not list:
             return
         for item in items:
@@ -299,7 +308,7 @@ class FanOut:
             if item is None:
                 continue
             ctx = (*prefix, item)
-            if level + 1 < self.levels:
+            if level + 1 < len(getters):
                 self._walk(item, level + 1, ctx, out, limit)
             else:
                 out.append(ctx)

@@ -330,17 +330,21 @@ class Elements(Metric):
         self.series = tuple(series)
 
     def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
-        name = self.name
         contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
+        if not contexts:
+            return ""
+        name = self.name
         if len(contexts) > MAX_SERIES_PER_METRIC:
             errors.append(RenderError(name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
             del contexts[MAX_SERIES_PER_METRIC:]
         out: list[str] = []
         seen: set[str] = set()
         shared = env
+        head = self.open
+        chunks, params, series = self.chunks, self.params, self.series
         for ctx in contexts:
             labels = base
-            for chunk in self.chunks:
+            for chunk in chunks:
                 if isinstance(chunk, str):
                     labels += chunk
                     continue
@@ -350,11 +354,11 @@ class Elements(Metric):
                     if type(v) is not str or len(v) > MAX_LABEL_VALUE or "\\" in v or '"' in v or "\n" in v:
                         v = label_text(v, name, key, errors)
                     labels += prefix + v + '"'
-            if self.params:
+            if params:
                 env = dict(shared)
-                for key, getter, level in self.params:
+                for key, getter, level in params:
                     env[key] = param_value(getter(obj if level < 0 else ctx[level]))
-            for state, value in self.series:
+            for state, value in series:
                 if type(value) is str:
                     text: str | None = value
                 else:
@@ -368,7 +372,7 @@ class Elements(Metric):
                     if text is None:
                         continue
                 full = labels + state
-                line = f"{self.open}{full[1:]}}} {text}\n" if full else f"{name} {text}\n"
+                line = f"{head}{full[1:]}}} {text}\n" if full else f"{name} {text}\n"
                 if line in seen:
                     errors.append(RenderError(name, "duplicate series dropped (same labels twice)"))
                     continue

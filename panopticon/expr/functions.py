@@ -22,6 +22,7 @@ from typing import Any
 
 from panopticon.errors import EvaluationError, MissingValueError
 from panopticon.expr import resources
+from panopticon.expr.resources.summary import OFFSETS
 from panopticon.expr.values import describe, numeric_or_none, parse_time, to_bool, to_number
 from panopticon.quantity import cpu_cores, to_bytes
 
@@ -156,28 +157,24 @@ def _resource_function(fname: str, attr: str) -> Function:
 
 
 def _resource_total(fname: str, index: int) -> Function:
-    """A resource total: `index` picks it in `ResourceSummary.totals`."""
+    """A resource total: its figures start at `index` in `ResourceSummary.totals`."""
 
     def impl(env: Env, args: list[Any]) -> Any:
         summary = _summary(env, args[0], fname)
-        totals = summary.totals
-        if totals is None:
-            totals = summary.checked_totals()  # raises why there are no figures
-        rtype = args[1]
-        if rtype not in _RESOURCE_TYPES:
-            _rtype(rtype, fname)  # raises
-        return totals[index][rtype]
+        summary.checked_totals()  # raises why there are no figures, first
+        return summary.figure(index + OFFSETS[_rtype(args[1], fname)])
 
     def bind(key: str, constants: tuple[Any, ...]) -> Callable[[Env], Any] | None:
         (rtype,) = constants
         if rtype not in _RESOURCE_TYPES:
             return None  # impl reports it, on every evaluation
+        offset = index + OFFSETS[rtype]
 
         def total(env: Env) -> Any:
             obj = env[key]
             summary = _cached(env, obj)
             if summary is not None and summary.totals is not None:
-                return summary.totals[index][rtype]
+                return summary.totals[offset] / 1000  # as summary.figure(offset)
             return impl(env, [obj, rtype])
 
         return total
@@ -198,9 +195,9 @@ FUNCTIONS: dict[str, Function] = {
         _resource_function("resource_mode", "mode"),
         _resource_function("resource_uses_tls", "uses_tls"),
         _resource_total("total_resource_requests", 0),
-        _resource_total("total_resource_limits", 1),
-        _resource_total("app_resource_requests", 2),
-        _resource_total("app_resource_limits", 3),
+        _resource_total("total_resource_limits", 3),
+        _resource_total("app_resource_requests", 6),
+        _resource_total("app_resource_limits", 9),
     )
 }
 

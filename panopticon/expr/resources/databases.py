@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from panopticon.expr.resources.fields import JSONMap, count, has_object, is_true, join, mapping
+from panopticon.expr.resources.fields import MAX_REPLICAS, JSONMap, count, has_object, is_true, join, mapping
 from panopticon.expr.resources.plan import Plan, PodGroup
 
 EXPORTER_WHERE = "spec.monitor.prometheus.exporter"
@@ -29,6 +29,9 @@ DEDICATED = "Dedicated"
 
 def spec_of(obj: JSONMap) -> JSONMap:
     """The object's `spec`; an empty one if absent."""
+    spec = obj.get("spec")
+    if type(spec) is dict:
+        return spec
     return mapping(obj, "spec", "") or {}
 
 
@@ -49,28 +52,39 @@ def node_group(
     whether its pods run the metrics exporter; `role_resources` whether the node's
     own `resources` field is a fallback for the database container's resources.
     """
+    # Every object renders through here, so fields are read inline and the readers
+    # of `fields` (which build the paths for their messages) run only to raise.
     if replicas is None:
-        replicas = count(node, "replicas", where, default=1)
-    template_where = join(where, "podTemplate")
-    template = mapping(node, "podTemplate", where)
-    pod_spec = None if template is None else mapping(template, "spec", template_where)
-    pod_where = f"{template_where}.spec"
-    legacy = None if pod_spec is None else mapping(pod_spec, "resources", pod_where)
-    legacy_where = f"{pod_where}.resources"
+        replicas = node.get("replicas")
+        if replicas is None:
+            replicas = 1
+        elif type(replicas) is not int or not 0 <= replicas <= MAX_REPLICAS:
+            count(node, "replicas", where, default=1)  # raises
+    pod_where = f"{where}.podTemplate.spec" if where else "podTemplate.spec"
+    pod_spec = legacy = None
+    template = node.get("podTemplate")
+    if template is not None:
+        if type(template) is not dict:
+            mapping(node, "podTemplate", where)  # raises
+        pod_spec = template.get("spec")
+        if pod_spec is not None:
+            if type(pod_spec) is not dict:
+                mapping(template, "spec", join(where, "podTemplate"))  # raises
+            legacy = pod_spec.get("resources")
+            if legacy is not None and type(legacy) is not dict:
+                mapping(pod_spec, "resources", pod_where)  # raises
+    legacy_where = ""  # `<pod_where>.resources`, built by tally if ever needed
     if legacy is None and role_resources:
         legacy = mapping(node, "resources", where)
         legacy_where = join(where, "resources")
-    claim = mapping(node, "storage", where) if storage else None
-    return PodGroup(
-        where=pod_where,
-        pod_spec=pod_spec,
-        replicas=replicas,
-        app_container=container,
-        legacy_resources=legacy,
-        legacy_where=legacy_where,
-        storage=() if claim is None else ((join(where, "storage"), claim),),
-        exporter=exporter,
-    )
+    claims: tuple[tuple[str, JSONMap], ...] = ()
+    if storage:
+        claim = node.get("storage")
+        if claim is not None:
+            if type(claim) is not dict:
+                mapping(node, "storage", where)  # raises
+            claims = ((join(where, "storage"), claim),)
+    return PodGroup(pod_where, pod_spec, replicas, container, legacy, legacy_where, claims, exporter)
 
 
 def database_plan(spec: JSONMap, mode: str, groups: Iterable[PodGroup], *, uses_tls: bool) -> Plan:
@@ -86,6 +100,8 @@ def database_plan(spec: JSONMap, mode: str, groups: Iterable[PodGroup], *, uses_
 
 def exporter_of(spec: JSONMap) -> JSONMap | None:
     """The metrics exporter container (`spec.monitor.prometheus.exporter`), if configured."""
+    if spec.get("monitor") is None:
+        return None  # the common case, without a call
     monitor = mapping(spec, "monitor", "spec")
     prometheus = None if monitor is None else mapping(monitor, "prometheus", "spec.monitor")
     return None if prometheus is None else mapping(prometheus, "exporter", "spec.monitor.prometheus")
@@ -93,7 +109,8 @@ def exporter_of(spec: JSONMap) -> JSONMap | None:
 
 def tls_configured(spec: JSONMap) -> bool:
     """Whether `spec.tls` is set (most KubeDB kinds)."""
-    return has_object(spec, "tls", "spec")
+    tls = spec.get("tls")
+    return type(tls) is dict or (tls is not None and has_object(spec, "tls", "spec"))
 
 
 def ssl_enabled(spec: JSONMap) -> bool:

@@ -36,10 +36,11 @@ _TOPOLOGY = "spec.shardTopology"
 def mongodb(obj: JSONMap) -> Plan:
     """The plan of a MongoDB object (either API version)."""
     spec = spec_of(obj)
-    topology = mapping(spec, "shardTopology", "spec")
-    if topology is not None:
+    # `mapping` (a call) only validates fields that are present.
+    topology = spec.get("shardTopology")
+    if topology is not None and mapping(spec, "shardTopology", "spec") is not None:
         mode, groups = SHARDED, _sharded(spec, topology)
-    elif mapping(spec, "replicaSet", "spec") is not None:
+    elif spec.get("replicaSet") is not None and mapping(spec, "replicaSet", "spec") is not None:
         mode, groups = REPLICA_SET, (node_group(spec, "spec", container=CONTAINER), *_extra_members(spec, 1))
     else:
         mode, groups = STANDALONE, (node_group(spec, "spec", container=CONTAINER),)
@@ -74,11 +75,11 @@ def _sharded(spec: JSONMap, topology: JSONMap) -> tuple[PodGroup, ...]:
 def _extra_members(spec: JSONMap, replica_sets: int) -> tuple[PodGroup, ...]:
     """Arbiter and hidden members: per replica set, so once per shard when sharded."""
     groups = []
-    arbiter = mapping(spec, "arbiter", "spec")
-    if arbiter is not None:
+    if spec.get("arbiter") is not None:
+        arbiter = mapping(spec, "arbiter", "spec") or {}
         groups.append(node_group(arbiter, "spec.arbiter", container=CONTAINER, replicas=replica_sets))
-    hidden = mapping(spec, "hidden", "spec")
-    if hidden is not None:
+    if spec.get("hidden") is not None:
+        hidden = mapping(spec, "hidden", "spec") or {}
         members = replica_sets * _required(hidden, "replicas", "spec.hidden")
         groups.append(node_group(hidden, "spec.hidden", container=CONTAINER, replicas=members))
     return tuple(groups)

@@ -51,4 +51,7 @@ class Plan(NamedTuple):
     @property
     def replicas(self) -> int:
         """Pods over all groups."""
-        return sum(group.replicas for group in self.groups)
+        total = 0
+        for group in self.groups:  # not sum() of a generator: this runs for every object
+            total += group.replicas
+        return total

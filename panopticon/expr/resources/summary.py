@@ -20,9 +20,16 @@ ResourceFigures = Mapping[str, float]
 """Read-only `{"cpu": cores, "memory": bytes, "storage": bytes}`: exactly the keys of `RESOURCE_TYPES`."""
 
 
+OFFSETS: Final = {"cpu": 0, "memory": 1, "storage": 2}
+"""Where a resource type's figure sits within each triple of `ResourceSummary.totals`."""
+
+Totals = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
+"""The four figures in milli-units, each as (cpu, memory, storage): total requests,
+total limits, application requests, application limits."""
+
+
 def figures(cpu: float, memory: float, storage: float) -> ResourceFigures:
-    """A read-only figures mapping. (A mapping proxy, not a frozen dataclass: four
-    are built per object on every render, and a proxy costs half as much.)"""
+    """A read-only figures mapping."""
     return MappingProxyType({"cpu": cpu, "memory": memory, "storage": storage})
 
 
@@ -48,37 +55,50 @@ class ResourceSummary:
     - `app_requests`, `app_limits`: only the application (database) containers, and
       the storage.
 
-    The four figures are `ResourceFigures` (`summary.total_requests["cpu"]`), held
-    in `totals` in that order. Replicas, mode and TLS never depend on resource
-    quantities: when the resources cannot be computed (a malformed quantity, a
-    missing database container) `totals` is None, `error` says why, and reading
-    any of the four figures raises that error again; the other fields still hold.
+    The four figures are `ResourceFigures` (`summary.total_requests["cpu"]`). They
+    are held in `totals` as exact sums in milli-units (see `Totals`) and converted
+    when read (`figure`): an object's summary is computed on every render, and most
+    configs read a few of its twelve figures, if any. Replicas, mode and TLS never
+    depend on resource quantities: when the resources cannot be computed (a
+    malformed quantity, a missing database container) `totals` is None, `error`
+    says why, and reading any of the four figures raises that error again; the
+    other fields still hold.
     """
 
     kind: str
     replicas: int
     mode: str
     uses_tls: bool
-    totals: tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures] | None
+    totals: Totals | None
     error: ResourceCalcError | QuantityError | None = None
 
     @property
     def total_requests(self) -> ResourceFigures:
-        return self.checked_totals()[0]
+        return self._figures(0)
 
     @property
     def total_limits(self) -> ResourceFigures:
-        return self.checked_totals()[1]
+        return self._figures(3)
 
     @property
     def app_requests(self) -> ResourceFigures:
-        return self.checked_totals()[2]
+        return self._figures(6)
 
     @property
     def app_limits(self) -> ResourceFigures:
-        return self.checked_totals()[3]
+        return self._figures(9)
 
-    def checked_totals(self) -> tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures]:
+    def figure(self, offset: int) -> float:
+        """The figure at `offset` in `totals` (cores or bytes); raises like the properties."""
+        # int / int is correctly rounded: 9700 milli-cores are exactly the double 9.7.
+        return self.checked_totals()[offset] / 1000
+
+    def _figures(self, start: int) -> ResourceFigures:
+        totals = self.checked_totals()
+        return figures(totals[start] / 1000, totals[start + 1] / 1000, totals[start + 2] / 1000)
+
+    def checked_totals(self) -> Totals:
+        """`totals`, or the error that prevented them."""
         if self.totals is not None:
             return self.totals
         # A fresh exception per raise: re-raising one stored instance would keep

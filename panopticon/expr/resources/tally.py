@@ -27,14 +27,14 @@ from typing import Any, Final, NoReturn
 from panopticon.errors import QuantityError, ResourceCalcError
 from panopticon.expr.resources.fields import JSONMap, describe, sequence
 from panopticon.expr.resources.plan import Plan, PodGroup
-from panopticon.expr.resources.summary import ResourceFigures, figures
+from panopticon.expr.resources.summary import Totals
 from panopticon.quantity import milli_text, milli_value
 
 Requirements = tuple[int, int, int, int]
 """CPU request, memory request, CPU limit, memory limit, in milli-units."""
 
-Totals = tuple[ResourceFigures, ResourceFigures, ResourceFigures, ResourceFigures]
-"""Total requests, total limits, application requests, application limits."""
+_HUGE: Final = 10**308
+"""Sums below this convert to a double (in cores or bytes) without overflow."""
 
 _NONE: Final[Requirements] = (0, 0, 0, 0)
 
@@ -49,7 +49,7 @@ _QUANTITY_FIELDS: Final = (
 
 
 def tally(plan: Plan) -> Totals:
-    """The plan's four figures. Raises `ResourceCalcError` or `QuantityError` (with
+    """The plan's four figures, in milli-units. Raises `ResourceCalcError` or `QuantityError` (with
     the field's path) for malformed resources or a missing application container."""
     exporter = _NONE
     if plan.exporter is not None:
@@ -60,15 +60,21 @@ def tally(plan: Plan) -> Totals:
     # t: total, a: application, s: storage; r: requests, l: limits; c: cpu, m: memory.
     t_rc = t_rm = t_lc = t_lm = a_rc = a_rm = a_lc = a_lm = s_r = s_l = 0
     for group in plan.groups:
-        (p_rc, p_rm, p_lc, p_lm), (i_rc, i_rm, i_lc, i_lm), app = _pod(group)
+        if group.pod_spec is None and group.legacy_resources is None:
+            # No pod template (many KubeDB objects leave it to the operator): no figures.
+            p_rc = p_rm = p_lc = p_lm = i_rc = i_rm = i_lc = i_lm = 0
+            app = _NONE
+        else:
+            (p_rc, p_rm, p_lc, p_lm), (i_rc, i_rm, i_lc, i_lm), app = _pod(group)
         if group.exporter:
             e_rc, e_rm, e_lc, e_lm = exporter
             p_rc, p_rm, p_lc, p_lm = p_rc + e_rc, p_rm + e_rm, p_lc + e_lc, p_lm + e_lm
         n = group.replicas
-        t_rc += n * max(p_rc, i_rc)
-        t_rm += n * max(p_rm, i_rm)
-        t_lc += n * max(p_lc, i_lc)
-        t_lm += n * max(p_lm, i_lm)
+        # max() by comparison: a builtin call costs more than the test.
+        t_rc += n * (p_rc if p_rc > i_rc else i_rc)
+        t_rm += n * (p_rm if p_rm > i_rm else i_rm)
+        t_lc += n * (p_lc if p_lc > i_lc else i_lc)
+        t_lm += n * (p_lm if p_lm > i_lm else i_lm)
         a_rc += n * app[0]
         a_rm += n * app[1]
         a_lc += n * app[2]
@@ -80,50 +86,51 @@ def tally(plan: Plan) -> Totals:
                 raise _within(where, e) from e
             s_r += n * request
             s_l += n * limit
-    try:
-        # int / int is correctly rounded: 9700 milli-cores are exactly the double 9.7.
-        return (
-            figures(t_rc / 1000, t_rm / 1000, s_r / 1000),
-            figures(t_lc / 1000, t_lm / 1000, s_l / 1000),
-            figures(a_rc / 1000, a_rm / 1000, s_r / 1000),
-            figures(a_lc / 1000, a_lm / 1000, s_l / 1000),
-        )
-    except OverflowError as e:
-        raise ResourceCalcError("resource total too large to report") from e
+    totals = (t_rc, t_rm, s_r, t_lc, t_lm, s_l, a_rc, a_rm, s_r, a_lc, a_lm, s_l)
+    if max(totals) >= _HUGE:
+        try:  # every figure must convert to a double when it is read
+            _ = [total / 1000 for total in totals]
+        except OverflowError as e:
+            raise ResourceCalcError("resource total too large to report") from e
+    return totals
 
 
 def _pod(group: PodGroup) -> tuple[Requirements, Requirements, Requirements]:
     """One pod's runtime, init-container and application requirements."""
-    spec, name = group.pod_spec, group.app_container
+    spec, name, where, legacy = group.pod_spec, group.app_container, group.where, group.legacy_resources
     p_rc = p_rm = p_lc = p_lm = i_rc = i_rm = i_lc = i_lm = 0
     app = _NONE
     found = False
     if spec is not None:
-        containers = sequence(spec, "containers", group.where)
+        containers = spec.get("containers")
+        if type(containers) is not list:
+            containers = sequence(spec, "containers", where)  # [] if absent, else raises
         for index, container in enumerate(containers):
             try:
                 needs = _container(container)
             except (ResourceCalcError, QuantityError) as e:
-                raise _within(f"{group.where}.containers[{index}]", e) from e
+                raise _within(f"{where}.containers[{index}]", e) from e
             rc, rm, lc, lm = needs
             p_rc, p_rm, p_lc, p_lm = p_rc + rc, p_rm + rm, p_lc + lc, p_lm + lm
             if name is None:
                 app = (p_rc, p_rm, p_lc, p_lm)
             elif not found and container.get("name") == name:
                 app, found = needs, True
-        for index, container in enumerate(sequence(spec, "initContainers", group.where)):
-            try:
-                rc, rm, lc, lm = _container(container)
-            except (ResourceCalcError, QuantityError) as e:
-                raise _within(f"{group.where}.initContainers[{index}]", e) from e
-            i_rc, i_rm, i_lc, i_lm = max(i_rc, rc), max(i_rm, rm), max(i_lc, lc), max(i_lm, lm)
-        if name is not None and not found and group.legacy_resources is None and containers:
-            raise ResourceCalcError(f"{group.where}.containers: no container named {name!r}")
-    if name is not None and not found and group.legacy_resources is not None:
+        init = spec.get("initContainers")
+        if init is not None:
+            for index, container in enumerate(sequence(spec, "initContainers", where)):
+                try:
+                    rc, rm, lc, lm = _container(container)
+                except (ResourceCalcError, QuantityError) as e:
+                    raise _within(f"{where}.initContainers[{index}]", e) from e
+                i_rc, i_rm, i_lc, i_lm = max(i_rc, rc), max(i_rm, rm), max(i_lc, lc), max(i_lm, lm)
+        if name is not None and not found and legacy is None and containers:
+            raise ResourceCalcError(f"{where}.containers: no container named {name!r}")
+    if name is not None and not found and legacy is not None:
         try:
-            app = rc, rm, lc, lm = _requirements(group.legacy_resources)
+            app = rc, rm, lc, lm = _requirements(legacy)
         except (ResourceCalcError, QuantityError) as e:
-            raise _within(group.legacy_where, e) from e
+            raise _within(group.legacy_where or f"{where}.resources", e) from e
         p_rc, p_rm, p_lc, p_lm = p_rc + rc, p_rm + rm, p_lc + lc, p_lm + lm
     return (p_rc, p_rm, p_lc, p_lm), (i_rc, i_rm, i_lc, i_lm), app
 
@@ -147,17 +154,22 @@ def _requirements(resources: JSONMap) -> Requirements:
     if type(requests) not in _OBJECT_OR_NULL or type(limits) not in _OBJECT_OR_NULL:
         _fault(resources)
     try:
+        # Quantities are nearly always strings: `milli_text` (cached) without a call
+        # to `_quantity` first.
         cpu = memory = 0
         if requests is not None:
-            cpu, memory = _quantity(requests.get("cpu")), _quantity(requests.get("memory"))
+            value = requests.get("cpu")
+            cpu = milli_text(value) if type(value) is str else _quantity(value)
+            value = requests.get("memory")
+            memory = milli_text(value) if type(value) is str else _quantity(value)
         cpu_limit, memory_limit = cpu, memory
         if limits is not None:
             value = limits.get("cpu")
             if value is not None:
-                cpu_limit = _quantity(value)
+                cpu_limit = milli_text(value) if type(value) is str else _quantity(value)
             value = limits.get("memory")
             if value is not None:
-                memory_limit = _quantity(value)
+                memory_limit = milli_text(value) if type(value) is str else _quantity(value)
     except QuantityError:
         _fault(resources)
     if cpu < 0 or memory < 0 or cpu_limit < 0 or memory_limit < 0:
@@ -185,6 +197,25 @@ def _fault(resources: JSONMap) -> NoReturn:
 
 def _claim(claim: JSONMap) -> tuple[int, int]:
     """A PersistentVolumeClaim spec's storage request and limit (the request if no limit)."""
+    resources = claim.get("resources")
+    if type(resources) is dict and resources.get("limits") is None:
+        # The common shape, `resources: {requests: {storage: 1Gi}}`, read directly;
+        # anything else (or any error) goes the checked way below.
+        requests = resources.get("requests")
+        if type(requests) is dict:
+            value = requests.get("storage")
+            if type(value) is str:
+                try:
+                    milli = milli_text(value)
+                except QuantityError:
+                    milli = -1
+                if milli >= 0:
+                    return milli, milli
+    return _checked_claim(claim)
+
+
+def _checked_claim(claim: JSONMap) -> tuple[int, int]:
+    """`_claim`, checking every field and naming the bad one."""
     resources = claim.get("resources")
     if resources is None:
         return 0, 0
