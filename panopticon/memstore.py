@@ -11,7 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
-from panopticon.store import ClaimResult, Layout, Op, RegistryEntry, token
+from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token
 
 
 class MemoryStore:
@@ -53,16 +53,18 @@ class MemoryStore:
         return ClaimResult(tuple(claimed), tuple(refused))
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
-        refused = sorted({op.bucket for op in ops if self._owners.get(op.bucket) != owner})
+        return await self.write_batch(slot, owner, Batch.of(ops))
+
+    async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
+        refused = sorted({b for b in batch.buckets() if self._owners.get(b) != owner})
         rejected = set(refused)
-        for op in ops:
-            if op.bucket in rejected:
+        for (family, bucket), (sets, dels) in batch.segments.items():
+            if bucket in rejected:
                 continue
-            fields = self._families.setdefault((op.family, slot), {})
-            if op.value is None:
-                fields.pop(op.uid, None)
-            else:
-                fields[op.uid] = op.value
+            fields = self._families.setdefault((family, slot), {})
+            fields.update(sets)
+            for uid in dels:
+                fields.pop(uid, None)
         return refused
 
     async def fields(self, slot: int, family: str) -> list[str]:

@@ -27,6 +27,7 @@ from panopticon.hvals import Endpoint, HvalsStream
 from panopticon.store import (
     CLAIM_SCRIPT,
     WRITE_SCRIPT,
+    Batch,
     ClaimResult,
     Layout,
     Op,
@@ -164,9 +165,14 @@ class RedisStore:
         return ClaimResult(tuple(int(b) for b in claimed), tuple(int(b) for b in refused))
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
-        if not ops:
+        return await self.write_batch(slot, owner, Batch.of(ops))
+
+    async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
+        if not batch.segments:
             return []
-        keys, args = write_arguments(self.layout, slot, owner, ops)
+        keys, args = write_arguments(self.layout, slot, owner, batch)
+        if len(args) == 1:
+            return []
         if self._cluster:
             refused = await self._run("write", self._write(keys=keys, args=args))
         else:

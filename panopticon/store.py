@@ -28,8 +28,9 @@ behind a ring change) can therefore never overwrite the current owner.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Literal, Protocol
 
 import orjson
@@ -133,6 +134,78 @@ class Op:
     value: bytes | None  # None deletes
 
 
+class Batch:
+    """Field operations of one slot, grouped as the write script takes them.
+
+    `segments` maps (family, bucket) to ({uid: lines to set}, {uids to delete}); a later
+    operation on a field replaces an earlier one, so bursts of updates coalesce."""
+
+    __slots__ = ("count", "segments")
+
+    def __init__(self) -> None:
+        self.segments: dict[tuple[str, int], tuple[dict[str, bytes], set[str]]] = {}
+        self.count = 0
+        """Distinct fields with an operation (kept as operations are put and dropped)."""
+
+    @classmethod
+    def of(cls, ops: Iterable[Op]) -> Batch:
+        batch = cls()
+        for op in ops:
+            batch.put(op.family, op.bucket, op.uid, op.value)
+        return batch
+
+    def put(self, family: str, bucket: int, uid: str, value: bytes | None) -> None:
+        segment = self.segments.get((family, bucket))
+        if segment is None:
+            segment = self.segments[(family, bucket)] = ({}, set())
+        sets, dels = segment
+        if value is None:
+            if sets.pop(uid, None) is None and uid not in dels:
+                self.count += 1
+            dels.add(uid)
+        else:
+            if uid in dels:
+                dels.discard(uid)
+            elif uid not in sets:
+                self.count += 1
+            sets[uid] = value
+
+    def merge(self, later: Batch) -> None:
+        """Apply `later`'s operations on top of this batch's."""
+        for (family, bucket), (sets, dels) in later.segments.items():
+            for uid, value in sets.items():
+                self.put(family, bucket, uid, value)
+            for uid in dels:
+                self.put(family, bucket, uid, None)
+
+    def buckets(self) -> set[int]:
+        return {bucket for _, bucket in self.segments}
+
+    def select(self, buckets: Iterable[int]) -> Batch:
+        """A batch of this one's operations in `buckets`."""
+        wanted = set(buckets)
+        out = Batch()
+        out.segments = {key: seg for key, seg in self.segments.items() if key[1] in wanted}
+        out.count = sum(len(sets) + len(dels) for sets, dels in out.segments.values())
+        return out
+
+    def drop(self, buckets: Iterable[int]) -> None:
+        unwanted = set(buckets)
+        for key in [k for k in self.segments if k[1] in unwanted]:
+            sets, dels = self.segments.pop(key)
+            self.count -= len(sets) + len(dels)
+
+    def ops(self) -> list[Op]:
+        out: list[Op] = []
+        for (family, bucket), (sets, dels) in self.segments.items():
+            out.extend(Op(family, bucket, uid, value) for uid, value in sets.items())
+            out.extend(Op(family, bucket, uid, None) for uid in dels)
+        return out
+
+    def __len__(self) -> int:
+        return self.count
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
     claimed: tuple[int, ...]
@@ -161,8 +234,11 @@ class Store(Protocol):
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult: ...
 
+    async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
+        """Apply `batch` for the buckets `owner` still owns; return the refused buckets."""
+
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
-        """Apply `ops` for the buckets `owner` still owns; return the refused buckets."""
+        """`write_batch` of loose operations."""
 
     async def fields(self, slot: int, family: str) -> list[str]:
         """The uids present in one family hash (for garbage collection)."""
@@ -258,27 +334,21 @@ return refused
 
 
 def write_arguments(
-    layout: Layout, slot: int, owner: str, ops: Sequence[Op]
+    layout: Layout, slot: int, owner: str, batch: Batch
 ) -> tuple[list[str], list[bytes | str]]:
-    """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch."""
+    """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch (C-speed list building:
+    a large initial sync writes millions of fields)."""
     keys = [layout.owners_key(slot)]
     key_index: dict[str, int] = {}
-    segments: dict[tuple[int, int], tuple[list[bytes | str], list[bytes | str]]] = {}
-    for op in ops:
-        ki = key_index.get(op.family)
-        if ki is None:
-            keys.append(layout.family_key(slot, op.family))
-            ki = key_index[op.family] = len(keys)
-        segment = segments.get((op.bucket, ki))
-        if segment is None:
-            segment = segments[(op.bucket, ki)] = ([], [])
-        if op.value is None:
-            segment[1].append(op.uid)
-        else:
-            segment[0].extend((op.uid, op.value))
     args: list[bytes | str] = [owner]
-    for (bucket, ki), (sets, dels) in segments.items():
-        args.extend((str(bucket), str(ki), str(len(sets) // 2), str(len(dels))))
-        args.extend(sets)
+    for (family, bucket), (sets, dels) in batch.segments.items():
+        if not sets and not dels:
+            continue
+        ki = key_index.get(family)
+        if ki is None:
+            keys.append(layout.family_key(slot, family))
+            ki = key_index[family] = len(keys)
+        args.extend((str(bucket), str(ki), str(len(sets)), str(len(dels))))
+        args.extend(chain.from_iterable(sets.items()))
         args.extend(dels)
     return keys, args

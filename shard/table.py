@@ -29,11 +29,22 @@ MASK_SHIFT = DIGEST_BITS + BUCKET_BITS
 
 @dataclass(slots=True)
 class Rendered:
-    """The outcome of applying one event: store operations and render errors by config."""
+    """The outcome of applying one event: what to store for the object, and render
+    errors by config. `sets` are (family, lines) to write, `dels` families to delete."""
 
-    ops: list[Op] = field(default_factory=list)
+    uid: str = ""
+    bucket: int = 0
+    sets: list[tuple[str, bytes]] = field(default_factory=list)
+    dels: list[str] = field(default_factory=list)
     errors: list[tuple[str, RenderError]] = field(default_factory=list)
     changed: bool = False
+
+    @property
+    def ops(self) -> list[Op]:
+        """The same as loose operations (tests, and callers that are not hot)."""
+        out = [Op(family, self.bucket, self.uid, lines) for family, lines in self.sets]
+        out.extend(Op(family, self.bucket, self.uid, None) for family in self.dels)
+        return out
 
 
 class KindTable:
@@ -85,18 +96,21 @@ class KindTable:
             mask >>= 1
             bit += 1
 
-    def apply(self, event: str, obj: Any, uid: str) -> Rendered:
-        """Apply one ADDED/MODIFIED/DELETED event for an owned object."""
-        out = Rendered()
+    def apply(self, event: str, obj: Any, uid: str, bucket: int | None = None) -> Rendered:
+        """Apply one ADDED/MODIFIED/DELETED event for an owned object (`bucket`: its
+        bucket when the caller already computed it)."""
+        out = Rendered(uid)
         old = self._state.get(uid)
         if event == "DELETED":
             if old is not None:
                 del self._state[uid]
-                bucket = _bucket(old)
-                out.ops = [Op(f, bucket, uid, None) for f in self.families_of(old)]
+                out.bucket = _bucket(old)
+                out.dels = list(self.families_of(old))
                 out.changed = True
             return out
-        bucket = _bucket(old) if old is not None else self.space.bucket(uid)
+        if bucket is None:
+            bucket = _bucket(old) if old is not None else self.space.bucket(uid)
+        out.bucket = bucket
         texts: list[str] = []
         rendered: list[tuple[str, str]] = []
         mask = 0
@@ -113,11 +127,11 @@ class KindTable:
             return out
         self._state[uid] = state
         out.changed = True
-        out.ops = [Op(family, bucket, uid, encode(text)) for family, text in rendered]
+        out.sets = [(family, encode(text)) for family, text in rendered]
         if old is not None:
             gone = (old >> MASK_SHIFT) & ~mask
             if gone:
-                out.ops.extend(Op(f, bucket, uid, None) for f in self.families_of(gone << MASK_SHIFT))
+                out.dels = list(self.families_of(gone << MASK_SHIFT))
         return out
 
     def forget(self, buckets: frozenset[int] | set[int]) -> int:

@@ -80,6 +80,9 @@ class Target:
         self._marked: set[str] | None = None
         self._filter: ShardFilter | None = None
         self._label = str(key)
+        # Label children resolved once: labels() costs more than the increment itself.
+        self._events = {t: metrics.events.labels(self._label, t) for t in ("ADDED", "MODIFIED", "DELETED")}
+        self._renders = metrics.renders.labels(self._label)
 
     @property
     def programs(self) -> tuple[Program, ...]:
@@ -160,28 +163,35 @@ class Target:
             self.synced.set()
             return
         uid = event.uid
+        kind = event.type
         if self._marked is not None:
             self._marked.discard(uid)
-        if event.type != "DELETED":
+        bucket: int | None = None
+        if kind != "DELETED":
             bucket = self.table.bucket_of(uid)
-            if not self.owns(self.table.space.bucket(uid) if bucket is None else bucket):
+            if bucket is None:
+                bucket = self.table.space.bucket(uid)
+            if not self.owns(bucket):
                 return
-        self.metrics.events.labels(self._label, event.type).inc()
+            self._renders.inc()
+        counter = self._events.get(kind)
+        if counter is not None:
+            counter.inc()
         obj: Any = event.obj
-        rendered = self.table.apply(event.type, obj, uid)
-        if event.type != "DELETED":
-            self.metrics.renders.labels(self._label).inc()
+        rendered = self.table.apply(kind, obj, uid, bucket)
         for config, error in rendered.errors:
             self.metrics.render_errors.labels(config, error.family).inc()
-        if rendered.ops:
-            self.queue.add(rendered.ops, at=now)
+        if rendered.changed:
+            self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
 
     def _sweep(self, now: float) -> None:
         marked, self._marked = self._marked, None
         if not marked:
             return
         for uid in marked:
-            self.queue.add(self.table.apply("DELETED", None, uid).ops, at=now)
+            rendered = self.table.apply("DELETED", None, uid)
+            if rendered.changed:
+                self.queue.add_object(rendered.bucket, uid, (), rendered.dels, at=now)
         log.info(
             "target %s: %d objects vanished while unwatched; their series are deleted",
             self._label,

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import logging
 import time
 from collections.abc import Awaitable
@@ -28,7 +31,7 @@ from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.ring import Ring
-from panopticon.store import Op, Store
+from panopticon.store import Batch, Store
 from shard.configs import ConfigSet
 from shard.membership import RingSpec, watch_ring
 from shard.status import StatusWriter
@@ -324,9 +327,9 @@ class Worker:
             self.metrics.store_errors.inc(result.failed_slots)
         if result.refused:
             self.metrics.refused.inc(len(result.refused))
-            await self._refused(result.refused, result.refused_ops)
+            await self._refused(result.refused, result.refused_batches)
 
-    async def _refused(self, buckets: set[int], ops: list[Op]) -> None:
+    async def _refused(self, buckets: set[int], batches: list[tuple[int, Batch]]) -> None:
         """Writes to `buckets` were refused: keep what a fresh claim gets back, lose the rest."""
         async with self._lock:
             try:
@@ -334,9 +337,11 @@ class Worker:
             except StoreError as e:
                 self.metrics.store_errors.inc()
                 log.warning("reclaiming %d refused buckets failed (will retry): %s", len(buckets), e)
-                self.queue.add(ops)
+                for slot, batch in batches:
+                    self.queue.merge(slot, batch)
                 return
-            self.queue.add(op for op in ops if op.bucket in kept)
+            for slot, batch in batches:
+                self.queue.merge(slot, batch.select(kept))
             if not lost:
                 return
             log.warning("the store refused writes to %d buckets: another shard owns them now", len(lost))
@@ -361,6 +366,7 @@ class Worker:
                 self.health.reason = ""
                 self.metrics.synced.set(1)
                 log.info("first full sync done: %d targets, %d objects", len(self.targets), self._objects())
+                release_memory()
 
     async def _collect(self, buckets: frozenset[int]) -> None:
         def is_live(uid: str) -> bool:
@@ -459,6 +465,25 @@ class Worker:
 
 class _Stop(Exception):
     pass
+
+
+def release_memory() -> None:
+    """Hand the memory of a sync's transient objects back to the system.
+
+    Decoding a full list allocates and frees far more than the shard keeps (the
+    restart spike of kube-state-metrics#2302). glibc keeps freed heap pages unless
+    asked; `malloc_trim` returns them, so RSS reflects what is actually held."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        return
+    if trim is not None:
+        trim(0)
 
 
 async def _logged(name: str, coro: Awaitable[None]) -> None:

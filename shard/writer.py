@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from panopticon.errors import StoreError
 from panopticon.ring import Ring
-from panopticon.store import Layout, Op, Store, token
+from panopticon.store import Batch, Layout, Op, Store, token
 
 MAX_CONCURRENT_WRITES = 4
 """Slot batches in flight at once: enough to keep Redis busy over one connection
@@ -29,40 +29,61 @@ class FlushResult:
     written: int = 0
     slots: int = 0
     refused: set[int] = field(default_factory=set)
-    refused_ops: list[Op] = field(default_factory=list)
-    """The operations of refused buckets, for the caller to requeue or drop."""
+    refused_batches: list[tuple[int, Batch]] = field(default_factory=list)
+    """(slot, the operations of its refused buckets), for the caller to requeue or drop."""
     failed_slots: int = 0
     latencies: list[float] = field(default_factory=list)
     """Seconds from the oldest queued event of each written batch to its acknowledgement."""
 
 
 class WriteQueue:
-    def __init__(self, store: Store, *, max_ops_per_batch: int = 5000) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.layout: Layout = store.layout
-        self.max_ops = max_ops_per_batch
-        self._pending: dict[int, dict[tuple[str, str], Op]] = {}
+        self._pending: dict[int, Batch] = {}
         self._since: dict[int, float] = {}
+        self._shift = (self.layout.buckets // self.layout.slots).bit_length() - 1
 
     def __len__(self) -> int:
-        return sum(len(p) for p in self._pending.values())
+        """Field operations queued (a field written twice before a flush counts once)."""
+        return sum(len(batch) for batch in self._pending.values())
+
+    def _batch(self, bucket: int, now: float) -> Batch:
+        slot = bucket >> self._shift
+        batch = self._pending.get(slot)
+        if batch is None:
+            batch = self._pending[slot] = Batch()
+            self._since[slot] = now
+        return batch
 
     def add(self, ops: Iterable[Op], *, at: float | None = None) -> None:
         now = time.monotonic() if at is None else at
         for op in ops:
-            slot = self.layout.slot_of(op.bucket)
-            pending = self._pending.get(slot)
-            if pending is None:
-                pending = self._pending[slot] = {}
-                self._since[slot] = now
-            pending[(op.family, op.uid)] = op
+            self._batch(op.bucket, now).put(op.family, op.bucket, op.uid, op.value)
+
+    def add_object(
+        self, bucket: int, uid: str, sets: Iterable[tuple[str, bytes]], dels: Iterable[str], *, at: float
+    ) -> None:
+        """Queue one object's families to set and to delete (the render path)."""
+        batch = self._batch(bucket, at)
+        for family, lines in sets:
+            batch.put(family, bucket, uid, lines)
+        for family in dels:
+            batch.put(family, bucket, uid, None)
+
+    def merge(self, slot: int, batch: Batch) -> None:
+        """Queue a batch again; operations queued since win over its."""
+        newer = self._pending.get(slot)
+        if newer is not None:
+            batch.merge(newer)
+        self._pending[slot] = batch
+        self._since.setdefault(slot, time.monotonic())
 
     def discard(self, buckets: frozenset[int] | set[int]) -> None:
         """Drop queued operations of buckets no longer owned."""
-        for slot, pending in list(self._pending.items()):
-            for key in [k for k, op in pending.items() if op.bucket in buckets]:
-                del pending[key]
-            if not pending:
+        for slot, batch in list(self._pending.items()):
+            batch.drop(buckets)
+            if not batch.segments:
                 del self._pending[slot]
                 self._since.pop(slot, None)
 
@@ -76,32 +97,24 @@ class WriteQueue:
         self._pending, self._since = {}, {}
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
 
-        async def write(slot: int, ops: list[Op]) -> None:
+        async def write(slot: int, batch: Batch) -> None:
             async with semaphore:
                 try:
-                    for start in range(0, len(ops), self.max_ops):
-                        chunk = ops[start : start + self.max_ops]
-                        refused = await self.store.write(slot, owner, chunk)
-                        if refused:
-                            result.refused.update(refused)
-                            lost = set(refused)
-                            result.refused_ops.extend(op for op in chunk if op.bucket in lost)
+                    refused = await self.store.write_batch(slot, owner, batch)
                 except StoreError:
                     result.failed_slots += 1
-                    self._requeue(slot, ops, since.get(slot))
+                    self.merge(slot, batch)
+                    self._since[slot] = min(self._since[slot], since.get(slot, self._since[slot]))
                     return
-                result.written += len(ops)
+                if refused:
+                    result.refused.update(refused)
+                    result.refused_batches.append((slot, batch.select(refused)))
+                result.written += len(batch)
                 result.slots += 1
                 result.latencies.append(time.monotonic() - since.get(slot, time.monotonic()))
 
-        await asyncio.gather(*(write(slot, list(ops.values())) for slot, ops in batches.items()))
+        await asyncio.gather(*(write(slot, batch) for slot, batch in batches.items()))
         return result
-
-    def _requeue(self, slot: int, ops: list[Op], since: float | None) -> None:
-        pending = self._pending.setdefault(slot, {})
-        for op in ops:
-            pending.setdefault((op.family, op.uid), op)  # newer queued ops win
-        self._since[slot] = min(self._since.get(slot, float("inf")), since or time.monotonic())
 
 
 class Ownership:

@@ -16,7 +16,7 @@ from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
 from panopticon.memstore import MemoryStore
 from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Layout, Op, RegistryEntry, Store, read_family, token
+from panopticon.store import Batch, Layout, Op, RegistryEntry, Store, read_family, token
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
@@ -242,3 +242,28 @@ def test_writes_survive_redis_forgetting_its_scripts(redis_server: RedisServer) 
             await store.close()
 
     asyncio.run(body())
+
+
+def test_a_batch_keeps_the_last_operation_per_field_and_counts_fields() -> None:
+    batch = Batch.of(
+        [
+            Op("f", 1, "a", b"f 1\n"),
+            Op("f", 1, "a", None),  # the delete replaces the set
+            Op("f", 1, "b", None),
+            Op("f", 1, "b", b"f 2\n"),  # the set replaces the delete
+            Op("g", 2, "a", b"g 1\n"),
+            Op("g", 2, "a", b"g 2\n"),
+        ]
+    )
+    assert len(batch) == 3
+    assert set(batch.ops()) == set(
+        [Op("f", 1, "a", None), Op("f", 1, "b", b"f 2\n"), Op("g", 2, "a", b"g 2\n")]
+    )
+    picked = batch.select([2])
+    assert picked.ops() == [Op("g", 2, "a", b"g 2\n")] and len(picked) == 1
+    batch.drop([1])
+    assert batch.ops() == [Op("g", 2, "a", b"g 2\n")] and len(batch) == 1
+    later = Batch.of([Op("g", 2, "a", None), Op("h", 2, "c", b"h 1\n")])
+    batch.merge(later)
+    assert set(batch.ops()) == set([Op("g", 2, "a", None), Op("h", 2, "c", b"h 1\n")])
+    assert len(batch) == 2

@@ -14,7 +14,7 @@ from panopticon.errors import StoreError
 from panopticon.memstore import MemoryStore
 from panopticon.program import Program, compile_config
 from panopticon.ring import Ring
-from panopticon.store import Layout, Op, read_family, token
+from panopticon.store import Batch, Layout, Op, read_family, token
 from shard.table import KindTable
 from shard.writer import Ownership, WriteQueue, collect_garbage
 
@@ -147,11 +147,11 @@ class FlakyStore(MemoryStore):
         super().__init__(layout)
         self.fail = 1
 
-    async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
+    async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
         if self.fail:
             self.fail -= 1
             raise StoreError("redis write: connection reset")
-        return await super().write(slot, owner, ops)
+        return await super().write_batch(slot, owner, batch)
 
 
 def test_a_failed_batch_stays_queued_and_newer_ops_win_on_retry() -> None:
