@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
 from panopticon.expr.compiler import Expression, compile_expression
-from panopticon.expr.functions import SUMMARY_CACHE
+from panopticon.expr.functions import SUMMARY_CACHE, figure_offset
 from panopticon.expr.values import numeric_or_none
 from panopticon.model import (
     METRIC_NAME,
@@ -47,6 +47,7 @@ from panopticon.series import (
     Computed,
     Elements,
     Env,
+    Figure,
     LabelChunk,
     Metric,
     PathSample,
@@ -403,9 +404,33 @@ def _shape(
         param = sources.get(indicators.pop())
         if param is not None:
             states = [(state, value.indicator[1]) for state, value in values if value.indicator]
-            return StateTable(header, gate=gate_getter, chunks=chunks, param=param.getters[0], states=states)
+            getter = param.getters[0]
+            if gate is not None and gate.segments == param.segments:
+                gate_getter = getter  # the same path: StateTable reads it once
+            return StateTable(header, gate=gate_getter, chunks=chunks, param=getter, states=states)
     if len(values) == 1 and not values[0][0] and values[0][1].expression is not None:
         expression = values[0][1].expression
         whole = [(key, None if src.is_root else src.getters[0]) for key, src in sources.items()]
-        return Computed(header, gate=gate_getter, chunks=chunks, params=whole, expression=expression)
+        # Param names are identifiers: this key cannot be one (see Computed.render).
+        params_key = " ".join(f"{key}={src.normalized()}" for key, src in sources.items())
+        call = expression.call
+        param = sources.get(call.param) if call is not None else None
+        offset = figure_offset(call.function, call.constants) if call is not None else None
+        if gate is None and param is not None and param.is_root and offset is not None:
+            return Figure(
+                header,
+                chunks=chunks,
+                params=whole,
+                params_key=params_key,
+                expression=expression,
+                offset=offset,
+            )
+        return Computed(
+            header,
+            gate=gate_getter,
+            chunks=chunks,
+            params=whole,
+            params_key=params_key,
+            expression=expression,
+        )
     return Plain(header, gate=gate_getter, chunks=chunks, params=path_params, series=series)

@@ -14,7 +14,7 @@ from typing import Any
 
 from panopticon.exposition import OPENMETRICS_EOF, Format, encode
 from panopticon.families import Family, Resolution
-from panopticon.program import RenderError
+from panopticon.program import Program, RenderError
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,32 +62,42 @@ def object_ref(obj: Any) -> str:
     return f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
 
 
-def _identity(obj: Any) -> tuple[str, str]:
-    api_version = obj.get("apiVersion") if isinstance(obj, dict) else None
-    group = api_version.rpartition("/")[0] if isinstance(api_version, str) else ""
-    return group, object_ref(obj)
-
-
 def render_exposition(resolution: Resolution, objects: Iterable[Any]) -> Exposition:
     """Render every object through every program whose target it matches."""
     expo = Exposition(resolution.families)
-    programs = list(resolution.programs.values())
+    # Programs by (API group, kind), in resolution order: one lookup per object
+    # finds those whose target it is (as Program.matches decides).
+    targets: dict[tuple[str, str], list[Program]] = {}
+    for program in resolution.programs.values():
+        targets.setdefault((program.target.group, program.target.kind), []).append(program)
     seen: set[tuple[str, str]] = set()
+    lines, errors = expo.lines, expo.errors
+    rendered = 0
     for obj in objects:
-        matching = [p for p in programs if p.matches(obj)]
-        if not matching:
+        if not isinstance(obj, dict):
             continue
-        identity = _identity(obj)
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if not isinstance(kind, str) or not isinstance(api_version, str):
+            continue
+        group = api_version.rpartition("/")[0]
+        matching = targets.get((group, kind))
+        if matching is None:
+            continue
+        identity = (group, object_ref(obj))
         if identity in seen:
-            expo.duplicates.append(object_ref(obj))
+            expo.duplicates.append(identity[1])
             continue
         seen.add(identity)
         for program in matching:
-            expo.objects += 1
+            rendered += 1
             output = program.render(obj)
             for family, text in output.families.items():
-                expo.lines.setdefault(family, []).append(text)
+                chunks = lines.get(family)
+                if chunks is None:
+                    lines[family] = [text]
+                else:
+                    chunks.append(text)
             if output.errors:
-                ref = object_ref(obj)
-                expo.errors.extend(ObjectError(program.config_name, ref, e) for e in output.errors)
+                errors.extend(ObjectError(program.config_name, identity[1], e) for e in output.errors)
+    expo.objects = rendered
     return expo

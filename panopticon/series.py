@@ -28,7 +28,8 @@ from typing import Any, Final
 from panopticon.errors import EvaluationError, MissingValueError, QuantityError
 from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
 from panopticon.expr.compiler import Expression
-from panopticon.expr.functions import numeric_result
+from panopticon.expr.functions import SUMMARY_CACHE, numeric_result
+from panopticon.expr.resources import ResourceSummary
 from panopticon.expr.values import describe, format_number, numeric_or_none, parse_time, to_text
 from panopticon.paths import MISSING, FanOut, Getter
 from panopticon.quantity import parse_quantity
@@ -177,7 +178,7 @@ class Computed(Metric):
     resource figures, `int(topology != 'nil')`): `Plain` without its loop over
     series and the value source's call."""
 
-    __slots__ = ("chunks", "evaluate", "fixed", "gate", "params", "text")
+    __slots__ = ("chunks", "evaluate", "fixed", "gate", "params", "params_key", "text")
 
     def __init__(
         self,
@@ -186,6 +187,7 @@ class Computed(Metric):
         gate: Getter | None,
         chunks: list[LabelChunk],
         params: list[tuple[str, Getter | None]],
+        params_key: str,
         expression: Expression,
     ) -> None:
         super().__init__(header)
@@ -194,6 +196,7 @@ class Computed(Metric):
         # `getter` None: the param is the whole object (`valuePath: .`, as the
         # resource functions take it), read without a call.
         self.params = tuple(params)
+        self.params_key = params_key
         self.evaluate = expression.evaluate
         self.text = expression.text
 
@@ -202,17 +205,17 @@ class Computed(Metric):
             return ""
         labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed
         if self.params:
-            env = dict(env)
-            for key, getter in self.params:
-                v = obj if getter is None else getter(obj)
-                if type(v) is dict or type(v) is str:
-                    env[key] = v
-                else:
-                    env[key] = param_value(MISSING if v is None else v)
+            # Metrics with the same params (the six resource figures of a KubeDB
+            # config: `obj` = the object) share one environment per object, kept
+            # in the shared one under `params_key` (see panopticon.program).
+            shared = env.get(self.params_key)
+            if shared is None:
+                shared = env[self.params_key] = self.bind(obj, env)
+            env = shared
         try:
             result = self.evaluate(env)
-            if type(result) is float:
-                text = format_number(result)
+            if type(result) is float and result.is_integer() and -1e17 < result < 1e17:
+                text = str(int(result))  # format_number's most common case, without its call
             elif type(result) is int and -1000 < result < 1000:
                 text = str(result)
             else:
@@ -225,6 +228,52 @@ class Computed(Metric):
         except EvaluationError as e:
             errors.append(RenderError(self.name, str(e)))
             return ""
+        return f"{self.open}{labels[1:]}}} {text}\n" if labels else f"{self.name} {text}\n"
+
+    def bind(self, obj: Any, shared: Env) -> Env:
+        """The expression environment: `shared` plus the params read from `obj`."""
+        env = {SUMMARY_CACHE: shared[SUMMARY_CACHE]}
+        for key, getter in self.params:
+            v = obj if getter is None else getter(obj)
+            if type(v) is dict or type(v) is str:
+                env[key] = v
+            else:
+                env[key] = param_value(MISSING if v is None else v)
+        return env
+
+
+class Figure(Computed):
+    """`Computed` for a resource total of the whole object (`total_resource_requests(obj,
+    'cpu')` with `obj` at `.`), the six figures of every KubeDB config: once the
+    object's summary is in the render's cache, the figure at `offset` is read from it
+    directly. Until then (the first such metric of an object), or when the summary
+    holds an error, the expression runs as in `Computed`, which fills the cache and
+    reports errors."""
+
+    __slots__ = ("offset",)
+
+    def __init__(
+        self,
+        header: FamilyHeader,
+        *,
+        chunks: list[LabelChunk],
+        params: list[tuple[str, Getter | None]],
+        params_key: str,
+        expression: Expression,
+        offset: int,
+    ) -> None:
+        super().__init__(
+            header, gate=None, chunks=chunks, params=params, params_key=params_key, expression=expression
+        )
+        self.offset = offset
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        summary = env[SUMMARY_CACHE].get(id(obj))
+        if type(summary) is not ResourceSummary or summary.totals is None:
+            return super().render(obj, base, env, errors)
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed
+        figure = summary.totals[self.offset] / 1000  # as the expression computes it
+        text = str(int(figure)) if figure.is_integer() and -1e17 < figure < 1e17 else format_number(figure)
         return f"{self.open}{labels[1:]}}} {text}\n" if labels else f"{self.name} {text}\n"
 
 
@@ -267,7 +316,7 @@ class StateTable(Metric):
     value (all 0). A line is the metric's head plus a tail.
     """
 
-    __slots__ = ("chunks", "gate", "others", "param", "table")
+    __slots__ = ("chunks", "gate", "gated", "others", "param", "table")
 
     def __init__(
         self,
@@ -279,7 +328,10 @@ class StateTable(Metric):
         states: list[tuple[str, str]],
     ) -> None:
         super().__init__(header)
-        self.gate = gate
+        # A gate on the param's own path (`phase` at `.status.phase`, the usual
+        # case) is checked on the param's value rather than resolved twice.
+        self.gated = gate is param
+        self.gate = None if self.gated else gate
         self.chunks = tuple(chunks)
         self.param = param
         # `states`: (state label chunk, the text that makes the state 1), in order.
@@ -292,8 +344,10 @@ class StateTable(Metric):
     def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
         if self.gate is not None and self.gate(obj) is MISSING:
             return ""
-        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
         v = self.param(obj)
+        if v is MISSING and self.gated:
+            return ""
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
         # The param's text as `==` compares it: nil reads as 'nil', objects and lists
         # equal no text (see panopticon.expr.values.equals).
         if type(v) is str:

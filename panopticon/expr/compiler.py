@@ -51,6 +51,18 @@ class Expression:
     """`(param, text)` when the expression is `int(param == 'text')` (or `toInt`, or
     `'text' == param`): 1 when the param holds that text, else 0. Renderers use it
     to evaluate a whole state set with one lookup."""
+    call: BoundCall | None = None
+    """When the expression is a call of a function on a bare param and constants
+    (`total_resource_requests(obj, 'cpu')`): which, for renderers that specialise."""
+
+
+@dataclass(frozen=True, slots=True)
+class BoundCall:
+    """A call `function(param, *constants)`; `function` is the canonical name."""
+
+    function: str
+    param: str
+    constants: tuple[Any, ...]
 
 
 def compile_expression(
@@ -65,7 +77,8 @@ def compile_expression(
     node = parse(text)
     fn, const = compiler.compile(node)
     indicator = None if const is not _NOT_CONST else _indicator(node, compiler.constants)
-    return Expression(text, fn, const is not _NOT_CONST, tuple(compiler.warnings), indicator)
+    call = compiler.bound.get(id(node))
+    return Expression(text, fn, const is not _NOT_CONST, tuple(compiler.warnings), indicator, call)
 
 
 def _indicator(node: Node, constants: dict[str, Any]) -> tuple[str, str] | None:
@@ -235,6 +248,8 @@ class _Compiler:
         self.params = params | frozenset(constants)
         self.constants = constants
         self.warnings: list[str] = []
+        self.bound: dict[int, BoundCall] = {}
+        """Calls on a bare param and constants, by id of their node."""
 
     def compile(self, node: Node) -> tuple[Fn, Any]:
         """Return the closure and, when the node is constant, its value (else _NOT_CONST)."""
@@ -381,8 +396,10 @@ class _Compiler:
         keys = [self.param_key(a) for a in args_nodes]
         fn = _call(func.impl, compiled, keys)
         constants = tuple(c for _, c in compiled[1:])
-        if func.bind is not None and keys[0] is not None and _NOT_CONST not in constants:
-            fn = func.bind(keys[0], constants) or fn
+        if keys and keys[0] is not None and _NOT_CONST not in constants:
+            self.bound[id(node)] = BoundCall(name, keys[0], constants)
+            if func.bind is not None:
+                fn = func.bind(keys[0], constants) or fn
         if not func.pure:
             return fn, _NOT_CONST
         return self.fold(fn, [c for _, c in compiled])

@@ -172,14 +172,33 @@ def _resource_total(fname: str, index: int) -> Function:
 
         def total(env: Env) -> Any:
             obj = env[key]
-            summary = _cached(env, obj)
-            if summary is not None and summary.totals is not None:
-                return summary.totals[offset] / 1000  # as summary.figure(offset)
+            if type(obj) is dict:  # _cached, inlined: six metrics per object come here
+                summary = env[SUMMARY_CACHE].get(id(obj)) if SUMMARY_CACHE in env else None
+                if type(summary) is resources.ResourceSummary and summary.totals is not None:
+                    return summary.totals[offset] / 1000  # as summary.figure(offset)
             return impl(env, [obj, rtype])
 
         return total
 
     return Function(fname, 2, 2, impl, pure=False, bind=bind)
+
+
+_TOTALS = {
+    "total_resource_requests": 0,
+    "total_resource_limits": 3,
+    "app_resource_requests": 6,
+    "app_resource_limits": 9,
+}
+"""The resource totals, and where their figures start in `ResourceSummary.totals`."""
+
+
+def figure_offset(function: str, constants: tuple[Any, ...]) -> int | None:
+    """Where `function(obj, *constants)` reads its figure in `ResourceSummary.totals`,
+    if it is a resource total of a valid type."""
+    start = _TOTALS.get(function)
+    if start is None or len(constants) != 1 or constants[0] not in _RESOURCE_TYPES:
+        return None
+    return start + OFFSETS[constants[0]]
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -194,10 +213,7 @@ FUNCTIONS: dict[str, Function] = {
         _resource_function("resource_replicas", "replicas"),
         _resource_function("resource_mode", "mode"),
         _resource_function("resource_uses_tls", "uses_tls"),
-        _resource_total("total_resource_requests", 0),
-        _resource_total("total_resource_limits", 3),
-        _resource_total("app_resource_requests", 6),
-        _resource_total("app_resource_limits", 9),
+        *(_resource_total(name, index) for name, index in _TOTALS.items()),
     )
 }
 

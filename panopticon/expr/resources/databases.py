@@ -83,25 +83,18 @@ def node_group(
         if claim is not None:
             if type(claim) is not dict:
                 mapping(node, "storage", where)  # raises
-            claims = ((join(where, "storage"), claim),)
+            claims = ((f"{where}.storage" if where else "storage", claim),)
     return PodGroup(pod_where, pod_spec, replicas, container, legacy, legacy_where, claims, exporter)
 
 
 def database_plan(spec: JSONMap, mode: str, groups: Iterable[PodGroup], *, uses_tls: bool) -> Plan:
     """The plan of a KubeDB object: its groups, with the metrics exporter if configured."""
-    return Plan(
-        mode=mode,
-        uses_tls=uses_tls,
-        groups=tuple(groups),
-        exporter=exporter_of(spec),
-        exporter_where=EXPORTER_WHERE,
-    )
+    exporter = None if spec.get("monitor") is None else exporter_of(spec)
+    return Plan(mode, uses_tls, tuple(groups), exporter, EXPORTER_WHERE)
 
 
 def exporter_of(spec: JSONMap) -> JSONMap | None:
     """The metrics exporter container (`spec.monitor.prometheus.exporter`), if configured."""
-    if spec.get("monitor") is None:
-        return None  # the common case, without a call
     monitor = mapping(spec, "monitor", "spec")
     prometheus = None if monitor is None else mapping(monitor, "prometheus", "spec.monitor")
     return None if prometheus is None else mapping(prometheus, "exporter", "spec.monitor.prometheus")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from panopticon.errors import ResourceCalcError
 from panopticon.expr.resources.databases import STANDALONE, database_plan, node_group, spec_of, tls_configured
-from panopticon.expr.resources.fields import JSONMap, count, mapping
+from panopticon.expr.resources.fields import MAX_REPLICAS, JSONMap, count, mapping
 from panopticon.expr.resources.plan import Plan, PodGroup
 
 CONTAINER = "mongodb"
@@ -31,6 +31,9 @@ SHARDED = "Sharded"
 REPLICA_SET = "ReplicaSet"
 
 _TOPOLOGY = "spec.shardTopology"
+_SHARD = f"{_TOPOLOGY}.shard"
+_CONFIG_SERVER = f"{_TOPOLOGY}.configServer"
+_MONGOS = f"{_TOPOLOGY}.mongos"
 
 
 def mongodb(obj: JSONMap) -> Plan:
@@ -49,23 +52,23 @@ def mongodb(obj: JSONMap) -> Plan:
 
 def _sharded(spec: JSONMap, topology: JSONMap) -> tuple[PodGroup, ...]:
     shard = _node(topology, "shard")
-    shards = _required(shard, "shards", f"{_TOPOLOGY}.shard")
-    shard_pods = shards * _required(shard, "replicas", f"{_TOPOLOGY}.shard")
+    shards = _required(shard, "shards", _SHARD)
+    shard_pods = shards * _required(shard, "replicas", _SHARD)
     config = _node(topology, "configServer")
     mongos = _node(topology, "mongos")
     return (
-        node_group(shard, f"{_TOPOLOGY}.shard", container=CONTAINER, replicas=shard_pods),
+        node_group(shard, _SHARD, container=CONTAINER, replicas=shard_pods),
         node_group(
             config,
-            f"{_TOPOLOGY}.configServer",
+            _CONFIG_SERVER,
             container=CONTAINER,
-            replicas=_required(config, "replicas", f"{_TOPOLOGY}.configServer"),
+            replicas=_required(config, "replicas", _CONFIG_SERVER),
         ),
         node_group(
             mongos,
-            f"{_TOPOLOGY}.mongos",
+            _MONGOS,
             container=CONTAINER,
-            replicas=_required(mongos, "replicas", f"{_TOPOLOGY}.mongos"),
+            replicas=_required(mongos, "replicas", _MONGOS),
             storage=False,
         ),
         *_extra_members(spec, shards),
@@ -86,13 +89,17 @@ def _extra_members(spec: JSONMap, replica_sets: int) -> tuple[PodGroup, ...]:
 
 
 def _node(topology: JSONMap, key: str) -> JSONMap:
-    node = mapping(topology, key, _TOPOLOGY)
-    if node is None:
-        raise ResourceCalcError(f"{_TOPOLOGY}.{key} is required in a sharded MongoDB")
-    return node
+    node = topology.get(key)
+    if type(node) is dict:
+        return node
+    mapping(topology, key, _TOPOLOGY)  # raises for a value of the wrong type
+    raise ResourceCalcError(f"{_TOPOLOGY}.{key} is required in a sharded MongoDB")
 
 
 def _required(node: JSONMap, key: str, where: str) -> int:
-    if node.get(key) is None:
+    value = node.get(key)
+    if type(value) is int and 0 <= value <= MAX_REPLICAS:
+        return value
+    if value is None:
         raise ResourceCalcError(f"{where}.{key} is required")
-    return count(node, key, where, default=0)
+    return count(node, key, where, default=0)  # raises

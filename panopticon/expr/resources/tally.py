@@ -106,10 +106,16 @@ def _pod(group: PodGroup) -> tuple[Requirements, Requirements, Requirements]:
         if type(containers) is not list:
             containers = sequence(spec, "containers", where)  # [] if absent, else raises
         for index, container in enumerate(containers):
+            resources = container.get("resources") if type(container) is dict else None
             try:
-                needs = _container(container)
-            except (ResourceCalcError, QuantityError) as e:
-                raise _within(f"{where}.containers[{index}]", e) from e
+                # One call per container for the common shape; `_container` for the
+                # others, and again to raise with the path under the container.
+                needs = _requirements(resources) if type(resources) is dict else _container(container)
+            except (ResourceCalcError, QuantityError):
+                try:
+                    needs = _container(container)
+                except (ResourceCalcError, QuantityError) as e:
+                    raise _within(f"{where}.containers[{index}]", e) from e
             rc, rm, lc, lm = needs
             p_rc, p_rm, p_lc, p_lm = p_rc + rc, p_rm + rm, p_lc + lc, p_lm + lm
             if name is None:
