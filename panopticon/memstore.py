@@ -55,6 +55,17 @@ class MemoryStore:
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         return await self.write_batch(slot, owner, Batch.of(ops))
 
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        out: list[list[int] | StoreError] = []
+        for slot, batch in batches:
+            try:
+                out.append(await self.write_batch(slot, owner, batch))
+            except StoreError as e:
+                out.append(e)
+        return out
+
     async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
         refused = sorted({b for b in batch.buckets() if self._owners.get(b) != owner})
         rejected = set(refused)

@@ -20,7 +20,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import parse_url
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from panopticon.errors import StoreError
 from panopticon.hvals import Endpoint, HvalsStream
@@ -178,6 +178,70 @@ class RedisStore:
         else:
             refused = await self._run("write", self._evalsha_packed(keys, args))
         return [int(b) for b in refused]
+
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        if self._cluster:
+            # Slots live on different nodes: one script call each (redis-py routes them).
+            out: list[list[int] | StoreError] = []
+            for slot, batch in batches:
+                try:
+                    out.append(await self.write_batch(slot, owner, batch))
+                except StoreError as e:
+                    out.append(e)
+            return out
+        commands: list[tuple[int, bytes]] = []
+        for index, (slot, batch) in enumerate(batches):
+            keys, args = write_arguments(self.layout, slot, owner, batch)
+            if len(args) > 1:
+                commands.append((index, self._pack_write(keys, args)))
+        results: list[list[int] | StoreError] = [[] for _ in batches]
+        replies = await self._run("write", self._pipeline_writes([packed for _, packed in commands]))
+        for (index, _), reply in zip(commands, replies, strict=True):
+            if isinstance(reply, Exception):
+                results[index] = StoreError(f"redis write: {reply}")
+            else:
+                results[index] = [int(b) for b in reply]
+        return results
+
+    def _pack_write(self, keys: list[str], args: list[bytes | str]) -> bytes:
+        packed: bytes = hiredis.pack_command(("EVALSHA", self._write.sha, str(len(keys)), *keys, *args))
+        return packed
+
+    async def _pipeline_writes(self, packed: list[bytes]) -> list[Any]:
+        """Send packed EVALSHAs back to back on one connection and read every reply
+        (an error reply is returned in place, not raised). Calls that found the script
+        missing (Redis restarted) are sent again once it is loaded."""
+        if not packed:
+            return []
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            replies = await self._exchange(connection, packed)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:
+                await self._client.script_load(self._write.script)
+                again = await self._exchange(connection, [packed[i] for i in missing])
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+            return replies
+        except BaseException:
+            await connection.disconnect()  # replies may still be in flight
+            raise
+        finally:
+            await pool.release(connection)
+
+    @staticmethod
+    async def _exchange(connection: Any, packed: list[bytes]) -> list[Any]:
+        await connection.send_packed_command(packed, check_health=False)
+        replies: list[Any] = []
+        for _ in packed:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as e:
+                replies.append(e)
+        return replies
 
     async def _evalsha_packed(self, keys: list[str], args: list[bytes | str]) -> Any:
         """EVALSHA of the write script, packed by hiredis (C) and sent on a pooled connection.

@@ -36,6 +36,7 @@ from typing import Literal, Protocol
 import orjson
 
 from panopticon.buckets import BucketSpace
+from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
 
 LAYOUT_VERSION = 1
@@ -236,6 +237,12 @@ class Store(Protocol):
 
     async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
         """Apply `batch` for the buckets `owner` still owns; return the refused buckets."""
+
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        """`write_batch` of several slots at once (one round trip where the store can):
+        per batch, the refused buckets or the error that left it unapplied."""
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         """`write_batch` of loose operations."""

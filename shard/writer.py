@@ -19,9 +19,12 @@ from panopticon.errors import StoreError
 from panopticon.ring import Ring
 from panopticon.store import Batch, Layout, Op, Store, token
 
-MAX_CONCURRENT_WRITES = 4
-"""Slot batches in flight at once: enough to keep Redis busy over one connection
-pool without queueing everything behind one slow batch."""
+MAX_CONCURRENT_WRITES = 2
+"""Round trips in flight at once: one being applied by Redis while the next is built."""
+ROUND_TRIP_FIELDS = 20_000
+"""Field operations per round trip: slot batches are sent together (one pipelined
+exchange) up to about this many, so a steady trickle of events costs one round trip
+per flush while an initial sync still streams in bounded pieces."""
 
 
 @dataclass(slots=True)
@@ -97,24 +100,48 @@ class WriteQueue:
         self._pending, self._since = {}, {}
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
 
-        async def write(slot: int, batch: Batch) -> None:
+        def failed(slot: int, batch: Batch) -> None:
+            result.failed_slots += 1
+            self.merge(slot, batch)
+            self._since[slot] = min(self._since[slot], since.get(slot, self._since[slot]))
+
+        async def write(chunk: list[tuple[int, Batch]]) -> None:
             async with semaphore:
                 try:
-                    refused = await self.store.write_batch(slot, owner, batch)
+                    outcomes = await self.store.write_batches(owner, chunk)
                 except StoreError:
-                    result.failed_slots += 1
-                    self.merge(slot, batch)
-                    self._since[slot] = min(self._since[slot], since.get(slot, self._since[slot]))
+                    for slot, batch in chunk:
+                        failed(slot, batch)
                     return
-                if refused:
-                    result.refused.update(refused)
-                    result.refused_batches.append((slot, batch.select(refused)))
+            acked = time.monotonic()
+            for (slot, batch), outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, StoreError):
+                    failed(slot, batch)
+                    continue
+                if outcome:
+                    result.refused.update(outcome)
+                    result.refused_batches.append((slot, batch.select(outcome)))
                 result.written += len(batch)
                 result.slots += 1
-                result.latencies.append(time.monotonic() - since.get(slot, time.monotonic()))
+                result.latencies.append(acked - since.get(slot, acked))
 
-        await asyncio.gather(*(write(slot, batch) for slot, batch in batches.items()))
+        await asyncio.gather(*(write(chunk) for chunk in _chunks(batches.items())))
         return result
+
+
+def _chunks(batches: Iterable[tuple[int, Batch]]) -> list[list[tuple[int, Batch]]]:
+    out: list[list[tuple[int, Batch]]] = []
+    chunk: list[tuple[int, Batch]] = []
+    fields = 0
+    for slot, batch in batches:
+        chunk.append((slot, batch))
+        fields += len(batch)
+        if fields >= ROUND_TRIP_FIELDS:
+            out.append(chunk)
+            chunk, fields = [], 0
+    if chunk:
+        out.append(chunk)
+    return out
 
 
 class Ownership:

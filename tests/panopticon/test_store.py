@@ -244,6 +244,55 @@ def test_writes_survive_redis_forgetting_its_scripts(redis_server: RedisServer) 
     asyncio.run(body())
 
 
+def test_several_slots_are_written_in_one_exchange_each_with_its_own_outcome(
+    run_store: Callable[[StoreTest], None],
+) -> None:
+    async def body(store: Store) -> None:
+        layout = store.layout
+        mine, theirs = token(0, 1), token(1, 2)
+        buckets = {slot: slot * (layout.buckets // layout.slots) for slot in range(3)}
+        for slot, bucket in buckets.items():
+            await store.claim(slot, 0 if slot != 1 else 1, 1 if slot != 1 else 2, [bucket])
+        uids = {slot: uid_in(layout, bucket) for slot, bucket in buckets.items()}
+        batches = [
+            (slot, Batch.of([Op("f", bucket, uids[slot], b"f 1\n")])) for slot, bucket in buckets.items()
+        ]
+        batches.append((3, Batch()))  # nothing to send
+        outcomes = await store.write_batches(mine, batches)
+        assert outcomes == [[], [buckets[1]], [], []]
+        assert await store.fields(0, "f") == [uids[0]]
+        assert await store.fields(1, "f") == []  # slot 1's bucket belongs to shard 1 at generation 2
+        assert await store.fields(2, "f") == [uids[2]]
+        assert await store.write_batches(theirs, batches[1:2]) == [[]]
+        assert await store.fields(1, "f") == [uids[1]]
+
+    run_store(body)
+
+
+def test_one_failing_slot_in_an_exchange_leaves_the_others_applied(redis_server: RedisServer) -> None:  # noqa: F811
+    async def body() -> None:
+        layout = Layout(prefix=f"t{uuid.uuid4().hex[:8]}", buckets=64, slots=8)
+        store = RedisStore.connect(RedisOptions(url=redis_server.url), layout)
+        try:
+            owner = token(0, 1)
+            await store.claim(0, 0, 1, [0])
+            await store.claim(1, 0, 1, [8])
+            await store._client.set(layout.family_key(0, "f"), b"not a hash")  # HSET on it fails
+            await store._client.script_flush()  # and the script must be loaded again on the way
+            batches = [
+                (0, Batch.of([Op("f", 0, uid_in(layout, 0), b"f 1\n")])),
+                (1, Batch.of([Op("f", 8, uid_in(layout, 8), b"f 2\n")])),
+            ]
+            broken, fine = await store.write_batches(owner, batches)
+            assert isinstance(broken, StoreError) and "WRONGTYPE" in str(broken)
+            assert fine == []
+            assert len(await store.fields(1, "f")) == 1
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
 def test_a_batch_keeps_the_last_operation_per_field_and_counts_fields() -> None:
     batch = Batch.of(
         [
