@@ -28,7 +28,7 @@ from typing import Any, Final
 from panopticon.errors import EvaluationError, MissingValueError, QuantityError
 from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
 from panopticon.expr.compiler import Expression
-from panopticon.expr.functions import SUMMARY_CACHE, numeric_result
+from panopticon.expr.functions import SUMMARY_CACHE, numeric_result, summary_of
 from panopticon.expr.resources import ResourceSummary
 from panopticon.expr.values import describe, format_number, numeric_or_none, parse_time, to_text
 from panopticon.paths import MISSING, FanOut, Getter
@@ -244,11 +244,10 @@ class Computed(Metric):
 
 class Figure(Computed):
     """`Computed` for a resource total of the whole object (`total_resource_requests(obj,
-    'cpu')` with `obj` at `.`), the six figures of every KubeDB config: once the
-    object's summary is in the render's cache, the figure at `offset` is read from it
-    directly. Until then (the first such metric of an object), or when the summary
-    holds an error, the expression runs as in `Computed`, which fills the cache and
-    reports errors."""
+    'cpu')` with `obj` at `.`), the six figures of every KubeDB config: the figure at
+    `offset` is read from the object's summary, computed once per render as the
+    resource functions do, without evaluating the expression. When there is no
+    summary (an error), the expression runs as in `Computed` and reports why."""
 
     __slots__ = ("offset",)
 
@@ -268,9 +267,10 @@ class Figure(Computed):
         self.offset = offset
 
     def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
-        summary = env[SUMMARY_CACHE].get(id(obj))
+        # The expression's param is `obj` itself only for a plain dict (see bind).
+        summary = summary_of(env, obj) if type(obj) is dict else None
         if type(summary) is not ResourceSummary or summary.totals is None:
-            return super().render(obj, base, env, errors)
+            return super().render(obj, base, env, errors)  # raises what the function would
         labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed
         figure = summary.totals[self.offset] / 1000  # as the expression computes it
         text = str(int(figure)) if figure.is_integer() and -1e17 < figure < 1e17 else format_number(figure)

@@ -103,6 +103,16 @@ def _summary(env: Env, obj: Any, fname: str) -> resources.ResourceSummary:
         if obj is None:
             raise MissingValueError(f"{fname}() argument is nil")
         raise EvaluationError(f"{fname}() needs the object (a param with valuePath: .), got {describe(obj)}")
+    summary = summary_of(env, obj)
+    if isinstance(summary, EvaluationError):
+        raise summary
+    return summary
+
+
+def summary_of(env: Env, obj: dict[str, Any]) -> resources.ResourceSummary | EvaluationError:
+    """The summary of `obj`, or why there is none: computed once per evaluation
+    environment (kept under SUMMARY_CACHE), failures included, since six metrics
+    ask about the same object."""
     cache: dict[int, resources.ResourceSummary | EvaluationError] | None = env.get(SUMMARY_CACHE)
     if cache is None:
         cache = env[SUMMARY_CACHE] = {}
@@ -111,10 +121,8 @@ def _summary(env: Env, obj: Any, fname: str) -> resources.ResourceSummary:
         try:
             summary = resources.summarize(obj)
         except EvaluationError as e:
-            summary = e  # remembered too: six metrics ask about the same object
+            summary = e
         cache[id(obj)] = summary
-    if isinstance(summary, EvaluationError):
-        raise summary
     return summary
 
 
