@@ -24,10 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-concurrent-scrapes", type=int, default=4)
     parser.add_argument("--gzip-level", type=int, default=1, choices=range(1, 10))
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=50.0,
+        metavar="SECONDS",
+        help="after SIGTERM, how long in-flight scrapes may take to finish (keep it below the "
+        "pod's terminationGracePeriodSeconds)",
+    )
+    parser.add_argument("--log-level", default="INFO")
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = ScrapeSettings(max_concurrent=args.max_concurrent_scrapes, gzip_level=args.gzip_level)
 
     async def main() -> int:
@@ -36,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
             await store.ensure_layout()
             metrics_app, telemetry_app = build_apps(store, settings)
             runners = await serving.start_sites(
-                [(metrics_app, args.host, args.port), (telemetry_app, args.host, args.telemetry_port)]
+                [(metrics_app, args.host, args.port), (telemetry_app, args.host, args.telemetry_port)],
+                grace=args.shutdown_grace,
             )
             ports = [serving.bound_port(r) for r in runners]
             log.info("aggregator serving /metrics on port %d, telemetry on %d", *ports)

@@ -2,7 +2,7 @@
 
 `serve(apps, until)` starts each app on its (host, port), waits for `until` (an
 awaitable that ends on a signal or on failure), then stops accepting connections and
-gives in-flight requests `grace` seconds to finish.
+gives in-flight requests `grace` seconds (`start_sites`) to finish.
 """
 
 from __future__ import annotations
@@ -33,11 +33,14 @@ def stop_event() -> asyncio.Event:
     return event
 
 
-async def start_sites(apps: Sequence[tuple[web.Application, str, int]]) -> list[web.AppRunner]:
-    """Start every app; return their runners (ports 0 pick a free port)."""
+async def start_sites(
+    apps: Sequence[tuple[web.Application, str, int]], *, grace: float = 10.0
+) -> list[web.AppRunner]:
+    """Start every app; return their runners (ports 0 pick a free port). On stop,
+    requests still running get `grace` seconds before their connections are closed."""
     runners = []
     for app, host, port in apps:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

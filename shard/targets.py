@@ -29,7 +29,7 @@ log = logging.getLogger("panopticon.shard")
 
 YIELD_EVERY = 128
 """Events handled between two yields to the event loop."""
-MAX_QUEUED = 50_000
+MAX_QUEUED = 20_000
 """Queued field operations past which a target flushes before taking more events."""
 
 
@@ -115,7 +115,12 @@ class Target:
         self.start(shard_filter)
 
     def set_filter(self, shard_filter: ShardFilter | None, lost: frozenset[int]) -> None:
-        """Ownership changed: forget lost buckets silently, pick up gained ones."""
+        """Ownership changed: forget lost buckets silently, pick up gained ones.
+
+        An unchanged filter (a new ring generation that moved nothing here) changes
+        nothing: the reflector will not sync again, so `synced` must stay as it is."""
+        if shard_filter == self._filter and not lost:
+            return
         if lost:
             self.table.forget(lost)
             self.queue.discard(lost)

@@ -107,6 +107,7 @@ class Worker:
         """True when every configured target exists (or is known to be unserved)."""
         self._lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
+        self._flushing = 0
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -313,9 +314,21 @@ class Worker:
             self.health.tick()
             await self.flush()
 
+    @property
+    def settled(self) -> bool:
+        """Nothing queued and no write in flight (what was rendered is in the store)."""
+        return not len(self.queue) and not self._flushing
+
     async def flush(self) -> None:
         if not len(self.queue):
             return
+        self._flushing += 1
+        try:
+            await self._flush()
+        finally:
+            self._flushing -= 1
+
+    async def _flush(self) -> None:
         started = time.perf_counter()
         async with self._flush_lock:
             result = await self.queue.flush(self.ownership.token)
@@ -361,7 +374,7 @@ class Worker:
             if self.pending_gc:
                 await self.flush()
                 await self._collect(frozenset(self.pending_gc))
-            if not self.health.ready and not len(self.queue):
+            if not self.health.ready and self.settled:
                 self.health.ready = True
                 self.health.reason = ""
                 self.metrics.synced.set(1)

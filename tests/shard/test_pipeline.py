@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
-from panopticon.buckets import BucketSpace
+from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.errors import StoreError
+from panopticon.kube.discovery import ResourceRef
+from panopticon.kube.events import Event
 from panopticon.memstore import MemoryStore
 from panopticon.program import Program, compile_config
 from panopticon.ring import Ring
 from panopticon.store import Batch, Layout, Op, read_family, token
 from shard.table import KindTable
+from shard.targets import Target, TargetKey
+from shard.telemetry import ShardMetrics
 from shard.writer import Ownership, WriteQueue, collect_garbage
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
@@ -221,3 +225,56 @@ def test_one_shard_owns_everything_and_shards_partition_the_buckets(count: int) 
     ring = Ring(count, 1, LAYOUT.space)
     owned = [ring.buckets_of(i) for i in range(count)]
     assert sorted(b for o in owned for b in o) == list(range(LAYOUT.buckets))
+
+
+class ListedSource:
+    """A reflector stand-in: lists its objects once, then SYNCED; a changed filter syncs again."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = objects
+        self.filters: list[ShardFilter | None] = []
+        self._wake = asyncio.Event()
+        self._wake.set()
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for obj in self.objects:
+                yield Event("ADDED", obj, obj["metadata"]["uid"], "1")
+            yield Event("SYNCED", None, "", "1")
+
+    def set_filter(self, shard_filter: ShardFilter | None) -> None:
+        self.filters.append(shard_filter)
+        self._wake.set()
+
+
+def test_a_ring_change_that_moves_nothing_here_keeps_the_target_synced() -> None:
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        queue = WriteQueue(store)
+        source = ListedSource([pod("aaaa-1"), pod("bbbb-2")])
+        target = Target(
+            TargetKey("v1", "Pod"),
+            ResourceRef("", "v1", "pods", "Pod", True),
+            [program()],
+            queue=queue,
+            metrics=ShardMetrics(),
+            make_source=lambda resource, shard_filter: source,
+            owns=lambda bucket: True,
+        )
+        everything = ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets)))
+        target.start(everything)
+        await asyncio.wait_for(target.synced.wait(), 5)
+        assert len(target.table) == 2
+        # Same buckets at a newer generation: the reflector has nothing to re-sync.
+        target.set_filter(ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets))), frozenset())
+        assert target.synced.is_set() and source.filters == []
+        # A real change clears it until the source has synced again.
+        half = ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets // 2)))
+        target.set_filter(half, frozenset(range(LAYOUT.buckets // 2, LAYOUT.buckets)))
+        assert not target.synced.is_set() and source.filters == [half]
+        await asyncio.wait_for(target.synced.wait(), 5)
+        await target.wait_stopped()
+
+    run(body())
