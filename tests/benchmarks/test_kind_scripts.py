@@ -7,13 +7,15 @@ objects `panopticon sim <the printed flags>` holds (same names, uids, specs and
 statuses); kubectl recognises every manifest; Kubernetes' own schemas accept them;
 and generate.py applying a preset through the API (server-side apply, status
 subresource) builds the same objects the simulator loads. churn.py and collect.py run
-against the simulator and an embedded exporter.
+against the simulator and an embedded exporter; the simulator serves no API server
+metrics, so collect.py's reading of them is checked on a sample of their text format.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
+import importlib.util
 import json
 import os
 import re
@@ -342,6 +344,51 @@ def test_the_yaml_and_json_dry_runs_hold_the_same_documents(tiny: str) -> None:
 
 
 # --- applying through the API, churning, collecting: against the simulator ---------
+
+
+APISERVER_METRICS = """\
+# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, ...
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",group="",resource="pods",scope="cluster",verb="LIST"} {pods}
+apiserver_request_total{code="200",group="",resource="pods",scope="namespace",verb="LIST"} 3
+apiserver_request_total{code="200",group="apps",resource="deployments",scope="cluster",verb="WATCH"} 2
+apiserver_request_total{code="200",group="",resource="pods",scope="resource",verb="GET"} 100
+apiserver_request_duration_seconds_bucket{group="",resource="pods",verb="LIST",le="0.1"} 10
+apiserver_request_duration_seconds_sum{group="",resource="pods",verb="LIST",version="v1"} {list_sum}
+apiserver_request_duration_seconds_count{group="",resource="pods",verb="LIST",version="v1"} {list_count}
+apiserver_watch_events_total{group="",resource="pods",version="v1"} {events}
+apiserver_watch_events_sizes_sum{group="kubedb.com",resource="mongodbs",version="v1"} 2e+06
+apiserver_storage_objects{resource="pods"} 1008
+kubernetes_feature_enabled{name="ShardedListAndWatch",stage="ALPHA"} 1
+kubernetes_feature_enabled{name="WatchListCompression",stage="BETA"} 0
+kubernetes_feature_enabled{name="Unrelated\\"Gate",stage=""} 1
+"""
+
+
+def test_collect_reads_the_api_servers_metrics_as_differences_over_a_phase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = importlib.util.spec_from_file_location("kind_probes", KIND / "probes.py")
+    assert spec is not None and spec.loader is not None
+    probes = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, probes)  # dataclasses look their module up
+    spec.loader.exec_module(probes)
+
+    def figures(pods: int, list_sum: float, list_count: int, events: int) -> Any:
+        text = APISERVER_METRICS.replace("{pods}", str(pods)).replace("{list_sum}", str(list_sum))
+        text = text.replace("{list_count}", str(list_count)).replace("{events}", str(events))
+        return probes.apiserver_figures(text)
+
+    before, after = figures(12, 1.5, 15, 500), figures(20, 3.5, 25, 900)
+    assert before["requests"] == {"LIST pods": 15, "WATCH deployments.apps": 2}
+    assert before["gates"] == {"ShardedListAndWatch": True, "WatchListCompression": False}
+    assert before["watch_event_bytes"] == {"mongodbs.kubedb.com": 2e6}
+    delta = probes.figures_delta(before, after)
+    assert delta["requests"] == {"LIST pods": 8}
+    assert delta["list_seconds"] == {"sum": 2.0, "count": 10} and delta["list_mean_seconds"] == 0.2
+    assert delta["watch_events"] == {"pods": 400} and delta["storage_objects"] == {"pods": 1008}
+    restarted = probes.figures_delta(after, figures(4, 0.5, 5, 10))  # an API server restart
+    assert restarted["counters_reset"] and restarted["requests"]["LIST pods"] == 7
 
 
 @pytest.fixture(scope="module")
