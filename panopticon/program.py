@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
-from panopticon.expr.compiler import Expression, compile_expression
+from panopticon.expr.compiler import Expression, Indicator, compile_expression
 from panopticon.expr.functions import SUMMARY_CACHE, figure_offset
 from panopticon.expr.values import numeric_or_none
 from panopticon.model import (
@@ -48,6 +48,7 @@ from panopticon.series import (
     Elements,
     Env,
     Figure,
+    Flag,
     LabelChunk,
     Metric,
     PathSample,
@@ -350,8 +351,8 @@ class _Value(NamedTuple):
     """The path the value is read from, if it is."""
     expression: Expression | None = None
     """The expression that computes the value, if one does."""
-    indicator: tuple[str, str] | None = None
-    """`(param, text)` if the value is `int(param == 'text')`."""
+    indicator: Indicator | None = None
+    """Set if the value is `int(param == 'text')` or `!=`."""
 
 
 def _source(path: Path) -> tuple[Getter, int]:
@@ -393,30 +394,60 @@ def _shape(
     path_params = [(key, *_source(src)) for key, src in sources.items()]
     if fanout is not None:
         return Elements(header, fanout=fanout, chunks=chunks, params=path_params, series=series)
-    gate_getter = gate.getters[0] if gate is not None else None
     if len(values) == 1 and not values[0][0] and gate is not None:
         path = values[0][1].path
         if path is not None and path.segments == gate.segments:
             getter = gate.getters[0]
             return PathSample(header, getter=getter, where=path.text, date_time=date_time, chunks=chunks)
-    indicators = {value.indicator[0] for _, value in values if value.indicator is not None}
-    if values and len(indicators) == 1 and all(state and value.indicator for state, value in values):
-        param = sources.get(indicators.pop())
-        if param is not None:
-            states = [(state, value.indicator[1]) for state, value in values if value.indicator]
-            getter = param.getters[0]
-            if gate is not None and gate.segments == param.segments:
-                gate_getter = getter  # the same path: StateTable reads it once
-            return StateTable(header, gate=gate_getter, chunks=chunks, param=getter, states=states)
+    gate_getter = gate.getters[0] if gate is not None else None
+    indicated = _indicated(header, gate, chunks, sources, values)
+    if indicated is not None:
+        return indicated
     if len(values) == 1 and not values[0][0] and values[0][1].expression is not None:
-        expression = values[0][1].expression
-        whole = [(key, None if src.is_root else src.getters[0]) for key, src in sources.items()]
-        # Param names are identifiers: this key cannot be one (see Computed.render).
-        params_key = " ".join(f"{key}={src.normalized()}" for key, src in sources.items())
-        call = expression.call
-        param = sources.get(call.param) if call is not None else None
-        offset = figure_offset(call.function, call.constants) if call is not None else None
-        if gate is None and param is not None and param.is_root and offset is not None:
+        return _computed(header, gate, chunks, sources, values[0][1].expression)
+    return Plain(header, gate=gate_getter, chunks=chunks, params=path_params, series=series)
+
+
+def _indicated(
+    header: FamilyHeader,
+    gate: Path | None,
+    chunks: list[LabelChunk],
+    sources: dict[str, Path],
+    values: list[tuple[str, _Value]],
+) -> Metric | None:
+    """A StateTable or a Flag, if every value is an indicator of the same param."""
+    indicators = [value.indicator for _, value in values if value.indicator is not None]
+    keys = {indicator.param for indicator in indicators}
+    param = sources.get(keys.pop()) if len(keys) == 1 and len(indicators) == len(values) else None
+    if param is None:
+        return None
+    getter = param.getters[0]
+    # A gate on the param's own path is passed as the param's getter: read once.
+    gate_getter = None if gate is None else getter if gate.segments == param.segments else gate.getters[0]
+    if all(state for state, _ in values):
+        states = list(zip((state for state, _ in values), indicators, strict=True))
+        return StateTable(header, gate=gate_getter, chunks=chunks, param=getter, states=states)
+    if len(values) == 1:
+        return Flag(header, gate=gate_getter, chunks=chunks, param=getter, indicator=indicators[0])
+    return None
+
+
+def _computed(
+    header: FamilyHeader,
+    gate: Path | None,
+    chunks: list[LabelChunk],
+    sources: dict[str, Path],
+    expression: Expression,
+) -> Metric:
+    """A Figure, or else a Computed, for a single series computed by `expression`."""
+    whole = [(key, None if src.is_root else src.getters[0]) for key, src in sources.items()]
+    # Param names are identifiers: this key cannot be one (see Computed.render).
+    params_key = " ".join(f"{key}={src.normalized()}" for key, src in sources.items())
+    call = expression.call
+    if call is not None and gate is None:
+        param = sources.get(call.param)
+        offset = figure_offset(call.function, call.constants)
+        if param is not None and param.is_root and offset is not None:
             return Figure(
                 header,
                 chunks=chunks,
@@ -425,12 +456,7 @@ def _shape(
                 expression=expression,
                 offset=offset,
             )
-        return Computed(
-            header,
-            gate=gate_getter,
-            chunks=chunks,
-            params=whole,
-            params_key=params_key,
-            expression=expression,
-        )
-    return Plain(header, gate=gate_getter, chunks=chunks, params=path_params, series=series)
+    gate_getter = gate.getters[0] if gate is not None else None
+    return Computed(
+        header, gate=gate_getter, chunks=chunks, params=whole, params_key=params_key, expression=expression
+    )

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from panopticon.errors import EvaluationError, MissingValueError, QuantityError
 from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
-from panopticon.expr.compiler import Expression
+from panopticon.expr.compiler import Expression, Indicator
 from panopticon.expr.functions import SUMMARY_CACHE, numeric_result, summary_of
 from panopticon.expr.resources import ResourceSummary
 from panopticon.expr.values import describe, format_number, numeric_or_none, parse_time, to_text
@@ -39,6 +39,11 @@ MAX_SERIES_PER_METRIC: Final = 10_000
 MAX_LABEL_VALUE: Final = 16_384
 """Longest label value taken from an object; longer ones are cut and counted as an
 error, so one hostile annotation cannot bloat the store and every scrape."""
+
+_INT_TEXT: Final = 10**17
+"""Integers below this in magnitude are written as `str` writes them (see format_number)."""
+_EXACT_MILLI: Final = 2**53
+"""Non-negative milli-unit sums below this convert to a float figure exactly."""
 
 Env = dict[str, Any]
 # A value source returns the sample text, or None when the series is to be skipped
@@ -87,7 +92,7 @@ def add_labels(
             # Inlined fast path of label_text: most values are short plain strings.
             if type(v) is not str or len(v) > MAX_LABEL_VALUE or "\\" in v or '"' in v or "\n" in v:
                 v = label_text(v, family, key, errors)
-            labels += prefix + v + '"'
+            labels = f'{labels}{prefix}{v}"'
     return labels
 
 
@@ -272,8 +277,11 @@ class Figure(Computed):
         if type(summary) is not ResourceSummary or summary.totals is None:
             return super().render(obj, base, env, errors)  # raises what the function would
         labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed
-        figure = summary.totals[self.offset] / 1000  # as the expression computes it
-        text = str(int(figure)) if figure.is_integer() and -1e17 < figure < 1e17 else format_number(figure)
+        milli = summary.totals[self.offset]
+        if milli % 1000 == 0 and milli < _EXACT_MILLI:
+            text = str(milli // 1000)  # whole cores or bytes: format_number's text, without floats
+        else:
+            text = format_number(milli / 1000)  # the expression's figure
         return f"{self.open}{labels[1:]}}} {text}\n" if labels else f"{self.name} {text}\n"
 
 
@@ -298,7 +306,10 @@ class PathSample(Metric):
             return ""
         labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
         try:
-            text = sample_value(parse_time(raw) if self.date_time else sample_from(raw, self.where))
+            if type(raw) is int and not self.date_time and -_INT_TEXT < raw < _INT_TEXT:
+                text = str(raw)  # counts, the usual value: what sample_from and format_number give
+            else:
+                text = sample_value(parse_time(raw) if self.date_time else sample_from(raw, self.where))
         except MissingValueError:
             return ""
         except EvaluationError as e:
@@ -307,13 +318,25 @@ class PathSample(Metric):
         return f"{self.open}{labels[1:]}}} {text}\n" if labels else f"{self.name} {text}\n"
 
 
-class StateTable(Metric):
-    """No fan-out; every state's value is `int(<param> == '<text>')` on one param.
+def compared_text(v: Any) -> str | None:
+    """The text `==` and `!=` compare a param as, given the value its path resolved
+    to: the text itself, 'nil' when absent, None for an object or a list, which
+    equal no text (see `param_value` and panopticon.expr.values.equals)."""
+    if type(v) is str:
+        return v
+    if v is MISSING:
+        return "nil"
+    if type(v) is dict or type(v) is list:
+        return None
+    return to_text(v)
 
-    The param is text (or nil, or an object or list, which equal no text), so the
-    state lines are fixed by which text it holds: `table` maps each state's text
-    to its lines' tails (`phase="Ready"} 1\\n`), `others` holds them for any other
-    value (all 0). A line is the metric's head plus a tail.
+
+class StateTable(Metric):
+    """No fan-out; every state's value is `int(<param> == '<text>')` (or `!=`) on one param.
+
+    The param's text fixes every state's line: `table` maps each state's text to
+    the lines' tails (`phase="Ready"} 1\n`), `others` holds them for any other
+    value, or none. A line is the metric's head plus a tail.
     """
 
     __slots__ = ("chunks", "gate", "gated", "others", "param", "table")
@@ -325,7 +348,7 @@ class StateTable(Metric):
         gate: Getter | None,
         chunks: list[LabelChunk],
         param: Getter,
-        states: list[tuple[str, str]],
+        states: list[tuple[str, Indicator]],
     ) -> None:
         super().__init__(header)
         # A gate on the param's own path (`phase` at `.status.phase`, the usual
@@ -334,12 +357,12 @@ class StateTable(Metric):
         self.gate = None if self.gated else gate
         self.chunks = tuple(chunks)
         self.param = param
-        # `states`: (state label chunk, the text that makes the state 1), in order.
+        # `states`: (state label chunk, its indicator), in order.
         self.table = {
-            text: tuple(f"{chunk[1:]}}} {int(text == other)}\n" for chunk, other in states)
-            for _, text in states
+            text: tuple(f"{chunk[1:]}}} {int((text == i.text) == i.equal)}\n" for chunk, i in states)
+            for text in {i.text for _, i in states}
         }
-        self.others = tuple(f"{chunk[1:]}}} 0\n" for chunk, _ in states)
+        self.others = tuple(f"{chunk[1:]}}} {int(not i.equal)}\n" for chunk, i in states)
 
     def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
         if self.gate is not None and self.gate(obj) is MISSING:
@@ -348,25 +371,51 @@ class StateTable(Metric):
         if v is MISSING and self.gated:
             return ""
         labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base
-        # The param's text as `==` compares it: nil reads as 'nil', objects and lists
-        # equal no text (see panopticon.expr.values.equals).
-        if type(v) is str:
-            tails = self.table.get(v, self.others)
-        elif v is MISSING:
-            tails = self.table.get("nil", self.others)
-        elif type(v) is dict or type(v) is list:
-            tails = self.others
-        else:
-            tails = self.table.get(to_text(v), self.others)
+        text = compared_text(v)
+        tails = self.others if text is None else self.table.get(text, self.others)
         head = f"{self.open}{labels[1:]}," if labels else self.open
         return head + head.join(tails)
+
+
+class Flag(Metric):
+    """No fan-out, one stateless series `int(<param> == '<text>')` (or `!=`): 1 or 0
+    by the param's text (`int(tls != 'nil')`, `int(paused == 'true')`)."""
+
+    __slots__ = ("chunks", "fixed", "gate", "gated", "indicator", "param")
+
+    def __init__(
+        self,
+        header: FamilyHeader,
+        *,
+        gate: Getter | None,
+        chunks: list[LabelChunk],
+        param: Getter,
+        indicator: Indicator,
+    ) -> None:
+        super().__init__(header)
+        self.gated = gate is param  # as in StateTable
+        self.gate = None if self.gated else gate
+        self.fixed, self.chunks = split_chunks(chunks)
+        self.param = param
+        self.indicator = indicator
+
+    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
+        if self.gate is not None and self.gate(obj) is MISSING:
+            return ""
+        v = self.param(obj)
+        if v is MISSING and self.gated:
+            return ""
+        labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed
+        _, text, equal = self.indicator
+        value = "1" if (compared_text(v) == text) == equal else "0"
+        return f"{self.open}{labels[1:]}}} {value}\n" if labels else f"{self.name} {value}\n"
 
 
 class Elements(Metric):
     """An Array fan-out: the series of every element context of `fanout`, each with
     the labels of `chunks`; repeated lines are dropped and counted."""
 
-    __slots__ = ("chunks", "fanout", "params", "series")
+    __slots__ = ("chunks", "constant", "fanout", "params", "series")
 
     def __init__(
         self,
@@ -382,20 +431,43 @@ class Elements(Metric):
         self.chunks = tuple(chunks)
         self.params = tuple(params)
         self.series = tuple(series)
+        # The one series' text when it is constant and stateless (`value: 1`, the
+        # usual info-style fan-out): no params to read, no loop over series.
+        only = series[0] if len(series) == 1 else None
+        self.constant = only[1] if only is not None and not only[0] and isinstance(only[1], str) else None
 
     def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
         contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
         if not contexts:
             return ""
-        name = self.name
         if len(contexts) > MAX_SERIES_PER_METRIC:
-            errors.append(RenderError(name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
+            errors.append(RenderError(self.name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
             del contexts[MAX_SERIES_PER_METRIC:]
-        out: list[str] = []
-        seen: set[str] = set()
-        shared = env
-        head = self.open
+        mark = len(errors)
+        lines = self.lines(obj, contexts, base, env, errors, checked=False)
+        if len(lines) > 1 and len(set(lines)) < len(lines):
+            # Elements with the same labels (rare): rendered again, each repeat
+            # dropped and counted where it occurs, so errors keep their order.
+            del errors[mark:]
+            lines = self.lines(obj, contexts, base, env, errors, checked=True)
+        return "".join(lines)
+
+    def lines(
+        self,
+        obj: Any,
+        contexts: list[tuple[Any, ...]],
+        base: str,
+        env: Env,
+        errors: list[RenderError],
+        *,
+        checked: bool,
+    ) -> list[str]:
+        """Every context's lines; with `checked`, repeated lines dropped and counted."""
+        name, head, constant = self.name, self.open, self.constant
         chunks, params, series = self.chunks, self.params, self.series
+        out: list[str] = []
+        seen: set[str] | None = set() if checked else None
+        shared = env
         for ctx in contexts:
             labels = base
             for chunk in chunks:
@@ -407,7 +479,16 @@ class Elements(Metric):
                 if v is not MISSING:
                     if type(v) is not str or len(v) > MAX_LABEL_VALUE or "\\" in v or '"' in v or "\n" in v:
                         v = label_text(v, name, key, errors)
-                    labels += prefix + v + '"'
+                    labels = f'{labels}{prefix}{v}"'
+            if constant is not None:
+                line = f"{head}{labels[1:]}}} {constant}\n" if labels else f"{name} {constant}\n"
+                if seen is not None:
+                    if line in seen:
+                        errors.append(RenderError(name, _DUPLICATE))
+                        continue
+                    seen.add(line)
+                out.append(line)
+                continue
             if params:
                 env = dict(shared)
                 for key, getter, level in params:
@@ -427,12 +508,16 @@ class Elements(Metric):
                         continue
                 full = labels + state
                 line = f"{head}{full[1:]}}} {text}\n" if full else f"{name} {text}\n"
-                if line in seen:
-                    errors.append(RenderError(name, "duplicate series dropped (same labels twice)"))
-                    continue
-                seen.add(line)
+                if seen is not None:
+                    if line in seen:
+                        errors.append(RenderError(name, _DUPLICATE))
+                        continue
+                    seen.add(line)
                 out.append(line)
-        return "".join(out)
+        return out
+
+
+_DUPLICATE: Final = "duplicate series dropped (same labels twice)"
 
 
 # --- value sources -------------------------------------------------------------------

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import re2
 
@@ -47,13 +47,21 @@ class Expression:
     evaluate: Fn = field(repr=False, compare=False)
     constant: bool
     warnings: tuple[str, ...] = ()
-    indicator: tuple[str, str] | None = None
-    """`(param, text)` when the expression is `int(param == 'text')` (or `toInt`, or
-    `'text' == param`): 1 when the param holds that text, else 0. Renderers use it
-    to evaluate a whole state set with one lookup."""
+    indicator: Indicator | None = None
+    """Set when the expression is `int(param == 'text')` (or `!=`, `toInt`, the
+    literal first): its result depends only on whether the param holds that text.
+    Renderers use it to evaluate a whole state set with one lookup."""
     call: BoundCall | None = None
     """When the expression is a call of a function on a bare param and constants
     (`total_resource_requests(obj, 'cpu')`): which, for renderers that specialise."""
+
+
+class Indicator(NamedTuple):
+    """`int(param == text)`, or `int(param != text)` when `equal` is false."""
+
+    param: str
+    text: str
+    equal: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +89,15 @@ def compile_expression(
     return Expression(text, fn, const is not _NOT_CONST, tuple(compiler.warnings), indicator, call)
 
 
-def _indicator(node: Node, constants: dict[str, Any]) -> tuple[str, str] | None:
-    """`(param, text)` if `node` is `int(param == 'text')`, with a string literal."""
+def _indicator(node: Node, constants: dict[str, Any]) -> Indicator | None:
+    """The indicator `node` is, if it is `int(param == 'text')` or `!=`, with a string literal."""
     if not isinstance(node, Call) or len(node.args) != 1:
         return None
     alias = ALIASES.get(node.func)
     test = node.args[0]
-    if (alias.target if alias else node.func) != "int" or not isinstance(test, Binary) or test.op != "==":
+    if (alias.target if alias else node.func) != "int" or not isinstance(test, Binary):
+        return None
+    if test.op not in ("==", "!="):
         return None
     for name, literal in ((test.left, test.right), (test.right, test.left)):
         if (
@@ -96,7 +106,7 @@ def _indicator(node: Node, constants: dict[str, Any]) -> tuple[str, str] | None:
             and isinstance(literal, Literal)
             and type(literal.value) is str
         ):
-            return name.name, literal.value
+            return Indicator(name.name, literal.value, test.op == "==")
     return None
 
 
