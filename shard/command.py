@@ -117,6 +117,7 @@ async def run_worker(
     metrics = ShardMetrics()
     health = Health()
     async with kube(args) as (client, discovery):
+        metrics.kube.client = client.stats
         if settings.static_ring is None and ring is None:
             if not args.statefulset or not args.namespace:
                 raise PanopticonError(
@@ -128,9 +129,12 @@ async def run_worker(
                 namespace=args.namespace,
                 field_selector=f"metadata.name={args.statefulset}",
             )
+            metrics.kube.track(f"{STATEFULSETS.api_version}/{STATEFULSETS.kind}", ring.stats)
 
         def make(resource: ResourceRef, shard_filter: ShardFilter | None) -> Source:
-            return Reflector(client, resource, shard_filter=shard_filter)
+            reflector = Reflector(client, resource, shard_filter=shard_filter)
+            metrics.kube.track(f"{resource.api_version}/{resource.kind}", reflector.stats)
+            return reflector
 
         worker = Worker(
             settings,

@@ -8,9 +8,16 @@ loop stops ticking.
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
+from collections.abc import Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from panopticon.kube.client import ClientStats
+from panopticon.kube.stats import ReflectorStats
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -76,6 +83,103 @@ class ShardMetrics:
         self.relists = Counter(
             "panopticon_shard_relists", "Full lists of a target kind.", ["target"], registry=r
         )
+        self.kube = KubeCollector()
+        r.register(self.kube)
+
+
+class KubeCollector(Collector):
+    """The Kubernetes client's and the reflectors' counters, read at scrape time (no
+    cost per event). A reflector replaced by a new one (its kind's configs changed)
+    hands its counts to the kind's running total, so the counters never go back."""
+
+    def __init__(self) -> None:
+        self.client: ClientStats | None = None
+        self._live: dict[str, ReflectorStats] = {}
+        self._retired: dict[str, Tally[str]] = {}
+
+    def track(self, watched: str, stats: ReflectorStats) -> None:
+        old = self._live.get(watched)
+        if old is not None and old is not stats:
+            self._retired.setdefault(watched, Tally()).update(_counts(old))
+        self._live[watched] = stats
+
+    def _totals(self) -> dict[str, Tally[str]]:
+        out = {w: Tally(t) for w, t in self._retired.items()}
+        for watched, stats in self._live.items():
+            out.setdefault(watched, Tally()).update(_counts(stats))
+        return out
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return list(self.collect())
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        client = self.client if self.client is not None else ClientStats()
+        yield CounterMetricFamily(
+            "panopticon_shard_kube_requests",
+            "Requests sent to the Kubernetes API.",
+            value=client.requests,
+        )
+        yield CounterMetricFamily(
+            "panopticon_shard_kube_retries", "Kubernetes API requests retried.", value=client.retries
+        )
+        errors = CounterMetricFamily(
+            "panopticon_shard_kube_errors",
+            "Kubernetes API requests that failed, by HTTP status (0: no answer).",
+            labels=["code"],
+        )
+        for code, count in sorted(client.errors.items()):
+            errors.add_metric([str(code)], count)
+        yield errors
+        totals = self._totals()
+        families = {
+            "lines": CounterMetricFamily(
+                "panopticon_shard_watch_lines", "Watch events received, owned or not.", labels=["watched"]
+            ),
+            "skipped": CounterMetricFamily(
+                "panopticon_shard_watch_lines_skipped",
+                "Watch events of other shards' objects, skipped without decoding.",
+                labels=["watched"],
+            ),
+            "watches": CounterMetricFamily(
+                "panopticon_shard_watches", "Watch requests sent.", labels=["watched"]
+            ),
+            "watch_restarts": CounterMetricFamily(
+                "panopticon_shard_watch_restarts",
+                "Watches resumed from the last resourceVersion (no relist needed).",
+                labels=["watched"],
+            ),
+            "syncs": CounterMetricFamily(
+                "panopticon_shard_syncs",
+                "Complete syncs (a LIST or a watch-list's initial events); all but the first are relists.",
+                labels=["watched"],
+            ),
+        }
+        errors_by_kind = CounterMetricFamily(
+            "panopticon_shard_watch_errors",
+            "List and watch errors, by kind (expired, connection, http_403, ...).",
+            labels=["watched", "kind"],
+        )
+        for watched, counts in sorted(totals.items()):
+            for key, family in families.items():
+                family.add_metric([watched], counts[key])
+            for key, count in sorted(counts.items()):
+                if key.startswith("error:"):
+                    errors_by_kind.add_metric([watched, key[6:]], count)
+        yield from families.values()
+        yield errors_by_kind
+
+
+def _counts(stats: ReflectorStats) -> Tally[str]:
+    out: Tally[str] = Tally(
+        lines=stats.lines,
+        skipped=stats.skipped,
+        watches=stats.watches,
+        watch_restarts=stats.watch_restarts,
+        syncs=stats.syncs,
+    )
+    for kind, count in stats.errors.items():
+        out[f"error:{kind}"] = count
+    return out
 
 
 class Health:

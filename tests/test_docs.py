@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,15 +51,31 @@ HEADING = re.compile(r"^#{1,6} (.+)$", re.MULTILINE)
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
-def telemetry_metrics() -> dict[str, MetricWrapperBase]:
-    """Every metric object of the shard's and the aggregator's telemetry, by family name."""
+@dataclass(frozen=True)
+class Family:
+    _type: str
+    _labelnames: tuple[str, ...]
+
+
+def telemetry_metrics() -> dict[str, Family]:
+    """Every metric family of the shard's and the aggregator's telemetry, by name: the
+    metric objects, and the families custom collectors yield (read at scrape time)."""
     holders = [ShardMetrics(), AggregatorMetrics(CollectorRegistry())]
-    found: dict[str, MetricWrapperBase] = {}
+    found: dict[str, Family] = {}
     for holder in holders:
         registered = {family.name for family in holder.registry.collect()}
         metrics = [m for m in vars(holder).values() if isinstance(m, MetricWrapperBase)]
-        assert {m._name for m in metrics} == registered, "a registered metric is not an attribute"
-        found.update((m._name, m) for m in metrics)
+        collectors = [
+            c
+            for c in vars(holder).values()
+            if not isinstance(c, MetricWrapperBase | CollectorRegistry)
+            and callable(getattr(c, "collect", None))
+        ]
+        collected = [f for c in collectors for f in c.describe()]
+        names = {m._name for m in metrics} | {f.name for f in collected}
+        assert names == registered, "a registered metric is neither an attribute nor a collector's"
+        found.update((m._name, Family(m._type, tuple(m._labelnames))) for m in metrics)
+        found.update((f.name, Family(f.type, tuple(getattr(f, "_labelnames", ())))) for f in collected)
     return found
 
 

@@ -85,6 +85,11 @@ def test_validation_results_reach_the_configs_status(
         shard.wait_ready()
         eventually(lambda: all(conditions(sim, n) for n in ("good", "bad", "nowhere")), "every status")
         good, bad, nowhere = (conditions(sim, n) for n in ("good", "bad", "nowhere"))
+        # The Kubernetes side of the self-metrics counts what the reflectors really did.
+        samples = dict(line.rsplit(" ", 1) for line in shard.metrics().splitlines() if line[:1] != "#")
+        assert float(samples['panopticon_shard_syncs_total{watched="v1/Pod"}']) >= 1
+        assert float(samples['panopticon_shard_watch_lines_total{watched="v1/Pod"}']) > 0
+        assert float(samples["panopticon_shard_kube_requests_total"]) > 3
 
         assert good["Ready"]["status"] == "True" and good["Invalid"]["status"] == "False"
         assert good["Ready"]["observedGeneration"] == 1
