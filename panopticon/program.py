@@ -127,10 +127,14 @@ class Program:
         if isinstance(meta, dict):
             name = meta.get("name")
             if isinstance(name, str) and name:
-                base = f',{self.kind_label}="{escape_label_value(name)}"'
+                if "\\" in name or '"' in name or "\n" in name:
+                    name = escape_label_value(name)
+                base = f',{self.kind_label}="{name}"'
             ns = meta.get("namespace")
             if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
-                base += f',namespace="{escape_label_value(ns)}"'
+                if "\\" in ns or '"' in ns or "\n" in ns:
+                    ns = escape_label_value(ns)
+                base += f',namespace="{ns}"'
         if self.common:
             base = add_labels(base, self.common, obj, "commonLabels", errors)
         env: Env = {SUMMARY_CACHE: {}}

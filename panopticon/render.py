@@ -83,9 +83,12 @@ def render_exposition(resolution: Resolution, objects: Iterable[Any]) -> Exposit
         matching = targets.get((group, kind))
         if matching is None:
             continue
-        identity = (group, object_ref(obj))
+        meta = obj.get("metadata")
+        ns, name = (meta.get("namespace"), meta.get("name")) if isinstance(meta, dict) else (None, None)
+        ref = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"  # object_ref(obj), inlined
+        identity = (group, ref)
         if identity in seen:
-            expo.duplicates.append(identity[1])
+            expo.duplicates.append(ref)
             continue
         seen.add(identity)
         for program in matching:
@@ -98,6 +101,6 @@ def render_exposition(resolution: Resolution, objects: Iterable[Any]) -> Exposit
                 else:
                     chunks.append(text)
             if output.errors:
-                errors.extend(ObjectError(program.config_name, identity[1], e) for e in output.errors)
+                errors.extend(ObjectError(program.config_name, ref, e) for e in output.errors)
     expo.objects = rendered
     return expo
