@@ -105,6 +105,8 @@ class Worker:
         self.pending_gc: set[int] = set()
         self.reconciled = False
         """True when every configured target exists (or is known to be unserved)."""
+        self._status_due = asyncio.Event()
+        """Set after each reconcile: statuses are written then, not a status interval later."""
         self._lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._flushing = 0
@@ -218,6 +220,7 @@ class Worker:
             self.unresolved &= set(desired)
             self._config_metrics()
             self.reconciled = True
+            self._status_due.set()
 
     async def _resolve(self, key: TargetKey) -> ResourceRef | None:
         try:
@@ -462,8 +465,14 @@ class Worker:
         await self.configs_synced.wait()
         await self.ring_ready.wait()
         while True:
+            # A config change is reflected as soon as it is reconciled (its target
+            # resolved or found missing); the interval only bounds how stale a status
+            # can get otherwise (ownership moves, API errors).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_due.wait(), self.settings.status_interval)
+            self._status_due.clear()
             ring = self.ownership.ring
-            if ring is not None:
+            if ring is not None and self.reconciled:
                 for state in list(self.configs.configs.values()):
                     if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
                         target = (
@@ -473,7 +482,6 @@ class Worker:
                         )
                         found = target is None or target not in self.unresolved
                         await self.status.write(state.name, state.status(target_found=found))
-            await asyncio.sleep(self.settings.status_interval)
 
 
 class _Stop(Exception):

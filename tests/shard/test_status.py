@@ -79,7 +79,12 @@ def test_validation_results_reach_the_configs_status(
         ]
     )
     shard = ShardProcess(
-        0, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=tmp_path, extra=("--shards", "1")
+        0,
+        kubeconfig=sim.kubeconfig_path,
+        redis_url=redis.url,
+        log_dir=tmp_path,
+        # No periodic refresh within the test: statuses must follow each reconcile.
+        extra=("--shards", "1", "--status-interval", "600"),
     ).start()
     try:
         shard.wait_ready()
