@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import sys
@@ -158,30 +157,11 @@ async def run_worker(
     return 0
 
 
-GC_THRESHOLDS = (10_000, 10, 10)
-"""The cyclic collector's generation thresholds for a shard (CPython's are 700, 10, 10).
-
-A (re)list decodes every object into thousands of short-lived dicts while the shard's
-long-lived state grows: at the default, CPython ran 76 full collections during a sync
-of 100,000 objects, 4.1 s of its 19 s. At 10,000 it ran 4 (0.16 s), and the sync took
-14 s (benchmarks/shard_bench.py). The shard's state holds few reference cycles, so
-collecting young objects less often costs little memory."""
-
-
-def tune_gc() -> None:
-    """Collect less often, and never traverse what start-up allocated (modules,
-    classes, compiled code: frozen into the permanent generation)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if os.environ.get("PANOPTICON_GC") != "default":
-        tune_gc()
+    serving.tune_gc()
     index = shard_index(args.shard_index)
     static_ring = RingSpec(args.shards, args.ring_generation) if args.shards else None
     if static_ring is not None and index >= static_ring.shards:

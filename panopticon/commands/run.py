@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    serving.tune_gc()
 
     async def main() -> int:
         await run_embedded(args, serving.stop_event())
