@@ -72,6 +72,12 @@ class KindTable:
     def uids(self) -> Iterator[str]:
         return iter(self._state)
 
+    def has(self, uid: str, family: str) -> bool:
+        """Whether the object's last render (as stored) has lines in `family`."""
+        state = self._state.get(uid)
+        bit = self._family_bits.get(family)
+        return state is not None and bit is not None and bool((state >> (MASK_SHIFT + bit)) & 1)
+
     def _bit(self, family: str) -> int:
         bit = self._family_bits.get(family)
         if bit is None:

@@ -98,6 +98,11 @@ class Worker:
         self.targets: dict[TargetKey, Target] = {}
         self.unresolved: set[TargetKey] = set()
         self.published: set[str] = set()
+        self.retired: set[str] = set()
+        """Families the store's registry held at start-up that no config defines any more
+        (deleted while no shard ran): removed from the registry, and their fields in
+        owned buckets collected."""
+        self._registry_read = False
         self.epoch = ""
         self.store_was_empty = False
         self.configs_synced = asyncio.Event()
@@ -235,9 +240,18 @@ class Worker:
 
     async def _publish_registry(self) -> None:
         entries = self.configs.registry()
-        removed = sorted(self.published - set(entries))
+        gone = self.published - set(entries)
         try:
-            await self.store.set_registry(entries, removed)
+            if not self._registry_read:
+                # A config deleted while no shard ran left its families registered:
+                # nobody else would remove them (each shard removes what it published).
+                stale = set(await self.store.registry()) - set(entries)
+                if stale:
+                    log.info("families no config defines any more: %s", ", ".join(sorted(stale)))
+                gone |= stale
+                self.retired |= stale
+                self._registry_read = True
+            await self.store.set_registry(entries, sorted(gone))
         except StoreError as e:
             self.metrics.store_errors.inc()
             log.warning("publishing the family registry failed: %s", e)
@@ -385,8 +399,8 @@ class Worker:
                 release_memory()
 
     async def _collect(self, buckets: frozenset[int]) -> None:
-        def is_live(uid: str) -> bool:
-            return any(uid in target.table for target in self.targets.values())
+        def is_live(uid: str, family: str) -> bool:
+            return any(target.table.has(uid, family) for target in self.targets.values())
 
         try:
             async with self._lock:  # no target starts or stops meanwhile
@@ -395,7 +409,7 @@ class Worker:
                     self.store,
                     self.ownership.token,
                     owned,
-                    self.configs.families(),
+                    sorted(set(self.configs.families()) | self.retired),
                     is_live,
                     guard=self._flush_lock,
                 )

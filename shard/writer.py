@@ -210,15 +210,17 @@ async def collect_garbage(
     owner: str,
     buckets: frozenset[int],
     families: Sequence[str],
-    is_live: Callable[[str], bool],
+    is_live: Callable[[str, str], bool],
     *,
     guard: asyncio.Lock | None = None,
 ) -> int:
-    """Delete stored series of objects in `buckets` that are not live any more.
+    """Delete stored series in `buckets` that the shard does not render any more.
 
-    Covers deletes missed while a bucket had no running owner (its shard was down,
-    or the bucket was moving): after a sync, whatever the store holds for an owned
-    bucket but the shard does not render belongs to an object that no longer exists.
+    Covers what changed while a bucket had no running owner (its shard was down, or
+    the bucket was moving): after a sync, a field the store holds for an owned bucket
+    but the shard does not render (`is_live(uid, family)` is false) belongs to an
+    object that no longer exists, or that no longer has lines in that family (a field
+    it lost, a family whose config was deleted).
 
     `is_live` is asked at decision time, and `guard` (the flush lock) is held from
     reading a slot to writing its deletes, so an object that appears meanwhile is
@@ -233,7 +235,7 @@ async def collect_garbage(
             ops: list[Op] = []
             for family in families:
                 for uid in await store.fields(slot, family):
-                    if is_live(uid):
+                    if is_live(uid, family):
                         continue  # checked first: hashing every uid would cost more
                     bucket = space.bucket(uid)
                     if bucket in buckets:

@@ -8,6 +8,7 @@ sync, churn, scaling 3 → 5 → 2, a SIGKILLed shard, a Redis restart and compa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from panopticon.redisio import RedisOptions, RedisStore
 from panopticon.sim import SimProcess
+from panopticon.store import Layout
 from tests.support.cluster import ShardProcess, converge
 from tests.support.redis_server import RedisServer
 
@@ -186,3 +189,87 @@ def test_a_lagging_former_owner_cannot_overwrite_the_new_owner(tmp_path: Path) -
             proc.stop()
         sim.stop()
         redis.close()
+
+
+def _configmap_config(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "metrics.appscode.com/v1alpha1",
+        "kind": "MetricsConfiguration",
+        "metadata": {"name": name},
+        "spec": {"targetRef": {"apiVersion": "v1", "kind": "ConfigMap"}, "metrics": metrics},
+    }
+
+
+def test_what_changed_while_no_shard_ran_leaves_nothing_stale(tmp_path: Path) -> None:
+    """While the only shard is down, an object loses the field behind one of its
+    families and a config is deleted. After the restart the store matches the
+    offline render: the lost family's field and the deleted config's family are gone
+    (neither a deleted object nor a config change the shard saw would cover them)."""
+    redis = RedisServer()
+    redis.start()
+    sim = SimProcess(["--scale", "1", "--mongodbs", "0", "--seed", "5"])
+    sim.start()
+    shard: ShardProcess | None = None
+    try:
+        size = {
+            "name": "cm_size",
+            "help": "h",
+            "type": "gauge",
+            "metricValue": {"valueFromPath": ".data.size"},
+        }
+        gone = {"name": "cm_gone", "help": "h", "type": "gauge", "metricValue": {"value": 1}}
+        configmap = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "sized", "namespace": "default"},
+            "data": {"size": "3"},
+        }
+        sim.admin.bulk(
+            [
+                {"op": "create", "object": _configmap_config("sizes", [size])},
+                {"op": "create", "object": _configmap_config("doomed", [gone])},
+                {"op": "create", "object": configmap},
+            ]
+        )
+        common = {"kubeconfig": sim.kubeconfig_path, "redis_url": redis.url, "log_dir": tmp_path}
+        shard = ShardProcess(0, extra=("--shards", "1"), **common).start()
+        shard.wait_ready()
+        before = converge(sim, redis.url, what="first run")
+        assert 'kube_configmap_cm_size{configmap="sized",namespace="default"} 3' in before
+        assert any(line.startswith("kube_configmap_cm_gone{") for line in before)
+        shard.stop()
+
+        patch = {"data": {"size": None}}
+        sim.admin.bulk(
+            [
+                {"op": "patch", "apiVersion": "v1", "kind": "ConfigMap", "name": "sized",
+                 "namespace": "default", "patch": patch},
+                {"op": "delete", "apiVersion": "metrics.appscode.com/v1alpha1",
+                 "kind": "MetricsConfiguration", "name": "doomed"},
+            ]
+        )  # fmt: skip
+        shard = ShardProcess(0, extra=("--shards", "1"), **common).start()
+        shard.wait_ready()
+        after = converge(sim, redis.url, what="restarted after changes it did not see")
+        assert not any("cm_size" in line and "sized" in line for line in after)
+        assert not any(line.startswith("kube_configmap_cm_gone") for line in after)
+        # Not just unregistered: the deleted config's fields are gone from Redis too.
+        assert stored_fields(redis.url, "kube_configmap_cm_gone") == 0
+    finally:
+        if shard is not None:
+            shard.stop()
+        sim.stop()
+        redis.close()
+
+
+def stored_fields(redis_url: str, family: str) -> int:
+    """How many fields Redis holds for `family`, registered or not."""
+
+    async def count() -> int:
+        store = RedisStore.connect(RedisOptions(url=redis_url), Layout())
+        try:
+            return sum([len(await store.fields(slot, family)) for slot in range(store.layout.slots)])
+        finally:
+            await store.close()
+
+    return asyncio.run(count())

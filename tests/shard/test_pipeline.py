@@ -210,12 +210,40 @@ def test_garbage_collection_removes_only_dead_objects_of_owned_buckets() -> None
             who = owner0 if bucket in mine else owner1
             await store.write(LAYOUT.slot_of(bucket), who.token, [Op("f", bucket, uid, b"f 1\n")])
         live = {u for u in uids[::2]}
-        deleted = await collect_garbage(store, owner0.token, owner0.owned, ["f"], live.__contains__)
+        deleted = await collect_garbage(store, owner0.token, owner0.owned, ["f"], lambda uid, _: uid in live)
         remaining = {uid for slot in range(LAYOUT.slots) for uid in await store.fields(slot, "f")}
         for uid in uids:
             dead_and_mine = uid not in live and space.bucket(uid) in mine
             assert (uid in remaining) != dead_and_mine
         assert deleted == sum(1 for u in uids if u not in live and space.bucket(u) in mine)
+
+    run(body())
+
+
+def test_garbage_collection_removes_a_family_a_live_object_no_longer_renders() -> None:
+    """The object lives on, but its `phase` lines went away while nobody watched (and
+    a family of a deleted config was left behind): only those fields are collected."""
+
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        owner = Ownership(store, 0)
+        await owner.adopt(Ring(1, 1, LAYOUT.space))
+        uid = "uid-live"
+        bucket = LAYOUT.space.bucket(uid)
+        slot = LAYOUT.slot_of(bucket)
+        stale = [
+            Op(f, bucket, uid, f"{f} 1\n".encode())
+            for f in ("kube_pod_info", "kube_pod_phase", "kube_pod_retired")
+        ]
+        await store.write(slot, owner.token, stale)
+        table = KindTable([program()], LAYOUT.space)
+        table.apply("ADDED", pod(uid, phase=None), uid)  # renders `info` only
+        families = ["kube_pod_info", "kube_pod_phase", "kube_pod_retired"]
+        assert [table.has(uid, f) for f in families] == [True, False, False]
+        deleted = await collect_garbage(store, owner.token, owner.owned, families, table.has)
+        assert deleted == 2
+        left = [list(await store.fields(slot, f)) for f in families]
+        assert left == [[uid], [], []]
 
     run(body())
 
