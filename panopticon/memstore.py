@@ -22,6 +22,7 @@ class MemoryStore:
         self._owners: dict[int, str] = {}
         self._families: dict[tuple[str, int], dict[str, bytes]] = {}
         self._registry: dict[str, RegistryEntry] = {}
+        self._retired: set[str] = set()
         self._shards: dict[int, dict[str, object]] = {}
 
     async def ensure_layout(self) -> None:
@@ -83,11 +84,16 @@ class MemoryStore:
 
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
         self._registry.update(entries)
+        self._retired -= set(entries)
         for family in remove:
             self._registry.pop(family, None)
+            self._retired.add(family)
 
     async def registry(self) -> dict[str, RegistryEntry]:
         return dict(self._registry)
+
+    async def retired(self) -> set[str]:
+        return set(self._retired)
 
     async def heartbeat(self, shard: int, info: dict[str, object]) -> None:
         self._shards[shard] = dict(info)

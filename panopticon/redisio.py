@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import ssl
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -277,9 +278,16 @@ class RedisStore:
         pipe = self._client.pipeline(transaction=False)
         if entries:
             pipe.hset(self.layout.registry_key, mapping={k: v.encode() for k, v in entries.items()})
+            pipe.hdel(self.layout.retired_key, *entries)
         if remove:
             pipe.hdel(self.layout.registry_key, *remove)
+            now = int(time.time())
+            pipe.hset(self.layout.retired_key, mapping=dict.fromkeys(remove, now))
         await self._run("registry", pipe.execute())
+
+    async def retired(self) -> set[str]:
+        raw = await self._run("registry", self._client.hkeys(self.layout.retired_key))
+        return {f.decode() for f in raw}
 
     async def registry(self) -> dict[str, RegistryEntry]:
         raw = await self._run("registry", self._client.hgetall(self.layout.registry_key))

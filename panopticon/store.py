@@ -10,6 +10,8 @@ Layout (Redis; the in-process store of embedded mode keeps the same shape):
     {p}:epoch                  random token; a new token means the store lost its data
     {p}:registry               hash family -> JSON {"t": text header, "o": OpenMetrics header,
                                                     "c": [configs]}
+    {p}:retired                hash family -> unix time it was unregistered (its fields
+                               left in the slots are garbage, collected by each shard)
     {p}:shards                 hash shard index -> JSON heartbeat
     {p}:{s<slot>}:owners       hash bucket -> "<shard index>:<ring generation>" (fencing)
     {p}:{s<slot>}:f:<family>   hash object uid -> that object's lines of that family
@@ -85,6 +87,10 @@ class Layout:
     @property
     def registry_key(self) -> str:
         return f"{self.prefix}:registry"
+
+    @property
+    def retired_key(self) -> str:
+        return f"{self.prefix}:retired"
 
     @property
     def shards_key(self) -> str:
@@ -250,9 +256,16 @@ class Store(Protocol):
     async def fields(self, slot: int, family: str) -> list[str]:
         """The uids present in one family hash (for garbage collection)."""
 
-    async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None: ...
+    async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
+        """Register `entries` and unregister `remove`. Unregistered families are recorded
+        as retired until registered again: whatever fields of theirs remain in a slot
+        (written by a shard that was down when they were removed) are garbage that each
+        shard collects in its own buckets."""
 
     async def registry(self) -> dict[str, RegistryEntry]: ...
+
+    async def retired(self) -> set[str]:
+        """Families unregistered and not registered since."""
 
     async def heartbeat(self, shard: int, info: dict[str, object]) -> None: ...
 

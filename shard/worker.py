@@ -98,11 +98,9 @@ class Worker:
         self.targets: dict[TargetKey, Target] = {}
         self.unresolved: set[TargetKey] = set()
         self.published: set[str] = set()
-        self.retired: set[str] = set()
-        """Families the store's registry held at start-up that no config defines any more
-        (deleted while no shard ran): removed from the registry, and their fields in
-        owned buckets collected."""
         self._registry_read = False
+        """Whether the store's registry was read since start-up: families it holds that
+        no config defines (deleted while no shard ran) are unregistered then."""
         self.epoch = ""
         self.store_was_empty = False
         self.configs_synced = asyncio.Event()
@@ -249,7 +247,6 @@ class Worker:
                 if stale:
                     log.info("families no config defines any more: %s", ", ".join(sorted(stale)))
                 gone |= stale
-                self.retired |= stale
                 self._registry_read = True
             await self.store.set_registry(entries, sorted(gone))
         except StoreError as e:
@@ -405,11 +402,13 @@ class Worker:
         try:
             async with self._lock:  # no target starts or stops meanwhile
                 owned = buckets & self.ownership.owned
+                # Retired families too: their fields in these buckets are all garbage.
+                retired = await self.store.retired()
                 deleted = await collect_garbage(
                     self.store,
                     self.ownership.token,
                     owned,
-                    sorted(set(self.configs.families()) | self.retired),
+                    sorted(set(self.configs.families()) | retired),
                     is_live,
                     guard=self._flush_lock,
                 )

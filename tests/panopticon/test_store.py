@@ -133,6 +133,9 @@ def test_the_registry_and_heartbeats_round_trip(run_store: Callable[[StoreTest],
         await store.set_registry({"fam": entry, "gone": entry}, [])
         await store.set_registry({}, ["gone"])
         assert await store.registry() == {"fam": entry}
+        assert await store.retired() == {"gone"}  # its leftover fields are garbage
+        await store.set_registry({"gone": entry}, [])
+        assert await store.retired() == set()  # registered again: nothing to collect
         await store.heartbeat(2, {"synced": True, "buckets": 3})
         assert (await store.shards())[2] == {"synced": True, "buckets": 3}
         first, created = await store.epoch()

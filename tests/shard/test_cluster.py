@@ -262,6 +262,45 @@ def test_what_changed_while_no_shard_ran_leaves_nothing_stale(tmp_path: Path) ->
         redis.close()
 
 
+def test_a_shard_that_was_down_when_a_config_went_collects_its_leftovers(tmp_path: Path) -> None:
+    """Shard 1 is down when a config is deleted: shard 0 unregisters the family and
+    deletes its own fields, but shard 1's buckets keep theirs until shard 1, back,
+    collects them (the family is recorded as retired in the store)."""
+    redis = RedisServer()
+    redis.start()
+    sim = SimProcess(["--scale", "2", "--mongodbs", "0", "--seed", "6"])
+    sim.start()
+    procs: dict[int, ShardProcess] = {}
+    family = "kube_configmap_cm_doomed"
+    try:
+        doomed = {"name": "cm_doomed", "help": "h", "type": "gauge", "metricValue": {"value": 1}}
+        sim.admin.bulk([{"op": "create", "object": _configmap_config("doomed", [doomed])}])
+        common = {"kubeconfig": sim.kubeconfig_path, "redis_url": redis.url, "log_dir": tmp_path}
+        for index in (0, 1):
+            procs[index] = ShardProcess(index, extra=("--shards", "2"), **common).start()
+        for proc in procs.values():
+            proc.wait_ready()
+        converge(sim, redis.url, what="two shards")
+        assert stored_fields(redis.url, family) > 1
+        procs.pop(1).stop()
+
+        delete = {"apiVersion": "metrics.appscode.com/v1alpha1", "kind": "MetricsConfiguration"}
+        sim.admin.bulk([{"op": "delete", **delete, "name": "doomed"}])
+        converge(sim, redis.url, what="config deleted, shard 1 down")  # unregistered by shard 0
+        left = stored_fields(redis.url, family)
+        assert left > 0  # shard 1's buckets: nobody else may touch them
+
+        procs[1] = ShardProcess(1, extra=("--shards", "2"), **common).start()
+        procs[1].wait_ready()
+        assert stored_fields(redis.url, family) == 0
+        converge(sim, redis.url, what="shard 1 back")
+    finally:
+        for proc in procs.values():
+            proc.stop()
+        sim.stop()
+        redis.close()
+
+
 def stored_fields(redis_url: str, family: str) -> int:
     """How many fields Redis holds for `family`, registered or not."""
 
