@@ -113,6 +113,7 @@ class Worker:
         self._lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._flushing = 0
+        self._background_flush: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -130,6 +131,8 @@ class Worker:
         finally:
             for target in self.targets.values():
                 await target.wait_stopped()
+            if self._background_flush is not None:
+                await asyncio.gather(self._background_flush, return_exceptions=True)
             with contextlib.suppress(StoreError):
                 await self.queue.flush(self.ownership.token)
                 await self.store.forget_shard(self.settings.index)
@@ -211,7 +214,7 @@ class Worker:
                         metrics=self.metrics,
                         make_source=self.make_source,
                         owns=self._owns,
-                        relieve=self.flush,
+                        relieve=self.relieve,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)
@@ -332,6 +335,17 @@ class Worker:
     def settled(self) -> bool:
         """Nothing queued and no write in flight (what was rendered is in the store)."""
         return not len(self.queue) and not self._flushing
+
+    async def relieve(self) -> None:
+        """A target's queue grew past its bound (a relist delivering events back to
+        back): start a flush and go on rendering while Redis applies it, waiting only
+        for the flush started last time (so at most two bounds' worth are held).
+
+        Awaiting every flush instead left the renderer idle for each round trip:
+        45 waits, 4.5 s of a 14.5 s sync of 100,000 objects."""
+        if self._background_flush is not None:
+            await asyncio.gather(self._background_flush, return_exceptions=True)
+        self._background_flush = asyncio.create_task(_logged("flush", self.flush()), name="flush")
 
     async def flush(self) -> None:
         if not len(self.queue):
