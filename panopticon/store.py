@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Literal, Protocol
 
 import orjson
@@ -142,17 +141,17 @@ class Op:
 
 
 class Batch:
-    """Field operations of one slot, grouped as the write script takes them.
+    """Field operations of one slot, grouped by bucket as the write script takes them.
 
-    `segments` maps (family, bucket) to ({uid: lines to set}, {uids to delete}); a later
-    operation on a field replaces an earlier one, so bursts of updates coalesce."""
+    `segments` maps a bucket to {(family, uid): lines to set, or None to delete}; a
+    later operation on a field replaces an earlier one, so bursts of updates coalesce.
+    Grouping by bucket (not by family and bucket) keeps the per-group cost off the hot
+    path: a relist's flush touches each bucket with about one object."""
 
-    __slots__ = ("count", "segments")
+    __slots__ = ("segments",)
 
     def __init__(self) -> None:
-        self.segments: dict[tuple[str, int], tuple[dict[str, bytes], set[str]]] = {}
-        self.count = 0
-        """Distinct fields with an operation (kept as operations are put and dropped)."""
+        self.segments: dict[int, dict[tuple[str, str], bytes | None]] = {}
 
     @classmethod
     def of(cls, ops: Iterable[Op]) -> Batch:
@@ -162,55 +161,56 @@ class Batch:
         return batch
 
     def put(self, family: str, bucket: int, uid: str, value: bytes | None) -> None:
-        segment = self.segments.get((family, bucket))
+        segment = self.segments.get(bucket)
         if segment is None:
-            segment = self.segments[(family, bucket)] = ({}, set())
-        sets, dels = segment
-        if value is None:
-            if sets.pop(uid, None) is None and uid not in dels:
-                self.count += 1
-            dels.add(uid)
-        else:
-            if uid in dels:
-                dels.discard(uid)
-            elif uid not in sets:
-                self.count += 1
-            sets[uid] = value
+            segment = self.segments[bucket] = {}
+        segment[(family, uid)] = value
+
+    def put_object(
+        self, bucket: int, uid: str, sets: Iterable[tuple[str, bytes]], dels: Iterable[str]
+    ) -> None:
+        """One object's families to set and to delete (the render path)."""
+        segment = self.segments.get(bucket)
+        if segment is None:
+            segment = self.segments[bucket] = {}
+        for family, lines in sets:
+            segment[(family, uid)] = lines
+        for family in dels:
+            segment[(family, uid)] = None
 
     def merge(self, later: Batch) -> None:
         """Apply `later`'s operations on top of this batch's."""
-        for (family, bucket), (sets, dels) in later.segments.items():
-            for uid, value in sets.items():
-                self.put(family, bucket, uid, value)
-            for uid in dels:
-                self.put(family, bucket, uid, None)
+        for bucket, fields in later.segments.items():
+            segment = self.segments.get(bucket)
+            if segment is None:
+                self.segments[bucket] = dict(fields)
+            else:
+                segment.update(fields)
 
     def buckets(self) -> set[int]:
-        return {bucket for _, bucket in self.segments}
+        return set(self.segments)
 
     def select(self, buckets: Iterable[int]) -> Batch:
         """A batch of this one's operations in `buckets`."""
         wanted = set(buckets)
         out = Batch()
-        out.segments = {key: seg for key, seg in self.segments.items() if key[1] in wanted}
-        out.count = sum(len(sets) + len(dels) for sets, dels in out.segments.values())
+        out.segments = {bucket: fields for bucket, fields in self.segments.items() if bucket in wanted}
         return out
 
     def drop(self, buckets: Iterable[int]) -> None:
-        unwanted = set(buckets)
-        for key in [k for k in self.segments if k[1] in unwanted]:
-            sets, dels = self.segments.pop(key)
-            self.count -= len(sets) + len(dels)
+        for bucket in set(buckets):
+            self.segments.pop(bucket, None)
 
     def ops(self) -> list[Op]:
-        out: list[Op] = []
-        for (family, bucket), (sets, dels) in self.segments.items():
-            out.extend(Op(family, bucket, uid, value) for uid, value in sets.items())
-            out.extend(Op(family, bucket, uid, None) for uid in dels)
-        return out
+        return [
+            Op(family, bucket, uid, value)
+            for bucket, fields in self.segments.items()
+            for (family, uid), value in fields.items()
+        ]
 
     def __len__(self) -> int:
-        return self.count
+        """Distinct fields with an operation."""
+        return sum(map(len, self.segments.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,43 +311,35 @@ return {claimed, refused}
 """
 
 # KEYS[1] = owners hash of the slot, KEYS[2..] = family hashes of the slot.
-# ARGV[1] = owner token, then segments, one per (bucket, family) in the batch:
-#   bucket, key index, number of sets n, number of deletes m, n (uid, lines) pairs, m uids.
-# Applies the segments of the buckets whose owner is still the token, as one HSET and
-# one HDEL per segment (unpack chunked under Lua's C stack limit), and returns the
-# refused buckets. Two arguments per written field keep the command small to pack.
+# ARGV[1] = owner token, then one group per bucket in the batch:
+#   bucket, number of sets n, number of deletes m, n (key index, uid, lines) triples,
+#   m (key index, uid) pairs.
+# Applies the groups of the buckets whose owner is still the token and returns the
+# refused buckets. One HSET or HDEL per field: a relist's batches hold about one object
+# per bucket, so grouping fields per key would save Redis little and cost the shard
+# more to build.
 WRITE_SCRIPT = """
 local owner = ARGV[1]
-local verdict, refused = {}, {}
+local refused = {}
 local i, n = 2, #ARGV
 while i <= n do
   local bucket = ARGV[i]
-  local key = KEYS[tonumber(ARGV[i + 1])]
-  local sets = tonumber(ARGV[i + 2])
-  local dels = tonumber(ARGV[i + 3])
-  i = i + 4
-  local ok = verdict[bucket]
-  if ok == nil then
-    ok = (redis.call('HGET', KEYS[1], bucket) == owner)
-    verdict[bucket] = ok
-    if not ok then refused[#refused + 1] = bucket end
-  end
-  if ok then
-    local last = i + 2 * sets - 1
-    local j = i
-    while j <= last do
-      local k = math.min(j + 3999, last)
-      redis.call('HSET', key, unpack(ARGV, j, k))
-      j = k + 1
+  local sets = tonumber(ARGV[i + 1])
+  local dels = tonumber(ARGV[i + 2])
+  i = i + 3
+  local deletes = i + 3 * sets
+  local finish = deletes + 2 * dels
+  if redis.call('HGET', KEYS[1], bucket) == owner then
+    for j = i, deletes - 1, 3 do
+      redis.call('HSET', KEYS[tonumber(ARGV[j])], ARGV[j + 1], ARGV[j + 2])
     end
-    last = last + dels
-    while j <= last do
-      local k = math.min(j + 3999, last)
-      redis.call('HDEL', key, unpack(ARGV, j, k))
-      j = k + 1
+    for j = deletes, finish - 1, 2 do
+      redis.call('HDEL', KEYS[tonumber(ARGV[j])], ARGV[j + 1])
     end
+  else
+    refused[#refused + 1] = bucket
   end
-  i = i + 2 * sets + dels
+  i = finish
 end
 return refused
 """
@@ -356,19 +348,25 @@ return refused
 def write_arguments(
     layout: Layout, slot: int, owner: str, batch: Batch
 ) -> tuple[list[str], list[bytes | str]]:
-    """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch (C-speed list building:
-    a large initial sync writes millions of fields)."""
+    """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch (a large initial sync
+    writes millions of fields: one loop step per field, lists extended in C)."""
     keys = [layout.owners_key(slot)]
-    key_index: dict[str, int] = {}
+    key_index: dict[str, str] = {}
     args: list[bytes | str] = [owner]
-    for (family, bucket), (sets, dels) in batch.segments.items():
-        if not sets and not dels:
-            continue
-        ki = key_index.get(family)
-        if ki is None:
-            keys.append(layout.family_key(slot, family))
-            ki = key_index[family] = len(keys)
-        args.extend((str(bucket), str(ki), str(len(sets)), str(len(dels))))
-        args.extend(chain.from_iterable(sets.items()))
-        args.extend(dels)
+    for bucket, fields in batch.segments.items():
+        sets: list[bytes | str] = []
+        dels: list[bytes | str] = []
+        for (family, uid), value in fields.items():
+            ki = key_index.get(family)
+            if ki is None:
+                keys.append(layout.family_key(slot, family))
+                ki = key_index[family] = str(len(keys))
+            if value is None:
+                dels += (ki, uid)
+            else:
+                sets += (ki, uid, value)
+        if sets or dels:
+            args += (str(bucket), str(len(sets) // 3), str(len(dels) // 2))
+            args += sets
+            args += dels
     return keys, args

@@ -65,14 +65,11 @@ class WriteQueue:
             self._batch(op.bucket, now).put(op.family, op.bucket, op.uid, op.value)
 
     def add_object(
-        self, bucket: int, uid: str, sets: Iterable[tuple[str, bytes]], dels: Iterable[str], *, at: float
+        self, bucket: int, uid: str, sets: Sequence[tuple[str, bytes]], dels: Sequence[str], *, at: float
     ) -> None:
         """Queue one object's families to set and to delete (the render path)."""
-        batch = self._batch(bucket, at)
-        for family, lines in sets:
-            batch.put(family, bucket, uid, lines)
-        for family in dels:
-            batch.put(family, bucket, uid, None)
+        if sets or dels:
+            self._batch(bucket, at).put_object(bucket, uid, sets, dels)
 
     def merge(self, slot: int, batch: Batch) -> None:
         """Queue a batch again; operations queued since win over its."""
