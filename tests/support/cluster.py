@@ -143,11 +143,11 @@ def expected_lines(sim: SimProcess) -> Lines:
     return lines
 
 
-def stored_lines(redis_url: str, layout: Layout | None = None) -> Lines:
+def stored_lines(redis_url: str, layout: Layout | None = None, *, cluster: bool = False) -> Lines:
     """What the shards wrote, as the aggregator would serve it (registered families only)."""
 
     async def read() -> Lines:
-        store = RedisStore.connect(RedisOptions(url=redis_url), layout or Layout())
+        store = RedisStore.connect(RedisOptions(url=redis_url, cluster=cluster), layout or Layout())
         try:
             lines: Lines = collections.Counter()
             async for _, chunk in store.read_families(sorted(await store.registry())):
@@ -169,12 +169,14 @@ def describe_difference(expected: Lines, stored: Lines, limit: int = 5) -> str:
     return "\n".join(parts)
 
 
-def converge(sim: SimProcess, redis_url: str, *, timeout: float = 60.0, what: str = "") -> Lines:
+def converge(
+    sim: SimProcess, redis_url: str, *, timeout: float = 60.0, what: str = "", cluster: bool = False
+) -> Lines:
     """Wait until the store holds exactly the expected lines; raise with the difference if not."""
     deadline = time.monotonic() + timeout
     while True:
         expected = expected_lines(sim)
-        stored = stored_lines(redis_url)
+        stored = stored_lines(redis_url, cluster=cluster)
         if expected == stored:
             return stored
         if time.monotonic() > deadline:
@@ -186,12 +188,14 @@ def converge(sim: SimProcess, redis_url: str, *, timeout: float = 60.0, what: st
 class AggregatorProcess:
     """`python -m aggregator` on free ports."""
 
-    def __init__(self, *, redis_url: str, log_dir: Path, name: str = "aggregator") -> None:
+    def __init__(
+        self, *, redis_url: str, log_dir: Path, name: str = "aggregator", extra: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.telemetry_port = free_port()
         self.args = [
             sys.executable, "-m", "aggregator", "--redis", redis_url, "--host", "127.0.0.1",
-            "--port", str(self.port), "--telemetry-port", str(self.telemetry_port),
+            "--port", str(self.port), "--telemetry-port", str(self.telemetry_port), *extra,
         ]  # fmt: skip
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None

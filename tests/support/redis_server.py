@@ -26,12 +26,15 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, *, password: str | None = None) -> None:
+    def __init__(
+        self, *, password: str | None = None, port: int | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise RuntimeError("redis-server not found (scripts/setup installs it)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.password = password
+        self.extra = extra
         self.dir = Path(tempfile.mkdtemp(prefix="pan-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -47,6 +50,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -77,6 +81,72 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+class RedisClusterServers:
+    """A real Redis Cluster: `nodes` masters on loopback, slots spread by redis-cli."""
+
+    def __init__(self, nodes: int = 3) -> None:
+        flags = (
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        )
+        self.servers = [RedisServer(port=cluster_port(), extra=flags) for _ in range(nodes)]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.servers[0].port}/0"
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli not found (scripts/setup installs redis-server, which brings it)")
+        addresses = [f"127.0.0.1:{server.port}" for server in self.servers]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [cli, "-p", str(server.port), "cluster", "info"],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout
+                for server in self.servers
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,133 @@
+"""Redis Cluster, for real: three redis-server masters joined by `redis-cli --cluster create`.
+
+Every multi-key operation must stay within one hash slot (the `{s<slot>}` hash tag),
+or the cluster answers CROSSSLOT. The store's contract is checked directly, then
+two shard processes and an aggregator run against the cluster and what Prometheus
+would scrape must equal the offline render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from panopticon.exposition import FamilyHeader
+from panopticon.redisio import RedisOptions, RedisStore
+from panopticon.sim import SimProcess
+from panopticon.store import Batch, Layout, Op, RegistryEntry, token
+from tests.support.cluster import AggregatorProcess, ShardProcess, converge, expected_lines
+from tests.support.redis_server import RedisClusterServers
+
+LAYOUT = Layout(prefix="c", buckets=256, slots=16)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers(3)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.close()
+
+
+def uid_in(bucket: int) -> str:
+    """A uid that falls in `bucket`."""
+    i = 0
+    while LAYOUT.space.bucket(f"uid-{i}") != bucket:
+        i += 1
+    return f"uid-{i}"
+
+
+def test_the_store_contract_holds_on_a_redis_cluster(redis_cluster: RedisClusterServers) -> None:
+    async def body() -> None:
+        store = RedisStore.connect(RedisOptions(url=redis_cluster.url, cluster=True), LAYOUT)
+        try:
+            await store.ensure_layout()
+            epoch, created = await store.epoch()
+            assert created and (await store.epoch()) == (epoch, False)
+            per_slot = LAYOUT.buckets // LAYOUT.slots
+            mine = [slot * per_slot for slot in range(LAYOUT.slots)]  # one bucket in every slot
+            theirs = [slot * per_slot + 1 for slot in range(LAYOUT.slots)]
+            for slot in range(LAYOUT.slots):
+                got = await store.claim(slot, 0, 1, [mine[slot]])
+                assert got.claimed == (mine[slot],)
+                await store.claim(slot, 1, 1, [theirs[slot]])
+            owner = token(0, 1)
+
+            batches = []
+            for slot in range(LAYOUT.slots):
+                ops = [Op("fam", mine[slot], uid_in(mine[slot]), f'fam{{s="{slot}"}} 1\n'.encode())]
+                ops.append(Op("fam", theirs[slot], uid_in(theirs[slot]), b'fam{x="refused"} 1\n'))
+                ops.append(Op("other", mine[slot], uid_in(mine[slot]), f'other{{s="{slot}"}} 2\n'.encode()))
+                batches.append((slot, Batch.of(ops)))
+            outcomes = await store.write_batches(owner, batches)
+            assert outcomes == [[theirs[slot]] for slot in range(LAYOUT.slots)]  # fenced, per slot
+
+            entry = RegistryEntry.of(FamilyHeader("fam", "h"), ["c"])
+            await store.set_registry({"fam": entry, "other": entry, "gone": entry}, [])
+            await store.set_registry({}, ["gone"])
+            assert set(await store.registry()) == {"fam", "other"}
+            assert await store.retired() == {"gone"}
+
+            lines: Counter[str] = Counter()
+            async for _, chunk in store.read_families(["fam", "other"]):
+                lines.update(chunk.decode().splitlines())
+            expected = {f'fam{{s="{slot}"}} 1' for slot in range(LAYOUT.slots)}
+            expected |= {f'other{{s="{slot}"}} 2' for slot in range(LAYOUT.slots)}
+            assert lines == Counter(expected)
+
+            # Deletes through the same fenced script, then the fields are gone.
+            deletes = [
+                (slot, Batch.of([Op("fam", mine[slot], uid_in(mine[slot]), None)])) for slot in range(4)
+            ]
+            assert await store.write_batches(owner, deletes) == [[], [], [], []]
+            assert [await store.fields(slot, "fam") for slot in range(4)] == [[], [], [], []]
+
+            await store.heartbeat(0, {"synced": True})
+            assert (await store.shards())[0] == {"synced": True}
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.slow
+def test_shards_and_an_aggregator_serve_the_offline_render_from_a_redis_cluster(
+    redis_cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    sim = SimProcess(["--with-configs", "--scale", "1", "--seed", "13"]).start()
+    procs: list[ShardProcess | AggregatorProcess] = []
+    try:
+        for index in (0, 1):
+            shard = ShardProcess(
+                index,
+                kubeconfig=sim.kubeconfig_path,
+                redis_url=redis_cluster.url,
+                log_dir=tmp_path,
+                extra=("--shards", "2", "--redis-cluster"),
+            ).start()
+            procs.append(shard)
+        for proc in procs:
+            assert isinstance(proc, ShardProcess)
+            proc.wait_ready()
+        stored = converge(sim, redis_cluster.url, cluster=True, what="two shards on a Redis Cluster")
+        assert sum(stored.values()) > 100
+
+        aggregator = AggregatorProcess(
+            redis_url=redis_cluster.url, log_dir=tmp_path, extra=("--redis-cluster",)
+        ).start()
+        procs.append(aggregator)
+        with urllib.request.urlopen(f"http://{aggregator.target}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        served = Counter(line for line in text.splitlines() if line and not line.startswith("#"))
+        assert served == expected_lines(sim)
+    finally:
+        for proc in procs:
+            proc.stop()
+        sim.stop()
