@@ -84,6 +84,9 @@ class MemoryStore:
     async def fields(self, slot: int, family: str) -> list[str]:
         return list(self._families.get((family, slot), {}))
 
+    async def fields_of(self, slot: int, families: Sequence[str]) -> list[list[str]]:
+        return [list(self._families.get((family, slot), {})) for family in families]
+
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
         self._registry.update(entries)
         self._retired -= set(entries)

@@ -274,6 +274,16 @@ class RedisStore:
         raw = await self._run("hkeys", self._client.hkeys(self.layout.family_key(slot, family)))
         return [f.decode("utf-8", "surrogatepass") for f in raw]
 
+    async def fields_of(self, slot: int, families: Sequence[str]) -> list[list[str]]:
+        out: list[list[str]] = []
+        for start in range(0, len(families), READ_BATCH):
+            pipe = self._client.pipeline(transaction=False)
+            for family in families[start : start + READ_BATCH]:
+                pipe.hkeys(self.layout.family_key(slot, family))
+            replies = await self._run("hkeys", pipe.execute())
+            out.extend([f.decode("utf-8", "surrogatepass") for f in raw] for raw in replies)
+        return out
+
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
         pipe = self._client.pipeline(transaction=False)
         if entries:

@@ -256,6 +256,9 @@ class Store(Protocol):
     async def fields(self, slot: int, family: str) -> list[str]:
         """The uids present in one family hash (for garbage collection)."""
 
+    async def fields_of(self, slot: int, families: Sequence[str]) -> list[list[str]]:
+        """`fields` of several families of one slot, in their order (one round trip)."""
+
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
         """Register `entries` and unregister `remove`. Unregistered families are recorded
         as retired until registered again: whatever fields of theirs remain in a slot

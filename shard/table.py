@@ -12,7 +12,7 @@ more fields per real change, in exchange for one small int per object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,21 @@ class KindTable:
         state = self._state.get(uid)
         bit = self._family_bits.get(family)
         return state is not None and bit is not None and bool((state >> (MASK_SHIFT + bit)) & 1)
+
+    def holders(self, family: str) -> Callable[[str], bool] | None:
+        """`has(uid, family)` as a test of uids alone (garbage collection asks it of
+        every stored field); None when no object of this kind can have `family`."""
+        bit = self._family_bits.get(family)
+        if bit is None:
+            return None
+        shift = MASK_SHIFT + bit
+        get = self._state.get
+
+        def holds(uid: str) -> bool:
+            state = get(uid)
+            return state is not None and (state >> shift) & 1 == 1
+
+        return holds
 
     def _bit(self, family: str) -> int:
         bit = self._family_bits.get(family)

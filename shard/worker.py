@@ -23,7 +23,7 @@ import ctypes.util
 import gc
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -410,8 +410,11 @@ class Worker:
                 release_memory()
 
     async def _collect(self, buckets: frozenset[int]) -> None:
-        def is_live(uid: str, family: str) -> bool:
-            return any(target.table.has(uid, family) for target in self.targets.values())
+        def live_in(family: str) -> Callable[[str], bool]:
+            tests = [t for t in (target.table.holders(family) for target in self.targets.values()) if t]
+            if len(tests) == 1:
+                return tests[0]
+            return lambda uid: any(test(uid) for test in tests)
 
         try:
             async with self._lock:  # no target starts or stops meanwhile
@@ -423,7 +426,7 @@ class Worker:
                     self.ownership.token,
                     owned,
                     sorted(set(self.configs.families()) | retired),
-                    is_live,
+                    live_in,
                     guard=self._flush_lock,
                 )
         except StoreError as e:

@@ -207,7 +207,7 @@ async def collect_garbage(
     owner: str,
     buckets: frozenset[int],
     families: Sequence[str],
-    is_live: Callable[[str, str], bool],
+    live_in: Callable[[str], Callable[[str], bool]],
     *,
     guard: asyncio.Lock | None = None,
 ) -> int:
@@ -215,11 +215,11 @@ async def collect_garbage(
 
     Covers what changed while a bucket had no running owner (its shard was down, or
     the bucket was moving): after a sync, a field the store holds for an owned bucket
-    but the shard does not render (`is_live(uid, family)` is false) belongs to an
+    but the shard does not render (`live_in(family)(uid)` is false) belongs to an
     object that no longer exists, or that no longer has lines in that family (a field
     it lost, a family whose config was deleted).
 
-    `is_live` is asked at decision time, and `guard` (the flush lock) is held from
+    `live_in` is asked at decision time, and `guard` (the flush lock) is held from
     reading a slot to writing its deletes, so an object that appears meanwhile is
     never collected: its own write is queued behind the guard. Deletes go through the
     fenced write, so a lagging shard cannot collect a bucket it lost."""
@@ -230,9 +230,11 @@ async def collect_garbage(
     for slot in slots:
         async with guard or contextlib.nullcontext():
             ops: list[Op] = []
-            for family in families:
-                for uid in await store.fields(slot, family):
-                    if is_live(uid, family):
+            stored = await store.fields_of(slot, families)
+            for family, uids in zip(families, stored, strict=True):
+                live = live_in(family)
+                for uid in uids:
+                    if live(uid):
                         continue  # checked first: hashing every uid would cost more
                     bucket = space.bucket(uid)
                     if bucket in buckets:

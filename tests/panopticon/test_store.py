@@ -227,6 +227,8 @@ def test_large_batches_of_sets_and_deletes_apply_in_full(run_store: Callable[[St
         assert await store.write(slot, token(0, 1), deletes) == []
         assert sorted(await store.fields(slot, "big")) == sorted(uids[4500:])
         assert len(await store.fields(slot, "other")) == 5000
+        big, none, other = await store.fields_of(slot, ["big", "none", "other"])
+        assert sorted(big) == sorted(uids[4500:]) and none == [] and sorted(other) == sorted(uids)
 
     run_store(body)
 
