@@ -106,6 +106,8 @@ class Worker:
         self.configs_synced = asyncio.Event()
         self.ring_ready = asyncio.Event()
         self.pending_gc: set[int] = set()
+        self._collect_after = 0.0
+        """Monotonic time before which a failed garbage collection is not retried."""
         self.reconciled = False
         """True when every configured target exists (or is known to be unserved)."""
         self._status_due = asyncio.Event()
@@ -399,9 +401,11 @@ class Worker:
             await asyncio.sleep(self.settings.flush_interval)
             if not self.reconciled or not all(t.synced.is_set() for t in self.targets.values()):
                 continue
-            if self.pending_gc:
+            if self.pending_gc and time.monotonic() >= self._collect_after:
                 await self.flush()
                 await self._collect(frozenset(self.pending_gc))
+            if self.pending_gc & self.ownership.owned:
+                continue  # a collection failed (logged; retried): not ready until it is done
             if not self.health.ready and self.settled:
                 self.health.ready = True
                 self.health.reason = ""
@@ -431,7 +435,8 @@ class Worker:
                 )
         except StoreError as e:
             self.metrics.store_errors.inc()
-            log.warning("garbage collection failed (will retry): %s", e)
+            log.warning("garbage collection failed (will retry in %.0f s): %s", COLLECT_RETRY, e)
+            self._collect_after = time.monotonic() + COLLECT_RETRY
             return
         self.pending_gc -= buckets
         self.metrics.collected.inc(deleted)
@@ -512,6 +517,10 @@ class Worker:
                         )
                         found = target is None or target not in self.unresolved
                         await self.status.write(state.name, state.status(target_found=found))
+
+
+COLLECT_RETRY = 5.0
+"""Seconds between attempts of a garbage collection that failed (Redis unavailable)."""
 
 
 class _Stop(Exception):
