@@ -39,7 +39,7 @@ class ConfigState:
     def valid(self) -> bool:
         return self.compiled.program is not None
 
-    def status(self, *, series: int | None = None, target_found: bool = True) -> dict[str, Any]:
+    def status(self, *, target_found: bool = True) -> dict[str, Any]:
         """The `status` this config should carry (conditions with field-level messages)."""
         errors = [f for f in self.compiled.findings if f.severity == "error"] + self.conflicts
         warnings = [f for f in self.compiled.findings if f.severity == "warning"]
@@ -58,8 +58,6 @@ class ConfigState:
             ready = _condition("Ready", True, "Rendering", _summary(warnings) if warnings else "")
             invalid = _condition("Invalid", False, "Valid", "")
         status: dict[str, Any] = {"observedGeneration": self.generation, "conditions": [ready, invalid]}
-        if series is not None:
-            status["series"] = series
         return status
 
 

@@ -171,7 +171,7 @@ def test_the_crd_schema_is_structural_with_a_status_subresource() -> None:
     assert not _structural_problems(schema, "")
     assert version["subresources"] == {"status": {}}
     status = schema["properties"]["status"]["properties"]
-    assert {"observedGeneration", "conditions", "series"} <= set(status)
+    assert {"observedGeneration", "conditions"} <= set(status)
     assert set(status["conditions"]["items"]["required"]) == {"type", "status"}
     assert schema["properties"]["spec"]["properties"]["targetRef"]["required"] == ["apiVersion", "kind"]
 
@@ -241,7 +241,7 @@ def test_every_example_config_is_valid_against_the_crd_schema(
         (lambda c: c["spec"]["metrics"][0].update(field={"path": ".x", "type": "Float"}), "'Float'"),
         (lambda c: c["spec"]["metrics"][0].update(helpp="typo"), "'helpp' was unexpected"),
         (lambda c: c["spec"]["metrics"][0].update(labels=[{"key": "k", "value": 0.5}]), "0.5"),
-        (lambda c: c.update(status={"series": "many"}), "'many' is not of type 'integer'"),
+        (lambda c: c.update(status={"observedGeneration": "many"}), "'many' is not of type 'integer'"),
     ],
 )
 def test_the_crd_schema_rejects_malformed_configs(
