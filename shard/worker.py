@@ -116,6 +116,10 @@ class Worker:
         self._flush_lock = asyncio.Lock()
         self._flushing = 0
         self._background_flush: asyncio.Task[None] | None = None
+        self._flush_tasks: set[asyncio.Task[None]] = set()
+        """Background flushes still running (strong references; awaited at shutdown)."""
+        self._registry_dirty = False
+        """The last registry publication failed: the heartbeat loop retries it."""
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -133,10 +137,11 @@ class Worker:
         finally:
             for target in self.targets.values():
                 await target.wait_stopped()
-            if self._background_flush is not None:
-                await asyncio.gather(self._background_flush, return_exceptions=True)
+            if self._flush_tasks:
+                await asyncio.wait(set(self._flush_tasks))
             with contextlib.suppress(StoreError):
-                await self.queue.flush(self.ownership.token)
+                async with self._flush_lock:
+                    await self.queue.flush(self.ownership.token)
                 await self.store.forget_shard(self.settings.index)
 
     def _loops(self) -> list[tuple[str, Awaitable[None]]]:
@@ -252,12 +257,14 @@ class Worker:
                 if stale:
                     log.info("families no config defines any more: %s", ", ".join(sorted(stale)))
                 gone |= stale
-                self._registry_read = True
             await self.store.set_registry(entries, sorted(gone))
         except StoreError as e:
             self.metrics.store_errors.inc()
-            log.warning("publishing the family registry failed: %s", e)
+            log.warning("publishing the family registry failed (will retry): %s", e)
+            self._registry_dirty = True
             return
+        self._registry_read = True
+        self._registry_dirty = False
         self.published = set(entries)
 
     def _config_metrics(self) -> None:
@@ -345,9 +352,16 @@ class Worker:
 
         Awaiting every flush instead left the renderer idle for each round trip:
         45 waits, 4.5 s of a 14.5 s sync of 100,000 objects."""
-        if self._background_flush is not None:
-            await asyncio.gather(self._background_flush, return_exceptions=True)
-        self._background_flush = asyncio.create_task(_logged("flush", self.flush()), name="flush")
+        previous = self._background_flush
+        if previous is not None and not previous.done():
+            # Not gather(): cancelling this target (a config change, shutdown) must not
+            # cancel a flush that carries every target's operations.
+            await asyncio.wait({previous})
+        if self._background_flush is previous:  # another target may have started one meanwhile
+            task = asyncio.create_task(_logged("flush", self.flush()), name="flush")
+            self._background_flush = task
+            self._flush_tasks.add(task)
+            task.add_done_callback(self._flush_tasks.discard)
 
     async def flush(self) -> None:
         if not len(self.queue):
@@ -399,7 +413,9 @@ class Worker:
         await self.ring_ready.wait()
         while True:
             await asyncio.sleep(self.settings.flush_interval)
-            if not self.reconciled or not all(t.synced.is_set() for t in self.targets.values()):
+            if not self.reconciled or not self._registry_read:
+                continue  # retired families are known once the registry was published
+            if not all(t.synced.is_set() for t in self.targets.values()):
                 continue
             if self.pending_gc and time.monotonic() >= self._collect_after:
                 await self.flush()
@@ -455,6 +471,9 @@ class Worker:
                 epoch, _ = await self.store.epoch()
                 if epoch != self.epoch:
                     await self._republish(epoch)
+                elif self._registry_dirty:
+                    async with self._lock:
+                        await self._publish_registry()
                 ring = self.ownership.ring
                 await self.store.heartbeat(
                     self.settings.index,

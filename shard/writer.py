@@ -97,23 +97,32 @@ class WriteQueue:
         self._pending, self._since = {}, {}
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
 
-        def failed(slot: int, batch: Batch) -> None:
-            result.failed_slots += 1
+        pieces = _pieces(batches.items())
+        settled: set[int] = set()
+        """Pieces acknowledged by the store or queued again: the others go back to the
+        queue if this flush is cancelled (a target restarting, shutdown)."""
+
+        def requeue(slot: int, batch: Batch) -> None:
             self.merge(slot, batch)
             self._since[slot] = min(self._since[slot], since.get(slot, self._since[slot]))
 
-        async def write(chunk: list[tuple[int, Batch]]) -> None:
+        async def write(chunk: list[int]) -> None:
             async with semaphore:
                 try:
-                    outcomes = await self.store.write_batches(owner, chunk)
+                    outcomes = await self.store.write_batches(owner, [pieces[i] for i in chunk])
                 except StoreError:
-                    for slot, batch in chunk:
-                        failed(slot, batch)
+                    for i in chunk:
+                        result.failed_slots += 1
+                        requeue(*pieces[i])
+                        settled.add(i)
                     return
             acked = time.monotonic()
-            for (slot, batch), outcome in zip(chunk, outcomes, strict=True):
+            for i, outcome in zip(chunk, outcomes, strict=True):
+                slot, batch = pieces[i]
+                settled.add(i)
                 if isinstance(outcome, StoreError):
-                    failed(slot, batch)
+                    result.failed_slots += 1
+                    requeue(slot, batch)
                     continue
                 if outcome:
                     result.refused.update(outcome)
@@ -122,16 +131,46 @@ class WriteQueue:
                 result.slots += 1
                 result.latencies.append(acked - since.get(slot, acked))
 
-        await asyncio.gather(*(write(chunk) for chunk in _chunks(batches.items())))
+        try:
+            await asyncio.gather(*(write(chunk) for chunk in _chunks(pieces)))
+        except BaseException:
+            # Unacknowledged pieces may or may not have been applied: writing them again
+            # is harmless (newer operations queued since still win), losing them is not.
+            for i, (slot, batch) in enumerate(pieces):
+                if i not in settled:
+                    requeue(slot, batch)
+            raise
         return result
 
 
-def _chunks(batches: Iterable[tuple[int, Batch]]) -> list[list[tuple[int, Batch]]]:
-    out: list[list[tuple[int, Batch]]] = []
-    chunk: list[tuple[int, Batch]] = []
-    fields = 0
+def _pieces(batches: Iterable[tuple[int, Batch]]) -> list[tuple[int, Batch]]:
+    """Slot batches, the large ones cut into pieces of whole buckets of about
+    `ROUND_TRIP_FIELDS` fields: one script call never holds Redis for long (a queue
+    that grew during an outage would otherwise go out as one huge call)."""
+    out: list[tuple[int, Batch]] = []
     for slot, batch in batches:
-        chunk.append((slot, batch))
+        if len(batch) <= ROUND_TRIP_FIELDS:
+            out.append((slot, batch))
+            continue
+        piece, fields = Batch(), 0
+        for bucket, ops in batch.segments.items():
+            piece.segments[bucket] = ops
+            fields += len(ops)
+            if fields >= ROUND_TRIP_FIELDS:
+                out.append((slot, piece))
+                piece, fields = Batch(), 0
+        if fields:
+            out.append((slot, piece))
+    return out
+
+
+def _chunks(pieces: list[tuple[int, Batch]]) -> list[list[int]]:
+    """Indices of `pieces` grouped into round trips of about `ROUND_TRIP_FIELDS` fields."""
+    out: list[list[int]] = []
+    chunk: list[int] = []
+    fields = 0
+    for i, (_, batch) in enumerate(pieces):
+        chunk.append(i)
         fields += len(batch)
         if fields >= ROUND_TRIP_FIELDS:
             out.append(chunk)

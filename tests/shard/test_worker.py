@@ -1,0 +1,159 @@
+"""The worker's write and registry paths against an in-process store, with faults:
+cancelled flushes, concurrent reliefs, a failed first registry publication, and a
+queue that outgrew one script call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from panopticon.errors import StoreError
+from panopticon.memstore import MemoryStore
+from panopticon.ring import Ring
+from panopticon.store import Batch, Layout, Op, RegistryEntry
+from shard.telemetry import Health, ShardMetrics
+from shard.worker import Worker, WorkerSettings
+from shard.writer import ROUND_TRIP_FIELDS, WriteQueue
+
+LAYOUT = Layout(prefix="t", buckets=64, slots=8)
+
+
+class SlowStore(MemoryStore):
+    """Writes take `delay` seconds; every call's batches are recorded."""
+
+    def __init__(self, layout: Layout, delay: float = 0.2) -> None:
+        super().__init__(layout)
+        self.delay = delay
+        self.calls: list[list[tuple[int, int]]] = []
+
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        self.calls.append([(slot, len(batch)) for slot, batch in batches])
+        await asyncio.sleep(self.delay)
+        return await super().write_batches(owner, batches)
+
+
+def worker(store: MemoryStore) -> Worker:
+    return Worker(
+        WorkerSettings(index=0, static_ring=None),
+        store=store,
+        discovery=None,  # type: ignore[arg-type]  # not used by these paths
+        make_source=None,  # type: ignore[arg-type]
+        status=None,
+        metrics=ShardMetrics(),
+        health=Health(),
+    )
+
+
+async def stored(store: MemoryStore, family: str) -> list[str]:
+    uids: list[str] = []
+    for slot in range(LAYOUT.slots):
+        uids += await store.fields(slot, family)
+    return sorted(uids)
+
+
+def test_a_target_cancelled_while_it_waits_for_a_flush_loses_no_write() -> None:
+    """A target restarting (config change) while it waits in `relieve` must not cancel
+    the flush it waits for: that flush carries every target's operations."""
+
+    async def body() -> None:
+        store = SlowStore(LAYOUT)
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        w.queue.add([Op("f", 1, "u1", b"f 1\n")])
+        await w.relieve()  # a flush of u1 is in flight
+        w.queue.add([Op("f", 2, "u2", b"f 2\n")])
+        waiting = asyncio.create_task(w.relieve())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await asyncio.sleep(0.3)
+        await w.flush()
+        assert await stored(store, "f") == ["u1", "u2"]
+        assert len(w.queue) == 0
+
+    asyncio.run(body())
+
+
+def test_targets_relieving_at_once_start_one_flush_and_every_flush_is_tracked() -> None:
+    async def body() -> None:
+        store = SlowStore(LAYOUT)
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        w.queue.add([Op("g", 3, "u3", b"g 1\n")])
+        await w.relieve()
+        waiting = [asyncio.create_task(w.relieve()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        w.queue.add([Op("g", 3, f"v{i}", b"g 1\n") for i in range(10)])
+        await asyncio.gather(*waiting)
+        running = [t for t in asyncio.all_tasks() if t.get_name() == "flush" and not t.done()]
+        assert len(running) == 1 and set(running) <= w._flush_tasks
+        await asyncio.wait(set(w._flush_tasks))
+        assert len(await stored(store, "g")) == 11
+
+    asyncio.run(body())
+
+
+def test_a_cancelled_flush_puts_back_what_the_store_did_not_acknowledge() -> None:
+    async def body() -> None:
+        store = SlowStore(LAYOUT, delay=0.2)
+        queue = WriteQueue(store)
+        owner = worker(store).ownership
+        await owner.adopt(Ring(1, 1, LAYOUT.space))
+        queue.add([Op("f", b, f"u{b}", b"f 1\n") for b in range(64)])
+        flushing = asyncio.create_task(queue.flush(owner.token))
+        await asyncio.sleep(0.05)
+        queue.add([Op("f", 5, "u5", None)])  # queued meanwhile: must win over the requeued set
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)
+        assert len(queue) == 64
+        await queue.flush(owner.token)
+        assert await stored(store, "f") == sorted(f"u{b}" for b in range(64) if b != 5)
+
+    asyncio.run(body())
+
+
+def test_a_slot_batch_larger_than_a_round_trip_goes_out_in_pieces_of_whole_buckets() -> None:
+    async def body() -> None:
+        store = SlowStore(LAYOUT, delay=0)
+        queue = WriteQueue(store)
+        owner = worker(store).ownership
+        await owner.adopt(Ring(1, 1, LAYOUT.space))
+        per_bucket = ROUND_TRIP_FIELDS // 4
+        ops = [Op("f", b, f"u{b}-{i}", b"f 1\n") for b in range(8) for i in range(per_bucket)]  # slot 0
+        queue.add(ops)
+        result = await queue.flush(owner.token)
+        sizes = [size for call in store.calls for _, size in call]
+        assert sum(sizes) == len(ops) == result.written
+        assert len(sizes) == 2 and max(sizes) <= ROUND_TRIP_FIELDS
+        assert len(await stored(store, "f")) == len(ops)
+
+    asyncio.run(body())
+
+
+class FlakyRegistry(MemoryStore):
+    failures = 0
+
+    async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("redis registry: connection reset")
+        await super().set_registry(entries, remove)
+
+
+def test_a_failed_first_publication_still_unregisters_families_no_config_defines() -> None:
+    async def body() -> None:
+        store = FlakyRegistry(LAYOUT)
+        entry = RegistryEntry(b"# HELP old h\n", b"# HELP old h\n", ("deleted-config",))
+        await store.set_registry({"kube_old_family": entry}, [])
+        store.failures = 1
+        w = worker(store)
+        await w._publish_registry()  # Redis hiccup
+        assert w._registry_dirty and not w._registry_read
+        await w._publish_registry()  # the retry (heartbeat loop)
+        assert list(await store.registry()) == []
+        assert await store.retired() == {"kube_old_family"}
+        assert not w._registry_dirty and w._registry_read
+
+    asyncio.run(body())
