@@ -27,8 +27,14 @@ from shard.writer import WriteQueue
 
 log = logging.getLogger("panopticon.shard")
 
-YIELD_EVERY = 128
-"""Events handled between two yields to the event loop."""
+YIELD_AFTER = 0.003
+"""Seconds of handling events back to back (a relist) before yielding to the event loop.
+
+A flush in flight resumes only when the loop runs: at 128 events per turn (~11 ms)
+a relist's flushes took 60-110 ms each and the queue outgrew its bound while they
+did. Turns every ~3 ms made a 100,000-object sync ~0.5 s shorter (6 paired runs)."""
+YIELD_CHECK = 16
+"""Events between two looks at the clock."""
 MAX_QUEUED = 20_000
 """Queued field operations past which a target flushes before taking more events."""
 
@@ -138,11 +144,13 @@ class Target:
 
     async def _consume(self, source: Source) -> None:
         handled = 0
+        turn = time.monotonic()
         try:
             async for event in source.events():
                 self._handle(event)
                 handled += 1
-                if handled % YIELD_EVERY == 0:
+                if handled % YIELD_CHECK == 0 and time.monotonic() - turn > YIELD_AFTER:
+                    turn = time.monotonic()
                     # A relist delivers events back to back; let the flush, heartbeat and
                     # probes run, and flush now if the queue grows (bounded memory).
                     if self.relieve is not None and len(self.queue) > MAX_QUEUED:
