@@ -23,11 +23,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from panopticon.sim import SimProcess
-from tests.support.cluster import ShardProcess, converge, describe_difference, expected_lines, stored_lines
+from tests.support.cluster import (
+    NAMESPACE,
+    STATEFULSET,
+    ShardProcess,
+    converge,
+    describe_difference,
+    expected_lines,
+    statefulset,
+    stored_lines,
+)
 from tests.support.redis_server import RedisServer
 
-NAMESPACE = "panopticon"
-STATEFULSET = "panopticon-shard"
 ACTIONS = (
     "kill",
     "redis_restart",
@@ -63,24 +70,6 @@ class Report:
     ok: bool = False
 
 
-def _statefulset(replicas: int) -> dict[str, object]:
-    labels = {"app": STATEFULSET}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": STATEFULSET, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": STATEFULSET,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "shard", "image": "x"}]},
-            },
-        },
-    }
-
-
 class Chaos:
     def __init__(
         self, *, seed: int, churn_rate: float, logs: Path, min_shards: int = 2, max_shards: int = 5
@@ -105,7 +94,7 @@ class Chaos:
                     "op": "create",
                     "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
                 },
-                {"op": "create", "object": _statefulset(self.replicas)},
+                {"op": "create", "object": statefulset(self.replicas)},
             ]
         )
         for i in range(self.replicas):

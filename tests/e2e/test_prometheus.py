@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from panopticon.sim import SimProcess
-from tests.shard.test_cluster import NAMESPACE, statefulset
-from tests.support.cluster import AggregatorProcess, ShardProcess, expected_lines
+from tests.support.cluster import NAMESPACE, AggregatorProcess, ShardProcess, expected_lines, statefulset
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer
 

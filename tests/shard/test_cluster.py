@@ -19,29 +19,8 @@ import pytest
 from panopticon.redisio import RedisOptions, RedisStore
 from panopticon.sim import SimProcess
 from panopticon.store import Layout
-from tests.support.cluster import ShardProcess, converge
+from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, converge, statefulset
 from tests.support.redis_server import RedisServer
-
-NAMESPACE = "panopticon"
-STATEFULSET = "panopticon-shard"
-
-
-def statefulset(replicas: int) -> dict[str, Any]:
-    labels = {"app": STATEFULSET}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": STATEFULSET, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": replicas,
-            "serviceName": STATEFULSET,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "shard", "image": "x"}]},
-            },
-        },
-    }
 
 
 def scale(sim: SimProcess, replicas: int) -> None:

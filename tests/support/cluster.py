@@ -31,6 +31,30 @@ from tests.support.redis_server import free_port
 Lines = collections.Counter[str]
 
 
+NAMESPACE = "panopticon"
+STATEFULSET = "panopticon-shard"
+"""Where the multi-process tests put the shard StatefulSet the shards watch for the ring."""
+
+
+def statefulset(replicas: int) -> dict[str, Any]:
+    """The shard StatefulSet as the simulator holds it (only its replicas matter)."""
+    labels = {"app": STATEFULSET}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": STATEFULSET, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": STATEFULSET,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "shard", "image": "x"}]},
+            },
+        },
+    }
+
+
 class ShardProcess:
     def __init__(
         self,
