@@ -11,7 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
-from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token
+from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token, write_each
 
 
 class MemoryStore:
@@ -59,13 +59,7 @@ class MemoryStore:
     async def write_batches(
         self, owner: str, batches: Sequence[tuple[int, Batch]]
     ) -> list[list[int] | StoreError]:
-        out: list[list[int] | StoreError] = []
-        for slot, batch in batches:
-            try:
-                out.append(await self.write_batch(slot, owner, batch))
-            except StoreError as e:
-                out.append(e)
-        return out
+        return await write_each(self, owner, batches)
 
     async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
         refused = sorted({b for b in batch.buckets() if self._owners.get(b) != owner})
@@ -82,7 +76,7 @@ class MemoryStore:
         return refused
 
     async def fields(self, slot: int, family: str) -> list[str]:
-        return list(self._families.get((family, slot), {}))
+        return (await self.fields_of(slot, [family]))[0]
 
     async def fields_of(self, slot: int, families: Sequence[str]) -> list[list[str]]:
         return [list(self._families.get((family, slot), {})) for family in families]

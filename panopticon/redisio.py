@@ -34,6 +34,7 @@ from panopticon.store import (
     Op,
     RegistryEntry,
     write_arguments,
+    write_each,
 )
 
 READ_BATCH = 16
@@ -185,13 +186,7 @@ class RedisStore:
     ) -> list[list[int] | StoreError]:
         if self._cluster:
             # Slots live on different nodes: one script call each (redis-py routes them).
-            out: list[list[int] | StoreError] = []
-            for slot, batch in batches:
-                try:
-                    out.append(await self.write_batch(slot, owner, batch))
-                except StoreError as e:
-                    out.append(e)
-            return out
+            return await write_each(self, owner, batches)
         commands: list[tuple[int, bytes]] = []
         for index, (slot, batch) in enumerate(batches):
             keys, args = write_arguments(self.layout, slot, owner, batch)
@@ -271,8 +266,7 @@ class RedisStore:
         return None
 
     async def fields(self, slot: int, family: str) -> list[str]:
-        raw = await self._run("hkeys", self._client.hkeys(self.layout.family_key(slot, family)))
-        return [f.decode("utf-8", "surrogatepass") for f in raw]
+        return (await self.fields_of(slot, [family]))[0]
 
     async def fields_of(self, slot: int, families: Sequence[str]) -> list[list[str]]:
         out: list[list[str]] = []

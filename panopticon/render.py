@@ -83,9 +83,7 @@ def render_exposition(resolution: Resolution, objects: Iterable[Any]) -> Exposit
         matching = targets.get((group, kind))
         if matching is None:
             continue
-        meta = obj.get("metadata")
-        ns, name = (meta.get("namespace"), meta.get("name")) if isinstance(meta, dict) else (None, None)
-        ref = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"  # object_ref(obj), inlined
+        ref = object_ref(obj)
         identity = (group, ref)
         if identity in seen:
             expo.duplicates.append(ref)

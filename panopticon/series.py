@@ -273,13 +273,7 @@ class Figure(Computed):
 
     def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
         # The expression's param is `obj` itself only for a plain dict (see bind).
-        # The cache is read here first: only the object's first figure computes.
-        summary = None
-        if type(obj) is dict:
-            cache = env.get(SUMMARY_CACHE)
-            summary = cache.get(id(obj)) if cache is not None else None
-            if summary is None:
-                summary = summary_of(env, obj)
+        summary = summary_of(env, obj) if type(obj) is dict else None
         if type(summary) is not ResourceSummary or summary.totals is None:
             return super().render(obj, base, env, errors)  # raises what the function would
         labels = add_labels(base, self.chunks, obj, self.name, errors) if self.chunks else base + self.fixed

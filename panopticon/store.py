@@ -348,6 +348,20 @@ return refused
 """
 
 
+async def write_each(
+    store: Store, owner: str, batches: Sequence[tuple[int, Batch]]
+) -> list[list[int] | StoreError]:
+    """`Store.write_batches` as one `write_batch` per slot, each with its own outcome
+    (for stores that cannot send several slots in one exchange)."""
+    out: list[list[int] | StoreError] = []
+    for slot, batch in batches:
+        try:
+            out.append(await store.write_batch(slot, owner, batch))
+        except StoreError as e:
+            out.append(e)
+    return out
+
+
 def write_arguments(
     layout: Layout, slot: int, owner: str, batch: Batch
 ) -> tuple[list[str], list[bytes | str]]:

@@ -74,9 +74,8 @@ class KindTable:
 
     def has(self, uid: str, family: str) -> bool:
         """Whether the object's last render (as stored) has lines in `family`."""
-        state = self._state.get(uid)
-        bit = self._family_bits.get(family)
-        return state is not None and bit is not None and bool((state >> (MASK_SHIFT + bit)) & 1)
+        holds = self.holders(family)
+        return holds is not None and holds(uid)
 
     def holders(self, family: str) -> Callable[[str], bool] | None:
         """`has(uid, family)` as a test of uids alone (garbage collection asks it of
