@@ -23,6 +23,7 @@ from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.reflector import Reflector
+from panopticon.kube.view import ObjectView
 from panopticon.redisio import RedisStore
 from panopticon.settings import add_store_arguments, layout, redis_options
 from panopticon.store import Store
@@ -131,8 +132,8 @@ async def run_worker(
             )
             metrics.kube.track(f"{STATEFULSETS.api_version}/{STATEFULSETS.kind}", ring.stats)
 
-        def make(resource: ResourceRef, shard_filter: ShardFilter | None) -> Source:
-            reflector = Reflector(client, resource, shard_filter=shard_filter)
+        def make(resource: ResourceRef, shard_filter: ShardFilter | None, view: ObjectView | None) -> Source:
+            reflector = Reflector(client, resource, shard_filter=shard_filter, view=view)
             metrics.kube.track(f"{resource.api_version}/{resource.kind}", reflector.stats)
             return reflector
 

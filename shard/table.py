@@ -1,10 +1,15 @@
 """Per-kind render state: what this shard last stored for each owned object.
 
 The shard keeps no objects and no rendered bytes, only, per owned object, one int:
-the families present (a bit mask over the kind's family table), the object's bucket
-(16 bits) and a 64-bit digest of the rendered text. That is what tells an update that changes no series (most
-watch events) from one that does, and which fields to delete when a family stops
-appearing, in well under the 300 bytes per object the shard may spend.
+the families present (a bit mask over the kind's family table), the object's
+resourceVersion (64 bits), its bucket (16 bits) and a 64-bit digest of the rendered
+text. The digest tells an update that changes no series (most watch events) from one
+that does, and the mask which fields to delete when a family stops appearing.
+
+The same record is the reflector's view of the kind (`TableView`): which objects the
+shard holds and at which resourceVersion, so that a relist skips unchanged objects
+without a second uid-keyed map. That is what keeps a shard under the 300 bytes per
+owned object it may spend: the uid string and one dict entry with its int.
 
 When anything an object shows changes, all its families are written again: a few
 more fields per real change, in exchange for one small int per object.
@@ -18,13 +23,28 @@ from typing import Any
 
 from panopticon.buckets import BucketSpace
 from panopticon.exposition import encode
+from panopticon.kube.discovery import ResourceRef
+from panopticon.kube.events import Event
 from panopticon.program import Program, RenderError
 from panopticon.store import Op
 
 DIGEST_BITS = 64
 DIGEST_MASK = (1 << DIGEST_BITS) - 1
 BUCKET_BITS = 16
-MASK_SHIFT = DIGEST_BITS + BUCKET_BITS
+VERSION_SHIFT = DIGEST_BITS + BUCKET_BITS
+VERSION_BITS = 64
+VERSION_FIELD = ((1 << VERSION_BITS) - 1) << VERSION_SHIFT
+MASK_SHIFT = VERSION_SHIFT + VERSION_BITS
+_HASHED = 1 << (VERSION_BITS - 1)
+
+
+def version_key(rv: str) -> int:
+    """A resourceVersion as the table keeps it: never 0 (0 is "unknown": the next
+    event re-renders). Only equality matters (RVs are opaque): etcd's decimal RVs
+    are kept exactly, others by a 63-bit hash."""
+    if rv.isdigit() and rv.isascii() and len(rv) < 18 and (rv[0] != "0" or rv == "0"):
+        return int(rv) + 1
+    return _HASHED | (hash(rv) & (_HASHED - 1)) if rv else 0
 
 
 @dataclass(slots=True)
@@ -116,9 +136,9 @@ class KindTable:
             mask >>= 1
             bit += 1
 
-    def apply(self, event: str, obj: Any, uid: str, bucket: int | None = None) -> Rendered:
+    def apply(self, event: str, obj: Any, uid: str, bucket: int | None = None, rv: str = "") -> Rendered:
         """Apply one ADDED/MODIFIED/DELETED event for an owned object (`bucket`: its
-        bucket when the caller already computed it)."""
+        bucket when the caller already computed it; `rv`: its resourceVersion)."""
         out = Rendered(uid)
         old = self._state.get(uid)
         if event == "DELETED":
@@ -142,10 +162,17 @@ class KindTable:
                 rendered.append((family, text))
                 texts.append(text)
                 mask |= 1 << self._bit(family)
-        state = (mask << MASK_SHIFT) | (bucket << DIGEST_BITS) | (hash(tuple(texts)) & DIGEST_MASK)
+        state = (
+            (mask << MASK_SHIFT)
+            | (version_key(rv) << VERSION_SHIFT)
+            | (bucket << DIGEST_BITS)
+            | (hash(tuple(texts)) & DIGEST_MASK)
+        )
         if old == state:
             return out
         self._state[uid] = state
+        if old is not None and (old ^ state) & ~VERSION_FIELD == 0:
+            return out  # a new resourceVersion that shows nothing new
         out.changed = True
         out.sets = [(family, encode(text)) for family, text in rendered]
         if old is not None:
@@ -153,6 +180,23 @@ class KindTable:
             if gone:
                 out.dels = list(self.families_of(gone << MASK_SHIFT))
         return out
+
+    def version_of(self, uid: str) -> int | None:
+        """The object's `version_key` (0: unknown), None when the table lacks it."""
+        state = self._state.get(uid)
+        return None if state is None else (state >> VERSION_SHIFT) & ((1 << VERSION_BITS) - 1)
+
+    def forget_versions(self) -> None:
+        """Forget every resourceVersion (not the objects): the next sync delivers every
+        object again, for the table to re-render (new programs, a lost store)."""
+        state = self._state
+        for uid, value in state.items():
+            state[uid] = value & ~VERSION_FIELD
+
+    def drop(self, uids: Iterable[str]) -> None:
+        """Forget objects silently (no store operations)."""
+        for uid in uids:
+            self._state.pop(uid, None)
 
     def forget(self, buckets: frozenset[int] | set[int]) -> int:
         """Drop the state of objects in `buckets` (ownership moved away); no store operations."""
@@ -185,3 +229,52 @@ class KindTable:
 
 def _bucket(state: int) -> int:
     return (state >> DIGEST_BITS) & ((1 << BUCKET_BITS) - 1)
+
+
+class TableView:
+    """A `KindTable` as its reflector's view (`panopticon.kube.view.ObjectView`).
+
+    The reflector asks it what an event means (new object, new resourceVersion,
+    repeat) and the table records the answer when the event is rendered, so an
+    object leaves only when its DELETED reaches the table, never before its
+    families are known. An event the consumer drops (a bucket not owned) is not
+    recorded and is offered again by the next sync."""
+
+    __slots__ = ("resource", "table")
+
+    def __init__(self, table: KindTable, resource: ResourceRef) -> None:
+        self.table = table
+        self.resource = resource
+
+    def apply(self, etype: str, obj: dict[str, Any], uid: str, rv: str) -> Event | None:
+        known = self.table.version_of(uid)
+        if etype == "DELETED":
+            return None if known is None else Event("DELETED", obj, uid, rv)
+        if known is None:
+            return Event("ADDED", obj, uid, rv)
+        if known == version_key(rv):
+            return None
+        return Event("MODIFIED", obj, uid, rv)
+
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None:
+        seen.add(uid)
+        return self.apply("ADDED", obj, uid, rv)
+
+    def vanished(self, seen: set[str]) -> list[Event]:
+        ref = self.resource
+        return [
+            Event(
+                "DELETED",
+                {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": {"uid": uid}},
+                uid,
+                "",
+                True,
+            )
+            for uid in self.table.uids()
+            if uid not in seen
+        ]
+
+    def retain(self, keep: Callable[[str], bool]) -> int:
+        dropped = [uid for uid in self.table.uids() if not keep(uid)]
+        self.table.drop(dropped)
+        return len(dropped)

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
+from panopticon.kube.view import ObjectView
 from panopticon.program import Program
-from shard.table import KindTable
+from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
 
@@ -47,7 +48,9 @@ class Source(Protocol):
     def set_filter(self, shard_filter: ShardFilter | None) -> None: ...
 
 
-SourceFactory = Callable[[ResourceRef, ShardFilter | None], Source]
+SourceFactory = Callable[[ResourceRef, ShardFilter | None, ObjectView | None], Source]
+"""(resource, filter, view): a source of the resource's events; `view`, when given, is
+the record of what the consumer holds, used instead of the source keeping its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +98,14 @@ class Target:
         return self.table.programs
 
     def start(self, shard_filter: ShardFilter | None) -> None:
-        """(Re)start watching; everything known is marked until seen again."""
+        """(Re)start watching; everything known is marked until seen again, and
+        delivered again (its resourceVersion forgotten) to be rendered anew."""
         self.stop()
         self.synced.clear()
         self._filter = shard_filter
         self._marked = set(self.table.uids())
-        self._source = self.make_source(self.resource, shard_filter)
+        self.table.forget_versions()
+        self._source = self.make_source(self.resource, shard_filter, TableView(self.table, self.resource))
         self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
 
     def stop(self) -> None:
@@ -191,7 +196,7 @@ class Target:
         if counter is not None:
             counter.inc()
         obj: Any = event.obj
-        rendered = self.table.apply(kind, obj, uid, bucket)
+        rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         for config, error in rendered.errors:
             self.metrics.render_errors.labels(config, error.family).inc()
         if rendered.changed:

@@ -158,7 +158,7 @@ class Worker:
     # --- configs and CRDs -------------------------------------------------------------
 
     async def _configs_loop(self) -> None:
-        source = self.make_source(CONFIG_RESOURCE, None)
+        source = self.make_source(CONFIG_RESOURCE, None, None)
         async for event in source.events():
             self.health.tick()
             if event.type == "SYNCED":
@@ -177,7 +177,7 @@ class Worker:
                 await self.reconcile()
 
     async def _crds_loop(self) -> None:
-        source = self.make_source(CRD_RESOURCE, None)
+        source = self.make_source(CRD_RESOURCE, None, None)
         synced = False
         async for event in source.events():
             self.health.tick()

@@ -59,7 +59,7 @@ from panopticon.kube.events import INITIAL_EVENTS_END, Event, Ownership, rv_of_l
 from panopticon.kube.listing import list_pages
 from panopticon.kube.settings import ReflectorSettings
 from panopticon.kube.stats import ReflectorStats, error_kind
-from panopticon.kube.view import View
+from panopticon.kube.view import ObjectView, View
 from panopticon.kube.watching import Interrupted, Waker, watch_lines
 
 __all__ = ["Event", "Reflector", "ReflectorSettings", "ReflectorStats"]
@@ -93,6 +93,7 @@ class Reflector:
         settings: ReflectorSettings | None = None,
         seed: int | None = None,
         name: str = "",
+        view: ObjectView | None = None,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -103,8 +104,10 @@ class Reflector:
             k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v
         }
         self.stats = ReflectorStats()
-        track = s.track_names if s.track_names is not None else shard_filter is None
-        self.view = View(resource, track_names=track)
+        if view is None:
+            track = s.track_names if s.track_names is not None else shard_filter is None
+            view = View(resource, track_names=track)
+        self.view = view
         self.synced = False
         """True once a first sync completed (readiness); stays True."""
         self.synced_filter: ShardFilter | None = None

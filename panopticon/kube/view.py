@@ -16,12 +16,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event, compact_rv
 
 _MISSING: Any = object()
+
+
+class ObjectView(Protocol):
+    """What a reflector needs of its view (`View`, or a consumer's own record).
+
+    A consumer that already keeps a record per object (the shard's render table)
+    can serve as the view itself instead of the reflector keeping a second one;
+    it must then drop an object only once it has handled the object's DELETED."""
+
+    def apply(self, etype: str, obj: dict[str, Any], uid: str, rv: str) -> Event | None: ...
+
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None: ...
+
+    def vanished(self, seen: set[str]) -> list[Event]: ...
+
+    def retain(self, keep: Callable[[str], bool]) -> int: ...
 
 
 class View:

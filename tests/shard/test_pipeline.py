@@ -291,7 +291,7 @@ def test_a_ring_change_that_moves_nothing_here_keeps_the_target_synced() -> None
             [program()],
             queue=queue,
             metrics=ShardMetrics(),
-            make_source=lambda resource, shard_filter: source,
+            make_source=lambda resource, shard_filter, view: source,
             owns=lambda bucket: True,
         )
         everything = ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets)))
