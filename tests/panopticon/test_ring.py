@@ -16,6 +16,19 @@ def test_fnv1a64_matches_the_reference_values() -> None:
     assert fnv1a64("foobar") == 0x85944171F73967E8
 
 
+def test_fnv1a64_four_bytes_at_a_time_equals_the_byte_at_a_time_definition() -> None:
+    def reference(text: str) -> int:
+        h = 0xCBF29CE484222325
+        for byte in text.encode("utf-8", "surrogatepass"):
+            h = ((h ^ byte) * 0x100000001B3) % (1 << 64)
+        return h
+
+    texts = ["x" * n for n in range(12)] + [str(uuid.uuid4()) for _ in range(200)]
+    texts += ["é", "漢字", "a漢", "\udcff-uid", "🙂🙂🙂", "ÿ" * 7]
+    for text in texts:
+        assert fnv1a64(text) == reference(text), text
+
+
 def test_ring_balance_and_movement_meet_the_targets_over_2_to_16_shards() -> None:
     rows = measure(objects=50_000, seed=3)
     for n, balance, moved in rows:
