@@ -158,7 +158,7 @@ class Target:
                     turn = time.monotonic()
                     # A relist delivers events back to back; let the flush, heartbeat and
                     # probes run, and flush now if the queue grows (bounded memory).
-                    if self.relieve is not None and len(self.queue) > MAX_QUEUED:
+                    if self.relieve is not None and self.queue.exceeds(MAX_QUEUED):
                         await self.relieve()
                     else:
                         await asyncio.sleep(0)

@@ -46,10 +46,18 @@ class WriteQueue:
         self._pending: dict[int, Batch] = {}
         self._since: dict[int, float] = {}
         self._shift = (self.layout.buckets // self.layout.slots).bit_length() - 1
+        self._added = 0
+        """Operations queued since the queue was last emptied: at least `len(self)`."""
 
     def __len__(self) -> int:
         """Field operations queued (a field written twice before a flush counts once)."""
         return sum(len(batch) for batch in self._pending.values())
+
+    def exceeds(self, bound: int) -> bool:
+        """`len(self) > bound`, counted only once enough operations were queued to
+        make it possible (the render path asks every few milliseconds; counting
+        walks every queued bucket)."""
+        return self._added > bound and len(self) > bound
 
     def _batch(self, bucket: int, now: float) -> Batch:
         slot = bucket >> self._shift
@@ -63,6 +71,7 @@ class WriteQueue:
         now = time.monotonic() if at is None else at
         for op in ops:
             self._batch(op.bucket, now).put(op.family, op.bucket, op.uid, op.value)
+            self._added += 1
 
     def add_object(
         self, bucket: int, uid: str, sets: Sequence[tuple[str, bytes]], dels: Sequence[str], *, at: float
@@ -70,6 +79,7 @@ class WriteQueue:
         """Queue one object's families to set and to delete (the render path)."""
         if sets or dels:
             self._batch(bucket, at).put_object(bucket, uid, sets, dels)
+            self._added += len(sets) + len(dels)
 
     def merge(self, slot: int, batch: Batch) -> None:
         """Queue a batch again; operations queued since win over its."""
@@ -78,6 +88,7 @@ class WriteQueue:
             batch.merge(newer)
         self._pending[slot] = batch
         self._since.setdefault(slot, time.monotonic())
+        self._added += len(batch)
 
     def discard(self, buckets: frozenset[int] | set[int]) -> None:
         """Drop queued operations of buckets no longer owned."""
@@ -95,6 +106,7 @@ class WriteQueue:
         batches = self._pending
         since = self._since
         self._pending, self._since = {}, {}
+        self._added = 0
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
 
         pieces = _pieces(batches.items())

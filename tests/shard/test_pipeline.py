@@ -309,3 +309,26 @@ def test_a_ring_change_that_moves_nothing_here_keeps_the_target_synced() -> None
         await target.wait_stopped()
 
     run(body())
+
+
+def test_the_queue_bound_check_agrees_with_its_length() -> None:
+    async def body() -> None:
+        store = FlakyStore(LAYOUT)
+        store.fail = 0
+        queue = WriteQueue(store)
+        assert not queue.exceeds(0)
+        queue.add([Op("f", 3, "a", b"f 1\n"), Op("f", 3, "b", b"f 1\n")])
+        queue.add_object(40, "c", [("f", b"f 1\n"), ("g", b"g 1\n")], ["h"], at=0.0)
+        assert len(queue) == 5 and queue.exceeds(4) and not queue.exceeds(5)
+        # Coalesced operations count once: the check still agrees with len().
+        for _ in range(10):
+            queue.add([Op("f", 3, "a", b"f 2\n")])
+        assert len(queue) == 5 and not queue.exceeds(5)
+        store.fail = 10
+        await queue.flush(token(0, 1))  # fails: everything is queued again
+        assert len(queue) == 5 and queue.exceeds(4) and not queue.exceeds(5)
+        store.fail = 0
+        await queue.flush(token(0, 1))
+        assert len(queue) == 0 and not queue.exceeds(0)
+
+    run(body())
