@@ -9,7 +9,13 @@ pinned to core 1. Figures:
 - memory: the shard's RSS after sync minus the RSS of a baseline shard in the same
   run that owns no bucket (same imports, configs and watches, no objects), per object;
 - churn: R events/s on the MongoDB objects for D seconds; the shard's own
-  event→Redis latency histogram gives the share of events stored within 250 ms.
+  event→Redis latency histogram gives the share of events stored within 250 ms;
+- in-process baselines, in the same run and on the shard's core: decoding the same
+  objects as watch events with `orjson.loads`, and decoding plus rendering them
+  through the same compiled config. The sync's CPU as a multiple of these is what
+  compares across machines (this machine's speed varies by 1.5x between sessions);
+  what it adds to decode+render is the pipeline: watch, ownership, digests, writes,
+  garbage collection, start-up.
 
     .venv/bin/python benchmarks/shard_bench.py [--objects 100000] [--rate 2000] [--seconds 30]
 """
@@ -25,6 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import orjson
 import yaml
 
 from panopticon.sim import SimProcess
@@ -33,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "panopticon/data/examples/metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"
 sys.path.insert(0, str(ROOT))
 
+from shard.configs import ConfigSet  # noqa: E402
+from tests.support.cluster import _get, _resource  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 
@@ -72,6 +81,33 @@ def p99(before: dict[str, float], after: dict[str, float]) -> str:
         if count >= 0.99 * total:
             return f"{bound:g}s ({total:.0f} batches)"
     return "+Inf"
+
+
+def baselines(sim: SimProcess) -> tuple[int, float, float]:
+    """(objects, CPU seconds to decode them as watch events, to decode and render them),
+    measured in this process pinned to the shard's core."""
+    configs = ConfigSet()
+    for crd in _get(sim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
+        configs.schemas.add_crd(crd)
+    for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
+        configs.upsert(body)
+    ((api_version, kind), programs), *_ = configs.programs_by_target().items()
+    found = _resource(sim, api_version, kind)
+    assert found is not None, f"{api_version}/{kind} is not served"
+    path, namespaced = found
+    lines = [orjson.dumps({"type": "ADDED", "object": item}) for item in _get(sim, path)["items"]]
+    os.sched_setaffinity(0, {1})
+    started = time.process_time()
+    for line in lines:
+        orjson.loads(line)
+    decode = time.process_time() - started
+    started = time.process_time()
+    for line in lines:
+        obj = orjson.loads(line)["object"]
+        for program in programs:
+            program.render(obj, namespaced=namespaced)
+    render = time.process_time() - started
+    return len(lines), decode, render
 
 
 def ready(port: int) -> bool:
@@ -175,6 +211,10 @@ def main() -> int:
         rate = done / args.seconds
         print(f"churn: {done} changes at {rate:.0f}/s for {args.seconds:.0f}s; shard saw {events:.0f} events")
         print(f"event->Redis latency (per write batch, from its oldest event): p99 <= {p99(before, after)}")
+        count, decode, render = baselines(sim)
+        print(f"baselines in this process on the shard's core, {count} objects: decode {decode:.1f}s, "
+              f"decode+render {render:.1f}s; the sync's CPU is {sync_cpu / decode:.1f}x decode, "
+              f"{sync_cpu / render:.2f}x decode+render")  # fmt: skip
     finally:
         for proc in procs:
             proc.terminate()

@@ -92,6 +92,9 @@ class Target:
         # Label children resolved once: labels() costs more than the increment itself.
         self._events = {t: metrics.events.labels(self._label, t) for t in ("ADDED", "MODIFIED", "DELETED")}
         self._renders = metrics.renders.labels(self._label)
+        self._error_counters: dict[tuple[str, str], Any] = {}
+        """(config, family) -> its render-error child: an object that fails renders
+        several families per event, and a malformed share of a relist fails them all."""
 
     @property
     def programs(self) -> tuple[Program, ...]:
@@ -198,7 +201,11 @@ class Target:
         obj: Any = event.obj
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         for config, error in rendered.errors:
-            self.metrics.render_errors.labels(config, error.family).inc()
+            key = (config, error.family)
+            child = self._error_counters.get(key)
+            if child is None:
+                child = self._error_counters[key] = self.metrics.render_errors.labels(*key)
+            child.inc()
         if rendered.changed:
             self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
 

@@ -332,3 +332,34 @@ def test_the_queue_bound_check_agrees_with_its_length() -> None:
         assert len(queue) == 0 and not queue.exceeds(0)
 
     run(body())
+
+
+def test_render_errors_are_counted_by_config_and_family_for_every_event() -> None:
+    bad = copy.deepcopy(CONFIG)
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["metrics"] = [
+        {"name": "n", "help": "h", "type": "gauge", "metricValue": {"valueFromPath": ".metadata.name"}}
+    ]
+
+    async def body() -> None:
+        metrics = ShardMetrics()
+        source = ListedSource([pod("aaaa-1"), pod("bbbb-2"), pod("cccc-3")])
+        target = Target(
+            TargetKey("v1", "Pod"),
+            ResourceRef("", "v1", "pods", "Pod", True),
+            [program(), program(bad)],
+            queue=WriteQueue(MemoryStore(LAYOUT)),
+            metrics=metrics,
+            make_source=lambda resource, shard_filter, view: source,
+            owns=lambda bucket: True,
+        )
+        target.start(ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets))))
+        await asyncio.wait_for(target.synced.wait(), 5)
+        await target.wait_stopped()
+        errors = metrics.registry.get_sample_value(
+            "panopticon_shard_render_errors_total", {"config": "bad", "family": "kube_pod_n"}
+        )
+        assert errors == 3
+        assert len(target.table) == 3  # the good config's families still render
+
+    run(body())
