@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import Discovery
 from panopticon.kube.errors import CredentialsError
 from panopticon.sim import SimProcess, SimServer
+from panopticon.sim.tls import make_certificate
 from tests.panopticon.kube.helpers import FAST_CLIENT, asynctest, sim_config
 
 
@@ -168,6 +170,37 @@ def test_in_cluster_needs_both_env_vars_and_the_files(tmp_path: Path) -> None:
     env = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
     with pytest.raises(CredentialsError, match="TLS"):
         load_credentials(environ=env, service_account_dir=str(sa))
+
+
+@asynctest
+async def test_in_cluster_names_ipv6_hosts_in_brackets_and_rejects_empty_files(tmp_path: Path) -> None:
+    async with SimServer(sim_config(), https=True) as server:
+        assert server.certificate is not None
+        sa = service_account(tmp_path / "sa", token=server.token, ca_pem=server.certificate.ca_pem)
+        env = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+        creds = load_credentials(environ=env, service_account_dir=str(sa))
+        assert creds.server == "https://[fd00::1]:443"
+        assert creds.authorization() == f"Bearer {server.token}"
+        (sa / "token").write_text("")
+        with pytest.raises(CredentialsError, match=r"token file .* is empty"):
+            load_credentials(environ=env, service_account_dir=str(sa))
+        (sa / "token").unlink()
+        with pytest.raises(CredentialsError, match=r"in-cluster.*token file"):
+            load_credentials(environ=env, service_account_dir=str(sa))
+
+
+def test_in_cluster_credentials_do_not_import_the_kubernetes_package(tmp_path: Path) -> None:
+    # A shard in a pod never reads a kubeconfig: the package's ~20 MB are not loaded.
+    sa = service_account(tmp_path / "sa", token="t", ca_pem=make_certificate(tmp_path / "tls").ca_pem)
+    code = (
+        "import sys; from panopticon.kube.credentials import load_credentials; "
+        "env = {'KUBERNETES_SERVICE_HOST': '10.0.0.1', 'KUBERNETES_SERVICE_PORT': '443'}; "
+        f"c = load_credentials(environ=env, service_account_dir={str(sa)!r}); "
+        "assert c.server == 'https://10.0.0.1:443', c.server; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_without_any_source_loading_fails_with_a_clear_error(
