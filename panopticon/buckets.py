@@ -36,7 +36,7 @@ def fnv1a64(text: str) -> int:
     cut = len(data) & ~3
     quads = iter(data[:cut])
     h, p = FNV_OFFSET, FNV_PRIME
-    for a, b, c, d in zip(quads, quads, quads, quads):
+    for a, b, c, d in zip(quads, quads, quads, quads, strict=True):  # len(data[:cut]) % 4 == 0
         h = (((((h ^ a) * p ^ b) * p ^ c) * p ^ d) * p) & MASK64
     for byte in data[cut:]:
         h = ((h ^ byte) * p) & MASK64
