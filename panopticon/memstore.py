@@ -64,15 +64,16 @@ class MemoryStore:
     async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
         refused = sorted({b for b in batch.buckets() if self._owners.get(b) != owner})
         rejected = set(refused)
-        for bucket, ops in batch.segments.items():
+        for bucket, objects in batch.segments.items():
             if bucket in rejected:
                 continue
-            for (family, uid), value in ops.items():
-                fields = self._families.setdefault((family, slot), {})
-                if value is None:
-                    fields.pop(uid, None)
-                else:
-                    fields[uid] = value
+            for uid, values in objects.items():
+                for family, value in values.items():
+                    fields = self._families.setdefault((family, slot), {})
+                    if value is None:
+                        fields.pop(uid, None)
+                    else:
+                        fields[uid] = value
         return refused
 
     async def fields(self, slot: int, family: str) -> list[str]:

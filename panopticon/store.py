@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import orjson
 
@@ -141,17 +141,19 @@ class Op:
 
 
 class Batch:
-    """Field operations of one slot, grouped by bucket as the write script takes them.
+    """Field operations of one slot, grouped as the write script takes them.
 
-    `segments` maps a bucket to {(family, uid): lines to set, or None to delete}; a
+    `segments` maps a bucket to {uid: {family: lines to set, or None to delete}}; a
     later operation on a field replaces an earlier one, so bursts of updates coalesce.
-    Grouping by bucket (not by family and bucket) keeps the per-group cost off the hot
-    path: a relist's flush touches each bucket with about one object."""
+    Grouping by bucket then object keeps per-field work off the hot path: the script
+    receives each uid once per object rather than once per family (a quarter fewer
+    arguments to pack and send), and a relist's flush touches each bucket with about
+    one object."""
 
     __slots__ = ("segments",)
 
     def __init__(self) -> None:
-        self.segments: dict[int, dict[tuple[str, str], bytes | None]] = {}
+        self.segments: dict[int, dict[str, dict[str, bytes | None]]] = {}
 
     @classmethod
     def of(cls, ops: Iterable[Op]) -> Batch:
@@ -164,7 +166,11 @@ class Batch:
         segment = self.segments.get(bucket)
         if segment is None:
             segment = self.segments[bucket] = {}
-        segment[(family, uid)] = value
+        fields = segment.get(uid)
+        if fields is None:
+            segment[uid] = {family: value}
+        else:
+            fields[family] = value
 
     def put_object(
         self, bucket: int, uid: str, sets: Iterable[tuple[str, bytes]], dels: Iterable[str]
@@ -173,19 +179,27 @@ class Batch:
         segment = self.segments.get(bucket)
         if segment is None:
             segment = self.segments[bucket] = {}
-        for family, lines in sets:
-            segment[(family, uid)] = lines
+        fields: dict[str, bytes | None] | None = segment.get(uid)
+        if fields is None:
+            fields = segment[uid] = dict(sets)
+        else:
+            fields.update(sets)
         for family in dels:
-            segment[(family, uid)] = None
+            fields[family] = None
 
     def merge(self, later: Batch) -> None:
         """Apply `later`'s operations on top of this batch's."""
-        for bucket, fields in later.segments.items():
+        for bucket, objects in later.segments.items():
             segment = self.segments.get(bucket)
             if segment is None:
-                self.segments[bucket] = dict(fields)
-            else:
-                segment.update(fields)
+                self.segments[bucket] = {uid: dict(fields) for uid, fields in objects.items()}
+                continue
+            for uid, fields in objects.items():
+                mine = segment.get(uid)
+                if mine is None:
+                    segment[uid] = dict(fields)
+                else:
+                    mine.update(fields)
 
     def buckets(self) -> set[int]:
         return set(self.segments)
@@ -194,7 +208,7 @@ class Batch:
         """A batch of this one's operations in `buckets`."""
         wanted = set(buckets)
         out = Batch()
-        out.segments = {bucket: fields for bucket, fields in self.segments.items() if bucket in wanted}
+        out.segments = {bucket: objects for bucket, objects in self.segments.items() if bucket in wanted}
         return out
 
     def drop(self, buckets: Iterable[int]) -> None:
@@ -204,13 +218,19 @@ class Batch:
     def ops(self) -> list[Op]:
         return [
             Op(family, bucket, uid, value)
-            for bucket, fields in self.segments.items()
-            for (family, uid), value in fields.items()
+            for bucket, objects in self.segments.items()
+            for uid, fields in objects.items()
+            for family, value in fields.items()
         ]
 
     def __len__(self) -> int:
         """Distinct fields with an operation."""
-        return sum(map(len, self.segments.values()))
+        return sum(bucket_fields(objects) for objects in self.segments.values())
+
+
+def bucket_fields(objects: dict[str, dict[str, bytes | None]]) -> int:
+    """Field operations of one bucket's objects."""
+    return sum(map(len, objects.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,34 +335,39 @@ return {claimed, refused}
 
 # KEYS[1] = owners hash of the slot, KEYS[2..] = family hashes of the slot.
 # ARGV[1] = owner token, then one group per bucket in the batch:
-#   bucket, number of sets n, number of deletes m, n (key index, uid, lines) triples,
-#   m (key index, uid) pairs.
+#   bucket, span (how many ARGV entries the bucket's objects take), then per object
+#   uid, number of sets n, number of deletes m, n (key index, lines) pairs, m key
+#   indexes.
 # Applies the groups of the buckets whose owner is still the token and returns the
 # refused buckets. One HSET or HDEL per field: a relist's batches hold about one object
 # per bucket, so grouping fields per key would save Redis little and cost the shard
-# more to build.
+# more to build. The uid travels once per object, not once per field: packing the
+# arguments is the shard's cost, and a uid is a third of a field's arguments.
 WRITE_SCRIPT = """
 local owner = ARGV[1]
 local refused = {}
 local i, n = 2, #ARGV
 while i <= n do
   local bucket = ARGV[i]
-  local sets = tonumber(ARGV[i + 1])
-  local dels = tonumber(ARGV[i + 2])
-  i = i + 3
-  local deletes = i + 3 * sets
-  local finish = deletes + 2 * dels
+  local stop = i + 2 + tonumber(ARGV[i + 1])
+  i = i + 2
   if redis.call('HGET', KEYS[1], bucket) == owner then
-    for j = i, deletes - 1, 3 do
-      redis.call('HSET', KEYS[tonumber(ARGV[j])], ARGV[j + 1], ARGV[j + 2])
-    end
-    for j = deletes, finish - 1, 2 do
-      redis.call('HDEL', KEYS[tonumber(ARGV[j])], ARGV[j + 1])
+    while i < stop do
+      local uid = ARGV[i]
+      local deletes = i + 3 + 2 * tonumber(ARGV[i + 1])
+      local finish = deletes + tonumber(ARGV[i + 2])
+      for j = i + 3, deletes - 1, 2 do
+        redis.call('HSET', KEYS[tonumber(ARGV[j])], uid, ARGV[j + 1])
+      end
+      for j = deletes, finish - 1 do
+        redis.call('HDEL', KEYS[tonumber(ARGV[j])], uid)
+      end
+      i = finish
     end
   else
     refused[#refused + 1] = bucket
   end
-  i = finish
+  i = stop
 end
 return refused
 """
@@ -370,20 +395,40 @@ def write_arguments(
     keys = [layout.owners_key(slot)]
     key_index: dict[str, str] = {}
     args: list[bytes | str] = [owner]
-    for bucket, fields in batch.segments.items():
-        sets: list[bytes | str] = []
-        dels: list[bytes | str] = []
-        for (family, uid), value in fields.items():
-            ki = key_index.get(family)
-            if ki is None:
-                keys.append(layout.family_key(slot, family))
-                ki = key_index[family] = str(len(keys))
-            if value is None:
-                dels += (ki, uid)
-            else:
-                sets += (ki, uid, value)
-        if sets or dels:
-            args += (str(bucket), str(len(sets) // 3), str(len(dels) // 2))
-            args += sets
-            args += dels
+    for bucket, objects in batch.segments.items():
+        group: list[bytes | str] = []
+        for uid, fields in objects.items():
+            if None not in fields.values():  # only sets: the usual case, one pass
+                group += (uid, _count(len(fields)), "0")
+                for family, lines in cast("dict[str, bytes]", fields).items():
+                    ki = key_index.get(family)
+                    if ki is None:
+                        keys.append(layout.family_key(slot, family))
+                        ki = key_index[family] = str(len(keys))
+                    group += (ki, lines)
+                continue
+            sets: list[bytes | str] = []
+            dels: list[bytes | str] = []
+            for family, value in fields.items():
+                ki = key_index.get(family)
+                if ki is None:
+                    keys.append(layout.family_key(slot, family))
+                    ki = key_index[family] = str(len(keys))
+                if value is None:
+                    dels.append(ki)
+                else:
+                    sets += (ki, value)
+            group += (uid, _count(len(sets) >> 1), _count(len(dels)))
+            group += sets
+            group += dels
+        if group:
+            args += (str(bucket), str(len(group)))
+            args += group
     return keys, args
+
+
+_COUNTS = tuple(str(n) for n in range(256))
+
+
+def _count(n: int) -> str:
+    return _COUNTS[n] if n < 256 else str(n)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from panopticon.errors import StoreError
 from panopticon.ring import Ring
-from panopticon.store import Batch, Layout, Op, Store, token
+from panopticon.store import Batch, Layout, Op, Store, bucket_fields, token
 
 MAX_CONCURRENT_WRITES = 2
 """Round trips in flight at once: one being applied by Redis while the next is built."""
@@ -165,9 +165,9 @@ def _pieces(batches: Iterable[tuple[int, Batch]]) -> list[tuple[int, Batch]]:
             out.append((slot, batch))
             continue
         piece, fields = Batch(), 0
-        for bucket, ops in batch.segments.items():
-            piece.segments[bucket] = ops
-            fields += len(ops)
+        for bucket, objects in batch.segments.items():
+            piece.segments[bucket] = objects
+            fields += bucket_fields(objects)
             if fields >= ROUND_TRIP_FIELDS:
                 out.append((slot, piece))
                 piece, fields = Batch(), 0

@@ -116,6 +116,42 @@ def test_a_batch_applies_owned_buckets_and_refuses_only_the_others(
     run_store(body)
 
 
+def test_objects_with_sets_and_deletes_around_a_refused_bucket_apply_exactly(
+    run_store: Callable[[StoreTest], None],
+) -> None:
+    """Each bucket's group names its uids once per object; a refused bucket between two
+    owned ones is skipped whole, and every field of the others lands where it belongs."""
+
+    async def body(store: Store) -> None:
+        layout = store.layout
+        first, middle, last = 16, 17, 18  # one slot, the middle one another shard's
+        slot = layout.slot_of(first)
+        await store.claim(slot, 0, 1, [first, last])
+        await store.claim(slot, 1, 1, [middle])
+        objects = {b: [uid_in(layout, b) for _ in range(3)] for b in (first, middle, last)}
+        old = [Op(f, b, u, f"{f} old\n".encode()) for b in (first, last) for u in objects[b] for f in "fgh"]
+        assert await store.write(slot, token(0, 1), old) == []
+        theirs = [Op("f", middle, u, b"f theirs\n") for u in objects[middle]]
+        assert await store.write(slot, token(1, 1), theirs) == []
+        ops = []
+        for b in (first, middle, last):
+            for i, u in enumerate(objects[b]):
+                ops += [Op("f", b, u, f"f {b}-{i}\n".encode()), Op("g", b, u, None)]
+                if i == 1:
+                    ops += [Op("h", b, u, None), Op("k", b, u, f"k {b}-{i}\n".encode())]
+        assert await store.write(slot, token(0, 1), ops) == [middle]
+        f_lines = sorted(b"".join([c async for c in read_family(store, "f")]).splitlines())
+        expected = [f"f {b}-{i}".encode() for b in (first, last) for i in range(3)] + [b"f theirs"] * 3
+        assert f_lines == sorted(expected)
+        assert await store.fields(slot, "g") == []
+        h = sorted(await store.fields(slot, "h"))
+        assert h == sorted(u for b in (first, last) for i, u in enumerate(objects[b]) if i != 1)
+        k_lines = sorted(b"".join([c async for c in read_family(store, "k")]).splitlines())
+        assert k_lines == [f"k {first}-1".encode(), f"k {last}-1".encode()]
+
+    run_store(body)
+
+
 def test_claims_follow_generations(run_store: Callable[[StoreTest], None]) -> None:
     async def body(store: Store) -> None:
         assert (await store.claim(0, 0, 5, [0, 1])).claimed == (0, 1)
