@@ -10,9 +10,9 @@ pinned to core 1. Figures:
   run that owns no bucket (same imports, configs and watches, no objects), per object;
 - churn: R events/s on the MongoDB objects for D seconds; the shard's own
   event→Redis latency histogram gives the share of events stored within 250 ms;
-- in-process baselines, in the same run and on the shard's core: decoding the same
-  objects as watch events with `orjson.loads`, and decoding plus rendering them
-  through the same compiled config. The sync's CPU as a multiple of these is what
+- in-process baselines, in the same run and on the shard's core, just before and just
+  after the sync: decoding the same objects as watch events with `orjson.loads`, and
+  decoding plus rendering them through the same compiled config. The sync's CPU as a multiple of these is what
   compares across machines (this machine's speed varies by 1.5x between sessions);
   what it adds to decode+render is the pipeline: watch, ownership, digests, writes,
   garbage collection, start-up.
@@ -83,31 +83,39 @@ def p99(before: dict[str, float], after: dict[str, float]) -> str:
     return "+Inf"
 
 
-def baselines(sim: SimProcess) -> tuple[int, float, float]:
-    """(objects, CPU seconds to decode them as watch events, to decode and render them),
-    measured in this process pinned to the shard's core."""
-    configs = ConfigSet()
-    for crd in _get(sim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
-        configs.schemas.add_crd(crd)
-    for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
-        configs.upsert(body)
-    ((api_version, kind), programs), *_ = configs.programs_by_target().items()
-    found = _resource(sim, api_version, kind)
-    assert found is not None, f"{api_version}/{kind} is not served"
-    path, namespaced = found
-    lines = [orjson.dumps({"type": "ADDED", "object": item}) for item in _get(sim, path)["items"]]
-    os.sched_setaffinity(0, {1})
-    started = time.process_time()
-    for line in lines:
-        orjson.loads(line)
-    decode = time.process_time() - started
-    started = time.process_time()
-    for line in lines:
-        obj = orjson.loads(line)["object"]
-        for program in programs:
-            program.render(obj, namespaced=namespaced)
-    render = time.process_time() - started
-    return len(lines), decode, render
+class Baselines:
+    """Decoding the simulator's objects as watch events, and decoding plus rendering them
+    through the same compiled config, timed in this process on the shard's core."""
+
+    def __init__(self, sim: SimProcess) -> None:
+        configs = ConfigSet()
+        for crd in _get(sim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
+            configs.schemas.add_crd(crd)
+        for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
+            configs.upsert(body)
+        ((api_version, kind), self.programs), *_ = configs.programs_by_target().items()
+        found = _resource(sim, api_version, kind)
+        assert found is not None, f"{api_version}/{kind} is not served"
+        path, self.namespaced = found
+        self.lines = [orjson.dumps({"type": "ADDED", "object": item}) for item in _get(sim, path)["items"]]
+
+    def measure(self) -> tuple[float, float]:
+        """(CPU seconds to decode every line, to decode and render every line)."""
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {1})
+        try:
+            started = time.process_time()
+            for line in self.lines:
+                orjson.loads(line)
+            decode = time.process_time() - started
+            started = time.process_time()
+            for line in self.lines:
+                obj = orjson.loads(line)["object"]
+                for program in self.programs:
+                    program.render(obj, namespaced=self.namespaced)
+            return decode, time.process_time() - started
+        finally:
+            os.sched_setaffinity(0, affinity)
 
 
 def ready(port: int) -> bool:
@@ -180,6 +188,9 @@ def main() -> int:
         baseline.terminate()
         baseline.wait(20)
         procs.remove(baseline)
+        # Timed just before and just after the sync: this machine's speed drifts.
+        baselines = Baselines(sim)
+        measured = [baselines.measure()]
 
         started = time.perf_counter()
         shard, port = start_shard(sim, redis, 0, 1, logs)
@@ -190,6 +201,7 @@ def main() -> int:
             time.sleep(0.05)
         sync_seconds = time.perf_counter() - started
         sync_cpu = cpu_seconds(shard.pid)
+        measured.append(baselines.measure())
         time.sleep(1)
         rss = rss_kb(shard.pid)
         owned = sum(v for _, v in metric(port, "panopticon_shard_owned_objects{"))
@@ -211,10 +223,12 @@ def main() -> int:
         rate = done / args.seconds
         print(f"churn: {done} changes at {rate:.0f}/s for {args.seconds:.0f}s; shard saw {events:.0f} events")
         print(f"event->Redis latency (per write batch, from its oldest event): p99 <= {p99(before, after)}")
-        count, decode, render = baselines(sim)
-        print(f"baselines in this process on the shard's core, {count} objects: decode {decode:.1f}s, "
-              f"decode+render {render:.1f}s; the sync's CPU is {sync_cpu / decode:.1f}x decode, "
-              f"{sync_cpu / render:.2f}x decode+render")  # fmt: skip
+        decode = sum(d for d, _ in measured) / len(measured)
+        render = sum(r for _, r in measured) / len(measured)
+        spread = ", ".join(f"{d:.1f}s/{r:.1f}s" for d, r in measured)
+        print(f"baselines in this process on the shard's core, {len(baselines.lines)} objects, before and "
+              f"after the sync ({spread}): decode {decode:.1f}s, decode+render {render:.1f}s; the sync's "
+              f"CPU is {sync_cpu / decode:.1f}x decode, {sync_cpu / render:.2f}x decode+render")  # fmt: skip
     finally:
         for proc in procs:
             proc.terminate()
