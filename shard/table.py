@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from panopticon.buckets import BucketSpace
+from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.exposition import encode
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
@@ -30,6 +30,8 @@ from panopticon.store import Op
 
 DIGEST_BITS = 64
 DIGEST_MASK = (1 << DIGEST_BITS) - 1
+STALE = 1 << (DIGEST_BITS - 1)
+"""Set in a digest by `invalidate`; a render's digest never has it (63 bits)."""
 BUCKET_BITS = 16
 VERSION_SHIFT = DIGEST_BITS + BUCKET_BITS
 VERSION_BITS = 64
@@ -166,7 +168,7 @@ class KindTable:
             (mask << MASK_SHIFT)
             | (version_key(rv) << VERSION_SHIFT)
             | (bucket << DIGEST_BITS)
-            | (hash(tuple(texts)) & DIGEST_MASK)
+            | (hash(tuple(texts)) & (STALE - 1))
         )
         if old == state:
             return out
@@ -198,6 +200,10 @@ class KindTable:
         for uid in uids:
             self._state.pop(uid, None)
 
+    def outside(self, buckets: frozenset[int]) -> list[str]:
+        """The uids whose stored bucket is not in `buckets` (no hashing)."""
+        return [uid for uid, state in self._state.items() if _bucket(state) not in buckets]
+
     def forget(self, buckets: frozenset[int] | set[int]) -> int:
         """Drop the state of objects in `buckets` (ownership moved away); no store operations."""
         gone = [uid for uid, state in self._state.items() if _bucket(state) in buckets]
@@ -208,9 +214,11 @@ class KindTable:
     def invalidate(self) -> None:
         """Forget every digest (not the objects): the next event for each object rewrites it.
 
-        Used when the store lost its data (a new epoch)."""
-        for uid, state in self._state.items():
-            self._state[uid] = state ^ DIGEST_MASK  # flipped: never equal to the next render
+        Used when the store lost its data (a new epoch). Idempotent: a second epoch
+        change before an object is rendered again leaves it stale, not current."""
+        state = self._state
+        for uid, value in state.items():
+            state[uid] = value | STALE
 
     def clear_ops(self) -> list[Op]:
         """Delete everything this table stored (its kind is no longer targeted)."""
@@ -252,7 +260,7 @@ class TableView:
             return None if known is None else Event("DELETED", obj, uid, rv)
         if known is None:
             return Event("ADDED", obj, uid, rv)
-        if known == version_key(rv):
+        if known and known == version_key(rv):  # 0: unknown (forgotten, or an empty RV)
             return None
         return Event("MODIFIED", obj, uid, rv)
 
@@ -274,7 +282,9 @@ class TableView:
             if uid not in seen
         ]
 
-    def retain(self, keep: Callable[[str], bool]) -> int:
-        dropped = [uid for uid in self.table.uids() if not keep(uid)]
+    def retain(self, shard_filter: ShardFilter, keep: Callable[[str], bool]) -> int:
+        # By the bucket each record holds: hashing every uid again would block the
+        # event loop ~0.4 s per 100,000 objects at every target restart.
+        dropped = self.table.outside(shard_filter.buckets)
         self.table.drop(dropped)
         return len(dropped)

@@ -131,15 +131,16 @@ class Target:
     def set_filter(self, shard_filter: ShardFilter | None, lost: frozenset[int]) -> None:
         """Ownership changed: forget lost buckets silently, pick up gained ones.
 
-        An unchanged filter (a new ring generation that moved nothing here) changes
-        nothing: the reflector will not sync again, so `synced` must stay as it is."""
-        if shard_filter == self._filter and not lost:
-            return
+        An unchanged filter (a new ring generation that moved nothing here, or refused
+        writes to buckets it no longer held) changes no sync state: the reflector will
+        not sync again, so `synced` must stay as it is."""
         if lost:
             self.table.forget(lost)
             self.queue.discard(lost)
             if self._marked is not None:
                 self._marked = {u for u in self._marked if u in self.table}
+        if shard_filter == self._filter:
+            return
         self.synced.clear()
         self._filter = shard_filter
         if self._source is not None:
@@ -213,12 +214,13 @@ class Target:
         marked, self._marked = self._marked, None
         if not marked:
             return
+        gone = 0
         for uid in marked:
             rendered = self.table.apply("DELETED", None, uid)
             if rendered.changed:
+                gone += 1
                 self.queue.add_object(rendered.bucket, uid, (), rendered.dels, at=now)
-        log.info(
-            "target %s: %d objects vanished while unwatched; their series are deleted",
-            self._label,
-            len(marked),
-        )
+        if gone:
+            log.info(
+                "target %s: %d objects vanished while unwatched; their series are deleted", self._label, gone
+            )

@@ -343,7 +343,7 @@ class Worker:
     @property
     def settled(self) -> bool:
         """Nothing queued and no write in flight (what was rendered is in the store)."""
-        return not len(self.queue) and not self._flushing
+        return not self.queue and not self._flushing
 
     async def relieve(self) -> None:
         """A target's queue grew past its bound (a relist delivering events back to
@@ -364,7 +364,7 @@ class Worker:
             task.add_done_callback(self._flush_tasks.discard)
 
     async def flush(self) -> None:
-        if not len(self.queue):
+        if not self.queue:
             return
         self._flushing += 1
         try:

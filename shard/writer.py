@@ -53,6 +53,10 @@ class WriteQueue:
         """Field operations queued (a field written twice before a flush counts once)."""
         return sum(len(batch) for batch in self._pending.values())
 
+    def __bool__(self) -> bool:
+        """Whether anything is queued (without counting it: the flush loop asks every 50 ms)."""
+        return bool(self._pending)
+
     def exceeds(self, bound: int) -> bool:
         """`len(self) > bound`, counted only once enough operations were queued to
         make it possible (the render path asks every few milliseconds; counting
@@ -83,6 +87,8 @@ class WriteQueue:
 
     def merge(self, slot: int, batch: Batch) -> None:
         """Queue a batch again; operations queued since win over its."""
+        if not batch.segments:
+            return
         newer = self._pending.get(slot)
         if newer is not None:
             batch.merge(newer)
@@ -115,6 +121,8 @@ class WriteQueue:
         queue if this flush is cancelled (a target restarting, shutdown)."""
 
         def requeue(slot: int, batch: Batch) -> None:
+            if not batch.segments:
+                return
             self.merge(slot, batch)
             self._since[slot] = min(self._since[slot], since.get(slot, self._since[slot]))
 

@@ -135,14 +135,16 @@ def _context_namespace(kube_config: Any, path: str, context: str | None) -> str:
 
 def _in_cluster(env: dict[str, str], sa_dir: Path) -> Credentials:
     """client-go's `rest.InClusterConfig`: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT,
-    the service account's CA and its (rotating) token."""
+    the service account's CA and its (rotating) token. One difference: a missing or
+    unreadable CA is an error here, where client-go logs it and trusts the system's
+    roots, which would fail later and less clearly against a cluster CA."""
     source = f"in-cluster service account ({sa_dir})"
     host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
     if not host or not port:
         raise CredentialsError(
             f"{source}: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set"
         )
-    if ":" in host or "%" in host:  # an IPv6 address (Go's net.JoinHostPort)
+    if ":" in host:  # an IPv6 address (Go's net.JoinHostPort)
         host = f"[{host}]"
     token_file, ca_file = sa_dir / "token", sa_dir / "ca.crt"
     for path, what in ((token_file, "token"), (ca_file, "CA certificate")):

@@ -157,8 +157,8 @@ class Reflector:
         if shard_filter is not None and not shard_filter.everything:
             owns = Ownership(shard_filter, cache=self.settings.ownership_cache)
         self._owns = owns
-        if owns is not None:
-            self.view.retain(owns)
+        if owns is not None and shard_filter is not None:
+            self.view.retain(shard_filter, owns)
         self.synced_filter = None
         self._waker.wake()
         self._changed.set()

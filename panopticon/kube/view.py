@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event, compact_rv
 
@@ -37,7 +38,9 @@ class ObjectView(Protocol):
 
     def vanished(self, seen: set[str]) -> list[Event]: ...
 
-    def retain(self, keep: Callable[[str], bool]) -> int: ...
+    def retain(self, shard_filter: ShardFilter, keep: Callable[[str], bool]) -> int:
+        """Drop, silently, every object outside `shard_filter` (`keep` tests a uid)."""
+        ...
 
 
 class View:
@@ -105,7 +108,7 @@ class View:
         obj = {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta}
         return Event("DELETED", obj, uid, str(rv), True)
 
-    def retain(self, keep: Callable[[str], bool]) -> int:
+    def retain(self, shard_filter: ShardFilter, keep: Callable[[str], bool]) -> int:
         """Drop, silently, every uid `keep` rejects (ownership moved elsewhere)."""
         dropped = [uid for uid in self._rvs if not keep(uid)]
         self.drop(dropped)

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import tracemalloc
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from panopticon.buckets import ShardFilter
@@ -104,7 +105,9 @@ def test_a_sync_reports_unseen_objects_and_retain_drops_silently() -> None:
     (vanished,) = view.vanished(seen)
     assert vanished.type == "DELETED" and vanished.uid == "bbbb-2" and vanished.final_state_unknown
     assert vanished.obj == {"apiVersion": "v1", "kind": "Pod", "metadata": {"uid": "bbbb-2"}}
-    assert view.retain(lambda uid: uid != "cccc-3") == 1
+    # By the bucket each record holds (`keep` is not asked: no uid is hashed again).
+    others = frozenset(range(LAYOUT.buckets)) - {LAYOUT.space.bucket("cccc-3")}
+    assert view.retain(ShardFilter(LAYOUT.space, others), lambda uid: 1 / 0) == 1
     assert sorted(table.uids()) == ["aaaa-1", "bbbb-2"]
 
 
@@ -116,6 +119,79 @@ def test_forgotten_versions_deliver_every_object_again_without_rewriting_it() ->
     assert again is not None and again.type == "MODIFIED"
     assert table.apply("MODIFIED", pod("aaaa-1"), "aaaa-1", rv="5").ops == []
     assert view.apply("ADDED", pod("aaaa-1"), "aaaa-1", "5") is None
+
+
+def test_an_empty_resource_version_never_hides_an_event() -> None:
+    # Servers other than the API server may send none; "" must not equal "forgotten".
+    table, view = table_and_view()
+    table.apply("ADDED", pod("aaaa-1", resource_version=""), "aaaa-1", rv="")
+    again = view.apply("MODIFIED", pod("aaaa-1", resource_version=""), "aaaa-1", "")
+    assert again is not None and again.type == "MODIFIED"
+    table.forget_versions()
+    assert view.listed(pod("aaaa-1", resource_version=""), "aaaa-1", "", set()) is not None
+
+
+def test_two_store_losses_before_a_render_still_rewrite_the_object() -> None:
+    table, _ = table_and_view()
+    table.apply("ADDED", pod("aaaa-1"), "aaaa-1", rv="5")
+    table.invalidate()
+    table.invalidate()  # a second epoch change before the object was rendered again
+    table.forget_versions()
+    again = table.apply("MODIFIED", pod("aaaa-1"), "aaaa-1", rv="5")
+    assert again.changed and sorted(op.family for op in again.ops) == ["kube_pod_info", "kube_pod_phase"]
+    assert table.apply("MODIFIED", pod("aaaa-1"), "aaaa-1", rv="5").ops == []
+
+
+class ViewSource:
+    """A source that asks the view exactly as `Reflector._list_at` does: every start
+    lists `objects`, then reports what vanished, then SYNCED."""
+
+    def __init__(self, objects: list[dict[str, Any]], view: ObjectView | None) -> None:
+        assert view is not None
+        self.objects, self.view = objects, view
+
+    async def events(self) -> AsyncIterator[Event]:
+        seen: set[str] = set()
+        for obj in self.objects:
+            meta = obj["metadata"]
+            event = self.view.listed(obj, meta["uid"], meta["resourceVersion"], seen)
+            if event is not None:
+                yield event
+        for event in self.view.vanished(seen):
+            yield event
+        yield Event("SYNCED", None, "", "9")
+        await asyncio.Event().wait()
+
+    def set_filter(self, shard_filter: ShardFilter | None) -> None:
+        pass
+
+
+def test_a_restarted_target_keeps_objects_without_a_resource_version() -> None:
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        ownership = Ownership(store, 0)
+        await ownership.adopt(Ring(1, 1, LAYOUT.space))
+        queue = WriteQueue(store)
+        objects = [pod("aaaa-1", resource_version=""), pod("bbbb-2", resource_version="7")]
+        target = Target(
+            TargetKey("v1", "Pod"),
+            PODS,
+            [program()],
+            queue=queue,
+            metrics=ShardMetrics(),
+            make_source=lambda resource, shard_filter, view: ViewSource(objects, view),
+            owns=lambda bucket: True,
+        )
+        everything = ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets)))
+        for _ in range(2):  # a start, then a restart (new configs, a lost store, a crash)
+            target.start(everything)
+            await asyncio.wait_for(target.synced.wait(), 5)
+            await queue.flush(ownership.token)
+            lines = b"".join([c async for c in read_family(store, "kube_pod_info")])
+            assert sorted(target.table.uids()) == ["aaaa-1", "bbbb-2"] and lines.count(b"\n") == 2
+        await target.wait_stopped()
+
+    asyncio.run(body())
 
 
 def test_the_table_is_a_protocol_complete_view() -> None:
@@ -144,6 +220,37 @@ def test_one_record_per_object_costs_under_a_hundred_bytes_beside_its_uid() -> N
     per_object = sum(s.size_diff for s in after.compare_to(before, "filename")) / (count - 1)
     # A dict entry and one int of mask, version, bucket and digest (was ~150 B in two maps).
     assert per_object < 100, per_object
+
+
+@asynctest
+async def test_refused_writes_to_buckets_already_lost_leave_the_target_synced() -> None:
+    """`Worker._refused` hands the target lost buckets under an unchanged filter; the
+    reflector will not sync again for it, so the target must not wait for a sync."""
+    async with sim_client(sim_config(watch_list=False)) as (server, client):
+        for i in range(4):
+            server.sim.create(configmap(f"cm-{i}", k=str(i)))
+        half = frozenset(range(LAYOUT.buckets // 2))
+        settings = dataclasses.replace(FAST, watch_list=False)
+
+        def make(resource: Any, shard_filter: ShardFilter | None, view: ObjectView | None) -> Reflector:
+            return Reflector(client, resource, shard_filter=shard_filter, settings=settings, view=view)
+
+        target = Target(
+            TargetKey("v1", "ConfigMap"),
+            CONFIGMAPS,
+            [program(CONFIGMAP_CONFIG)],
+            queue=WriteQueue(MemoryStore(LAYOUT)),
+            metrics=ShardMetrics(),
+            make_source=make,
+            owns=lambda bucket: bucket in half,
+        )
+        target.start(ShardFilter(LAYOUT.space, half))
+        try:
+            await asyncio.wait_for(target.synced.wait(), 10)
+            target.set_filter(ShardFilter(LAYOUT.space, half), frozenset({LAYOUT.buckets - 1}))
+            assert target.synced.is_set()
+        finally:
+            await target.wait_stopped()
 
 
 @asynctest

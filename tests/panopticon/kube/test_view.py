@@ -6,6 +6,7 @@ import tracemalloc
 import uuid
 from typing import Any
 
+from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.kube.events import Event
 from panopticon.kube.view import View
 from tests.panopticon.kube.helpers import PODS
@@ -49,7 +50,8 @@ def test_retain_drops_silently() -> None:
     view = View(PODS)
     for uid in ("a", "b", "c"):
         view.apply("ADDED", pod(uid, "1"), uid, "1")
-    assert view.retain(lambda u: u != "b") == 1 and view.uids() == ["a", "c"]
+    everything = ShardFilter(BucketSpace(4), frozenset(range(4)))  # View asks `keep`, not the filter
+    assert view.retain(everything, lambda u: u != "b") == 1 and view.uids() == ["a", "c"]
 
 
 def bytes_per_object(track_names: bool, count: int = 20_000) -> float:
