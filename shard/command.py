@@ -80,6 +80,14 @@ def add_worker_arguments(
         help="shard /metrics (self-metrics), /healthz, /readyz",
     )
     group.add_argument("--flush-interval", type=float, default=0.05, metavar="SECONDS")
+    group.add_argument(
+        "--max-backlog",
+        type=int,
+        default=1_000_000,
+        metavar="FIELDS",
+        help="field writes held while Redis is unreachable; past this they are dropped "
+        "and everything is rewritten once Redis answers again",
+    )
     group.add_argument("--heartbeat-interval", type=float, default=2.0, metavar="SECONDS")
     group.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS")
     group.add_argument("--no-status", action="store_true", help="never write MetricsConfiguration status")
@@ -91,6 +99,7 @@ def worker_settings(args: argparse.Namespace, index: int, static_ring: RingSpec 
         index=index,
         static_ring=static_ring,
         flush_interval=args.flush_interval,
+        max_backlog=args.max_backlog,
         heartbeat_interval=args.heartbeat_interval,
         status_interval=args.status_interval,
         pod=os.environ.get("POD_NAME") or os.environ.get("HOSTNAME", ""),

@@ -80,6 +80,12 @@ class ShardMetrics:
             "Times the store was found emptied and republished.",
             registry=r,
         )
+        self.backlog_drops = Counter(
+            "panopticon_shard_backlog_drops",
+            "Times the writes held while Redis was unreachable outgrew --max-backlog and were "
+            "dropped (everything is rewritten once Redis answers).",
+            registry=r,
+        )
         self.relists = Counter(
             "panopticon_shard_relists", "Full lists of a target kind.", ["target"], registry=r
         )

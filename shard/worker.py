@@ -64,6 +64,10 @@ class WorkerSettings:
     """From --shards; None when the ring comes from the StatefulSet (`ring_source`)."""
     flush_interval: float = 0.05
     """Seconds between flushes: the floor of event→store latency, and the batching window."""
+    max_backlog: int = 1_000_000
+    """Field operations held while the store fails (~300 bytes each). Past this they are
+    dropped and, once the store answers, every target relists and rewrites everything
+    (garbage collection then removes what the dropped deletes would have)."""
     heartbeat_interval: float = 2.0
     """Seconds between heartbeats and store epoch checks (Redis restart detection)."""
     status_interval: float = 30.0
@@ -120,6 +124,9 @@ class Worker:
         """Background flushes still running (strong references; awaited at shutdown)."""
         self._registry_dirty = False
         """The last registry publication failed: the heartbeat loop retries it."""
+        self._rewrite_due = False
+        """The write backlog was dropped: the heartbeat loop rewrites everything once the
+        store answers."""
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -382,6 +389,17 @@ class Worker:
             self.metrics.event_to_store.observe(latency)
         if result.failed_slots:
             self.metrics.store_errors.inc(result.failed_slots)
+            held = len(self.queue)
+            if held > self.settings.max_backlog:
+                self.queue.clear()
+                self._rewrite_due = True
+                self.metrics.backlog_drops.inc()
+                log.warning(
+                    "the store keeps failing and %d field writes are held (--max-backlog %d): "
+                    "dropping them; everything is rewritten once the store answers",
+                    held,
+                    self.settings.max_backlog,
+                )
         if result.refused:
             self.metrics.refused.inc(len(result.refused))
             await self._refused(result.refused, result.refused_batches)
@@ -471,6 +489,8 @@ class Worker:
                 epoch, _ = await self.store.epoch()
                 if epoch != self.epoch:
                     await self._republish(epoch)
+                elif self._rewrite_due:
+                    await self._rewrite()
                 elif self._registry_dirty:
                     async with self._lock:
                         await self._publish_registry()
@@ -505,12 +525,25 @@ class Worker:
             self.pending_gc = set(self.ownership.owned)
             self.published = set()
             await self._publish_registry()
-            shard_filter = self._filter()
-            for target in self.targets.values():
-                target.table.invalidate()
-                target.start(shard_filter)
+            self._restart_targets()
         # Only now: if anything above failed, the next heartbeat tries again.
         self.epoch = epoch
+
+    async def _rewrite(self) -> None:
+        """The store answers again after writes were dropped: write everything again."""
+        log.warning("the store answers again: relisting and rewriting everything this shard owns")
+        async with self._lock:
+            self._rewrite_due = False
+            self.pending_gc = set(self.ownership.owned)  # deletes that were dropped
+            self._restart_targets()
+
+    def _restart_targets(self) -> None:
+        """Every target relists and rewrites every object (digests forgotten)."""
+        self._rewrite_due = False
+        shard_filter = self._filter()
+        for target in self.targets.values():
+            target.table.invalidate()
+            target.start(shard_filter)
 
     async def _status_loop(self) -> None:
         if self.status is None:

@@ -96,6 +96,10 @@ class WriteQueue:
         self._since.setdefault(slot, time.monotonic())
         self._added += len(batch)
 
+    def clear(self) -> None:
+        """Drop everything queued (the caller arranges for it to be written again)."""
+        self._pending, self._since, self._added = {}, {}, 0
+
     def discard(self, buckets: frozenset[int] | set[int]) -> None:
         """Drop queued operations of buckets no longer owned."""
         for slot, batch in list(self._pending.items()):

@@ -9,6 +9,8 @@ sync, churn, scaling 3 → 5 → 2, a SIGKILLed shard, a Redis restart and compa
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,3 +293,42 @@ def stored_fields(redis_url: str, family: str) -> int:
             await store.close()
 
     return asyncio.run(count())
+
+
+def backlog_drops(shard: ShardProcess) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in shard.metrics().splitlines()
+        if line.startswith("panopticon_shard_backlog_drops_total")
+    )
+
+
+@pytest.mark.slow
+def test_a_backlog_dropped_during_a_redis_outage_is_rewritten_with_nothing_stale(
+    cluster: tuple[SimProcess, RedisServer, dict[int, ShardProcess], Path],
+) -> None:
+    """Redis stops answering (SIGSTOP keeps its data) while objects are created, changed
+    and deleted: the shard's held writes outgrow --max-backlog and are dropped, and once
+    Redis answers the shard relists, rewrites and collects until nothing differs."""
+    sim, redis, shards, logs = cluster
+    scale(sim, 1)
+    shards[0] = ShardProcess(
+        0,
+        kubeconfig=sim.kubeconfig_path,
+        redis_url=redis.url,
+        log_dir=logs,
+        extra=("--max-backlog", "200", "--redis-timeout", "0.5"),
+    ).start()
+    shards[0].wait_ready()
+    converge(sim, redis.url, what="initial sync")
+    assert redis.proc is not None
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        churn(sim, 1500)
+        deadline = time.monotonic() + 30
+        while backlog_drops(shards[0]) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert backlog_drops(shards[0]) >= 1, shards[0].tail()
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    converge(sim, redis.url, what="Redis answering again after the backlog was dropped")
