@@ -57,6 +57,13 @@ CRD_RESOURCE = ResourceRef(
 )
 
 
+REWRITE_BACKOFF = 5.0
+"""Seconds before a second rewrite after a dropped backlog (doubling up to the max)."""
+REWRITE_BACKOFF_MAX = 300.0
+REWRITE_BACKOFF_RESET = 600.0
+"""Seconds without a rewrite after which the backoff starts again from its minimum."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     index: int
@@ -127,6 +134,9 @@ class Worker:
         self._rewrite_due = False
         """The write backlog was dropped: the heartbeat loop rewrites everything once the
         store answers."""
+        self._rewrite_backoff = REWRITE_BACKOFF
+        self._rewrite_not_before = 0.0
+        self._last_rewrite = -REWRITE_BACKOFF_RESET
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -389,8 +399,8 @@ class Worker:
             self.metrics.event_to_store.observe(latency)
         if result.failed_slots:
             self.metrics.store_errors.inc(result.failed_slots)
-            held = len(self.queue)
-            if held > self.settings.max_backlog:
+            if self.queue.exceeds(self.settings.max_backlog):
+                held = len(self.queue)
                 self.queue.clear()
                 self._rewrite_due = True
                 self.metrics.backlog_drops.inc()
@@ -490,7 +500,7 @@ class Worker:
                 if epoch != self.epoch:
                     await self._republish(epoch)
                 elif self._rewrite_due:
-                    await self._rewrite()
+                    await self._rewrite()  # publishes the registry first
                 elif self._registry_dirty:
                     async with self._lock:
                         await self._publish_registry()
@@ -530,10 +540,27 @@ class Worker:
         self.epoch = epoch
 
     async def _rewrite(self) -> None:
-        """The store answers again after writes were dropped: write everything again."""
-        log.warning("the store answers again: relisting and rewriting everything this shard owns")
+        """The store answers again after writes were dropped: write everything again.
+
+        "Answers" is judged by the epoch read and the registry write; some slots may
+        still refuse (a Redis Cluster node down), in which case the relist outgrows the
+        backlog again. Rewrites therefore back off (5 s doubling to 5 minutes, reset
+        after 10 quiet minutes) instead of relisting every kind at every heartbeat."""
+        now = time.monotonic()
+        if now < self._rewrite_not_before:
+            return
         async with self._lock:
-            self._rewrite_due = False
+            # Families removed while the store failed are retired first, so that the
+            # collection below scans them: their deletes were dropped with the rest.
+            await self._publish_registry()
+            if self._registry_dirty:
+                return  # still failing: the next heartbeat tries again
+            if now - self._last_rewrite > REWRITE_BACKOFF_RESET:
+                self._rewrite_backoff = REWRITE_BACKOFF
+            self._last_rewrite = now
+            self._rewrite_not_before = now + self._rewrite_backoff
+            self._rewrite_backoff = min(self._rewrite_backoff * 2, REWRITE_BACKOFF_MAX)
+            log.warning("the store answers again: relisting and rewriting everything this shard owns")
             self.pending_gc = set(self.ownership.owned)  # deletes that were dropped
             self._restart_targets()
 
