@@ -466,6 +466,11 @@ class Worker:
 
         try:
             async with self._lock:  # no target starts or stops meanwhile
+                if not all(t.synced.is_set() for t in self.targets.values()):
+                    # A ring change or a target restart since the caller looked: gained
+                    # buckets are not listed yet, and collecting them now would delete
+                    # their previous owner's live series. Collect after the next sync.
+                    return
                 owned = buckets & self.ownership.owned
                 # Retired families too: their fields in these buckets are all garbage.
                 retired = await self.store.retired()

@@ -245,3 +245,41 @@ async def stop(w: Worker, tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     for target in w.targets.values():
         await target.wait_stopped()
+
+
+def test_no_collection_runs_while_a_ring_change_awaits_its_sync() -> None:
+    """The sync loop flushes before it collects; a ring change landing during that
+    flush adds gained buckets, whose objects are not listed yet. Collecting them then
+    would delete the previous owner's live series."""
+
+    async def body() -> None:
+        store = FaultStore(LAYOUT)
+        cluster = Cluster([f"uid-{i:04d}" for i in range(10)])
+        w = await start_worker(store, cluster, flush_interval=0.02, heartbeat_interval=0.5)
+        w.configs.upsert(config("c1", ["info"]))
+        w.configs_synced.set()
+        await w.reconcile()
+        tasks = loops(w)
+        try:
+            assert await wait_for(lambda: w.health.ready)
+            gained = LAYOUT.space.bucket("zzzz-previous-owner")
+            slot = LAYOUT.slot_of(gained)
+            fields = store._families.setdefault(("kube_pod_info", slot), {})
+            fields["zzzz-previous-owner"] = b"kube_pod_info 1\n"
+            flush = w.flush
+
+            async def flush_then_ring_change() -> None:
+                await flush()
+                for target in w.targets.values():  # what Target.set_filter does
+                    target.synced.clear()
+                w.pending_gc.add(gained)
+
+            w.flush = flush_then_ring_change  # type: ignore[method-assign]
+            w.pending_gc.add(gained)
+            await asyncio.sleep(0.5)
+            assert "zzzz-previous-owner" in store._families[("kube_pod_info", slot)]
+            assert gained in w.pending_gc  # collected after the next sync instead
+        finally:
+            await stop(w, tasks)
+
+    asyncio.run(body())
