@@ -38,6 +38,8 @@ VERSION_BITS = 64
 VERSION_FIELD = ((1 << VERSION_BITS) - 1) << VERSION_SHIFT
 MASK_SHIFT = VERSION_SHIFT + VERSION_BITS
 _HASHED = 1 << (VERSION_BITS - 1)
+MAX_MASKS = 1024
+"""Distinct sets of rendered families whose bit masks a table remembers."""
 
 
 def version_key(rv: str) -> int:
@@ -81,6 +83,7 @@ class KindTable:
         self._family_bits: dict[str, int] = {}
         self._families: list[str] = []
         self._state: dict[str, int] = {}
+        self._masks: dict[tuple[str, ...], int] = {}
         for program in self.programs:
             for header in program.families:
                 self._bit(header.name)
@@ -141,47 +144,67 @@ class KindTable:
     def apply(self, event: str, obj: Any, uid: str, bucket: int | None = None, rv: str = "") -> Rendered:
         """Apply one ADDED/MODIFIED/DELETED event for an owned object (`bucket`: its
         bucket when the caller already computed it; `rv`: its resourceVersion)."""
-        out = Rendered(uid)
         old = self._state.get(uid)
         if event == "DELETED":
-            if old is not None:
-                del self._state[uid]
-                out.bucket = _bucket(old)
-                out.dels = list(self.families_of(old))
-                out.changed = True
-            return out
+            if old is None:
+                return Rendered(uid)
+            del self._state[uid]
+            return Rendered(uid, _bucket(old), [], list(self.families_of(old)), [], True)
         if bucket is None:
             bucket = _bucket(old) if old is not None else self.space.bucket(uid)
-        out.bucket = bucket
-        texts: list[str] = []
-        rendered: list[tuple[str, str]] = []
-        mask = 0
-        for program in self.programs:
+        errors: list[tuple[str, RenderError]] = []
+        programs = self.programs
+        if len(programs) == 1:  # the usual case: one config per kind
+            program = programs[0]
             result = program.render(obj, namespaced=self.namespaced)
             if result.errors:
-                out.errors.extend((program.config_name, e) for e in result.errors)
-            for family, text in result.families.items():
-                rendered.append((family, text))
-                texts.append(text)
-                mask |= 1 << self._bit(family)
+                errors = [(program.config_name, e) for e in result.errors]
+            families = result.families
+        else:
+            families = {}
+            for program in programs:
+                result = program.render(obj, namespaced=self.namespaced)
+                if result.errors:
+                    errors.extend((program.config_name, e) for e in result.errors)
+                families.update(result.families)  # family names are unique across a kind's programs
+        names = tuple(families)
+        mask = self._masks.get(names)
+        if mask is None:
+            mask = self._mask_of(names)
         state = (
             (mask << MASK_SHIFT)
             | (version_key(rv) << VERSION_SHIFT)
             | (bucket << DIGEST_BITS)
-            | (hash(tuple(texts)) & (STALE - 1))
+            | (hash(tuple(families.values())) & (STALE - 1))
         )
-        if old == state:
-            return out
+        if old == state or (old is not None and (old ^ state) & ~VERSION_FIELD == 0):
+            # Nothing new to store (the same event again, or a new resourceVersion that
+            # shows nothing new): only the version, if it changed, is recorded.
+            if old != state:
+                self._state[uid] = state
+            return Rendered(uid, bucket, [], [], errors, False)
         self._state[uid] = state
-        if old is not None and (old ^ state) & ~VERSION_FIELD == 0:
-            return out  # a new resourceVersion that shows nothing new
-        out.changed = True
-        out.sets = [(family, encode(text)) for family, text in rendered]
+        try:
+            sets = [(family, text.encode()) for family, text in families.items()]
+        except UnicodeEncodeError:  # lone surrogates (hostile input): replaced
+            sets = [(family, encode(text)) for family, text in families.items()]
+        dels: list[str] = []
         if old is not None:
             gone = (old >> MASK_SHIFT) & ~mask
             if gone:
-                out.dels = list(self.families_of(gone << MASK_SHIFT))
-        return out
+                dels = list(self.families_of(gone << MASK_SHIFT))
+        return Rendered(uid, bucket, sets, dels, errors, True)
+
+    def _mask_of(self, names: tuple[str, ...]) -> int:
+        """The bit mask of `names` (remembered: a kind's renders show few distinct sets
+        of families, and building the mask costs a call per family)."""
+        mask = 0
+        for family in names:
+            mask |= 1 << self._bit(family)
+        if len(self._masks) >= MAX_MASKS:
+            self._masks.clear()
+        self._masks[names] = mask
+        return mask
 
     def version_of(self, uid: str) -> int | None:
         """The object's `version_key` (0: unknown), None when the table lacks it."""

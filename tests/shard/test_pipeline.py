@@ -14,7 +14,7 @@ from panopticon.errors import StoreError
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.memstore import MemoryStore
-from panopticon.program import Program, compile_config
+from panopticon.program import NAME_PREFIX_ANNOTATION, Program, compile_config
 from panopticon.ring import Ring
 from panopticon.store import Batch, Layout, Op, read_family, token
 from shard.table import KindTable
@@ -123,6 +123,55 @@ def test_new_programs_rewrite_changed_families_and_delete_removed_ones() -> None
     replay = table.apply("MODIFIED", pod("u1"), "u1")
     assert families(replay.ops) == [("kube_pod_info", True), ("kube_pod_phase", False)]
     assert families(table.clear_ops()) == [("kube_pod_info", False)]
+
+
+def test_two_configs_of_one_kind_write_and_delete_each_others_families_independently() -> None:
+    other = copy.deepcopy(CONFIG)
+    other["metadata"]["name"] = "c2"
+    other["metadata"]["annotations"] = {NAME_PREFIX_ANNOTATION: "extra"}
+    table = KindTable([program(), program(other)], LAYOUT.space)
+    first = table.apply("ADDED", pod("u1"), "u1")
+    assert families(first.ops) == [
+        ("extra_info", True), ("extra_phase", True), ("kube_pod_info", True), ("kube_pod_phase", True)
+    ]  # fmt: skip
+    gone = table.apply("MODIFIED", pod("u1", phase=None), "u1")
+    assert families(gone.ops) == [
+        ("extra_info", True), ("extra_phase", False), ("kube_pod_info", True), ("kube_pod_phase", False)
+    ]  # fmt: skip
+    assert table.apply("MODIFIED", pod("u1", phase=None, resource_version="3"), "u1").ops == []
+
+
+def test_lone_surrogates_in_a_label_are_written_as_replacement_characters() -> None:
+    table = KindTable([program()], LAYOUT.space)
+    ops = table.apply("ADDED", pod("u1", phase="Run\ud800ning"), "u1").ops
+    phase = next(op.value for op in ops if op.family == "kube_pod_phase")
+    assert phase is not None and 'phase="Run\ufffdning"'.encode() in phase
+
+
+def test_family_masks_stay_right_past_the_remembered_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shard.table.MAX_MASKS", 2)
+    wide = copy.deepcopy(CONFIG)
+    wide["spec"]["metrics"] = [
+        {"name": f"m{i}", "help": "h", "type": "gauge",
+         "field": {"path": f".status.m{i}", "type": "String"}, "metricValue": {"value": 1}}
+        for i in range(4)
+    ]  # fmt: skip
+    table = KindTable([program(wide)], LAYOUT.space)
+
+    def with_fields(present: list[int], rv: str) -> dict[str, Any]:
+        obj = pod("u1", phase=None, resource_version=rv)
+        obj["status"] = {f"m{i}": "x" for i in present}
+        return obj
+
+    table.apply("ADDED", with_fields([0, 1, 2, 3], "1"), "u1")
+    before = {f"kube_pod_m{i}" for i in range(4)}
+    for step, present in enumerate([[0], [1, 2], [3], [0, 1, 2, 3], [2]]):
+        expected = {f"kube_pod_m{i}" for i in present}
+        ops = table.apply("MODIFIED", with_fields(present, str(step + 2)), "u1").ops
+        assert {op.family for op in ops if op.value is None} == before - expected
+        assert {op.family for op in ops if op.value is not None} == expected
+        before = expected
+    assert len(table._masks) <= 2
 
 
 def run(coro: Any) -> Any:
