@@ -89,9 +89,11 @@ class Target:
         self._marked: set[str] | None = None
         self._filter: ShardFilter | None = None
         self._label = str(key)
-        # Label children resolved once: labels() costs more than the increment itself.
-        self._events = {t: metrics.events.labels(self._label, t) for t in ("ADDED", "MODIFIED", "DELETED")}
-        self._renders = metrics.renders.labels(self._label)
+        # Per-event counts: plain ints under keys resolved once (see `Tallies`).
+        self._event_counts = metrics.events.counts
+        self._event_keys = {t: metrics.events.key(self._label, t) for t in ("ADDED", "MODIFIED", "DELETED")}
+        self._render_counts = metrics.renders.counts
+        self._render_key = metrics.renders.key(self._label)
         self._error_counters: dict[tuple[str, str], Any] = {}
         """(config, family) -> its render-error child: an object that fails renders
         several families per event, and a malformed share of a relist fails them all."""
@@ -195,10 +197,10 @@ class Target:
                 bucket = self.table.space.bucket(uid)
             if not self.owns(bucket):
                 return
-            self._renders.inc()
-        counter = self._events.get(kind)
-        if counter is not None:
-            counter.inc()
+            self._render_counts[self._render_key] += 1
+        key = self._event_keys.get(kind)
+        if key is not None:
+            self._event_counts[key] += 1
         obj: Any = event.obj
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         for config, error in rendered.errors:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -25,13 +25,10 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 class ShardMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.events = Counter(
-            "panopticon_shard_events",
-            "Watch events received for owned objects.",
-            ["target", "type"],
-            registry=r,
+        self.events = Tallies(
+            "panopticon_shard_events", "Watch events received for owned objects.", ("target", "type"), r
         )
-        self.renders = Counter("panopticon_shard_renders", "Objects rendered.", ["target"], registry=r)
+        self.renders = Tallies("panopticon_shard_renders", "Objects rendered.", ("target",), r)
         self.render_errors = Counter(
             "panopticon_shard_render_errors",
             "Series that failed to render.",
@@ -91,6 +88,41 @@ class ShardMetrics:
         )
         self.kube = KubeCollector()
         r.register(self.kube)
+
+
+class Tallies(Collector):
+    """A labelled counter kept as plain ints and read at scrape time, for what is
+    counted on every event: a prometheus_client child takes a lock per increment.
+
+    The owner resolves a label set once with `key` (the series shows 0 from then on)
+    and counts with `counts[key] += 1`. Only the event loop's thread touches it."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.counts: dict[tuple[str, ...], int] = {}
+        registry.register(self)
+
+    def key(self, *labels: str) -> tuple[str, ...]:
+        if len(labels) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {labels}")
+        self.counts.setdefault(labels, 0)
+        return labels
+
+    def value(self, *labels: str) -> int:
+        return self.counts.get(labels, 0)
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, count in sorted(self.counts.items()):
+            family.add_metric(labels, count)
+        yield family
 
 
 class KubeCollector(Collector):
