@@ -62,7 +62,10 @@ class MemoryStore:
         return await write_each(self, owner, batches)
 
     async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
-        refused = sorted({b for b in batch.buckets() if self._owners.get(b) != owner})
+        # As the Redis script: a bucket with nothing to write is not checked (not refused).
+        refused = sorted(
+            {b for b, objects in batch.segments.items() if objects and self._owners.get(b) != owner}
+        )
         rejected = set(refused)
         for bucket, objects in batch.segments.items():
             if bucket in rejected:

@@ -279,7 +279,10 @@ class RedisStore:
         return out
 
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
-        pipe = self._client.pipeline(transaction=False)
+        # One MULTI/EXEC on a single Redis: a family is never left neither registered
+        # nor retired. Redis Cluster keeps the two keys on different slots (no
+        # transaction spans them), so there each command applies on its own.
+        pipe = self._client.pipeline(transaction=not self._cluster)
         if entries:
             pipe.hset(self.layout.registry_key, mapping={k: v.encode() for k, v in entries.items()})
             pipe.hdel(self.layout.retired_key, *entries)

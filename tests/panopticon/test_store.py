@@ -7,6 +7,7 @@ ring change, can never overwrite what the current owner wrote.
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -177,6 +178,52 @@ def test_the_registry_and_heartbeats_round_trip(run_store: Callable[[StoreTest],
         first, created = await store.epoch()
         assert created
         assert await store.epoch() == (first, False)
+
+    run_store(body)
+
+
+def test_a_registry_update_is_one_transaction_on_a_single_redis(redis_server: RedisServer) -> None:  # noqa: F811
+    """Registering and retiring go out as one MULTI/EXEC: a failure between the two
+    can never leave a family neither registered nor retired. Checked with MONITOR,
+    which lists every command the server runs, in order."""
+
+    async def body() -> None:
+        layout = Layout(prefix=f"t{uuid.uuid4().hex[:8]}", buckets=64, slots=8)
+        store = RedisStore.connect(RedisOptions(url=redis_server.url), layout)
+        entry = RegistryEntry.of(FamilyHeader("fam", "h"), ["c1"])
+        with socket.create_connection(("127.0.0.1", redis_server.port), timeout=5) as monitor:
+            monitor.sendall(b"MONITOR\r\n")
+            assert monitor.recv(5) == b"+OK\r\n"
+            try:
+                await store.set_registry({"fam": entry}, ["gone"])
+            finally:
+                await store.close()
+            seen = b""
+            while b'"EXEC"' not in seen:
+                chunk = monitor.recv(65536)
+                assert chunk, f"MONITOR ended before EXEC: {seen!r}"
+                seen += chunk
+        commands = [line.split(b'"')[1].upper() for line in seen.splitlines() if line.startswith(b"+")]
+        start, end = commands.index(b"MULTI"), commands.index(b"EXEC")
+        assert sorted(commands[start + 1 : end]) == [b"HDEL", b"HDEL", b"HSET", b"HSET"]
+
+    asyncio.run(body())
+
+
+def test_a_bucket_with_nothing_to_write_is_not_refused(run_store: Callable[[StoreTest], None]) -> None:
+    """Both stores decide refusals the same way: a bucket is checked only when the
+    batch writes something to it (the Redis script sees no group for it)."""
+
+    async def body(store: Store) -> None:
+        layout = store.layout
+        mine, theirs = 16, 17  # same slot
+        slot = layout.slot_of(mine)
+        await store.claim(slot, 0, 1, [mine])
+        await store.claim(slot, 1, 1, [theirs])
+        batch = Batch.of([Op("f", mine, uid_in(layout, mine), b"f 1\n")])
+        batch.segments[theirs] = {}
+        assert await store.write_batch(slot, token(0, 1), batch) == []
+        assert len(await store.fields(slot, "f")) == 1
 
     run_store(body)
 
