@@ -7,17 +7,19 @@ ring change, can never overwrite what the current owner wrote.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
+import hiredis
 import pytest
 
 from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
 from panopticon.memstore import MemoryStore
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Batch, Layout, Op, RegistryEntry, Store, read_family, token
+from panopticon.redisio import RedisOptions, RedisStore, write_command
+from panopticon.store import Batch, Layout, Op, RegistryEntry, Store, read_family, token, write_arguments
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
@@ -379,6 +381,28 @@ def test_one_failing_slot_in_an_exchange_leaves_the_others_applied(redis_server:
             await store.close()
 
     asyncio.run(body())
+
+
+def test_write_commands_are_what_hiredis_packs_of_the_script_arguments() -> None:
+    """`write_command` builds the RESP of the write script's EVALSHA itself; it must be
+    byte for byte what hiredis packs of `write_arguments` (sets only, deletes only,
+    both, empty objects, non-ASCII uids, lines past the header table, counts past 255)."""
+    rng = random.Random(7)
+    layout = Layout(prefix="t", buckets=64, slots=8)
+    families = [f"fam_{i}" for i in range(300)]
+    for case in range(60):
+        batch = Batch()
+        for _ in range(rng.randint(1, 40)):
+            bucket = rng.choice(range(8, 16))  # slot 1
+            uid = rng.choice([str(uuid.uuid4()), f"uid-é-{rng.random()}", "x"])
+            batch.segments.setdefault(bucket, {})[uid] = {
+                family: (None if rng.random() < 0.3 * (case % 3) else bytes(rng.randint(0, 5000)))
+                for family in rng.sample(families, rng.choice([0, 1, 5, 13, 300]))
+            }
+        keys, args = write_arguments(layout, 1, "3:7", batch)
+        expected = hiredis.pack_command(("EVALSHA", "a" * 40, str(len(keys)), *keys, *args))
+        assert write_command(layout, 1, "3:7", batch, "a" * 40) == expected
+    assert write_command(layout, 1, "3:7", Batch(), "a" * 40) is None
 
 
 def test_a_batch_keeps_the_last_operation_per_field_and_counts_fields() -> None:
