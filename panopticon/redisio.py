@@ -341,7 +341,9 @@ def write_command(layout: Layout, slot: int, owner: str, batch: Batch, sha: str)
         size = 0
         for uid, fields in objects.items():
             if None not in fields.values():  # only sets: the usual case, one pass
-                group += (_argument(uid), _small(len(fields)), _SMALL[0])
+                u = uid.encode()
+                n = len(u)
+                group += (heads[n] if n < 2048 else b"$%d\r\n" % n, u, _CRLF, _small(len(fields)), _SMALL[0])
                 for family, lines in cast("dict[str, bytes]", fields).items():
                     ki = key_index.get(family)
                     if ki is None:

@@ -119,7 +119,7 @@ class WriteQueue:
         self._added = 0
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
 
-        pieces = _pieces(batches.items())
+        pieces, sizes = _pieces(batches.items())
         settled: set[int] = set()
         """Pieces acknowledged by the store or queued again: the others go back to the
         queue if this flush is cancelled (a target restarting, shutdown)."""
@@ -151,12 +151,12 @@ class WriteQueue:
                 if outcome:
                     result.refused.update(outcome)
                     result.refused_batches.append((slot, batch.select(outcome)))
-                result.written += len(batch)
+                result.written += sizes[i]
                 result.slots += 1
                 result.latencies.append(acked - since.get(slot, acked))
 
         try:
-            await asyncio.gather(*(write(chunk) for chunk in _chunks(pieces)))
+            await asyncio.gather(*(write(chunk) for chunk in _chunks(sizes)))
         except BaseException:
             # Unacknowledged pieces may or may not have been applied: writing them again
             # is harmless (newer operations queued since still win), losing them is not.
@@ -167,35 +167,37 @@ class WriteQueue:
         return result
 
 
-def _pieces(batches: Iterable[tuple[int, Batch]]) -> list[tuple[int, Batch]]:
+def _pieces(batches: Iterable[tuple[int, Batch]]) -> tuple[list[tuple[int, Batch]], list[int]]:
     """Slot batches, the large ones cut into pieces of whole buckets of about
     `ROUND_TRIP_FIELDS` fields: one script call never holds Redis for long (a queue
-    that grew during an outage would otherwise go out as one huge call)."""
+    that grew during an outage would otherwise go out as one huge call). With each
+    piece's field count (counting walks every object: once per flush)."""
     out: list[tuple[int, Batch]] = []
+    sizes: list[int] = []
     for slot, batch in batches:
-        if len(batch) <= ROUND_TRIP_FIELDS:
-            out.append((slot, batch))
-            continue
         piece, fields = Batch(), 0
         for bucket, objects in batch.segments.items():
             piece.segments[bucket] = objects
             fields += bucket_fields(objects)
             if fields >= ROUND_TRIP_FIELDS:
                 out.append((slot, piece))
+                sizes.append(fields)
                 piece, fields = Batch(), 0
-        if fields:
+        if piece.segments:
             out.append((slot, piece))
-    return out
+            sizes.append(fields)
+    return out, sizes
 
 
-def _chunks(pieces: list[tuple[int, Batch]]) -> list[list[int]]:
-    """Indices of `pieces` grouped into round trips of about `ROUND_TRIP_FIELDS` fields."""
+def _chunks(sizes: list[int]) -> list[list[int]]:
+    """Indices of pieces (by their field counts) grouped into round trips of about
+    `ROUND_TRIP_FIELDS` fields."""
     out: list[list[int]] = []
     chunk: list[int] = []
     fields = 0
-    for i, (_, batch) in enumerate(pieces):
+    for i, size in enumerate(sizes):
         chunk.append(i)
-        fields += len(batch)
+        fields += size
         if fields >= ROUND_TRIP_FIELDS:
             out.append(chunk)
             chunk, fields = [], 0
