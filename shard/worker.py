@@ -31,7 +31,7 @@ from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.ring import Ring
-from panopticon.store import Batch, Store
+from panopticon.store import Store
 from shard.configs import ConfigSet
 from shard.membership import RingSpec, watch_ring
 from shard.status import StatusWriter
@@ -393,6 +393,12 @@ class Worker:
         started = time.perf_counter()
         async with self._flush_lock:
             result = await self.queue.flush(self.ownership.token)
+            # Refused operations go back at once, before another flush can send a newer
+            # value of the same field: operations queued meanwhile win over them, and
+            # none has left the queue since this flush took its batches. Those of
+            # buckets found lost are dropped when the filter changes (`_refused`).
+            for slot, batch in result.refused_batches:
+                self.queue.merge(slot, batch)
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.fields_written.inc(result.written)
         for latency in result.latencies:
@@ -412,21 +418,18 @@ class Worker:
                 )
         if result.refused:
             self.metrics.refused.inc(len(result.refused))
-            await self._refused(result.refused, result.refused_batches)
+            await self._refused(result.refused)
 
-    async def _refused(self, buckets: set[int], batches: list[tuple[int, Batch]]) -> None:
-        """Writes to `buckets` were refused: keep what a fresh claim gets back, lose the rest."""
+    async def _refused(self, buckets: set[int]) -> None:
+        """Writes to `buckets` were refused (and queued again): keep what a fresh claim
+        gets back, drop the rest."""
         async with self._lock:
             try:
-                kept, lost = await self.ownership.reclaim(buckets)
+                _, lost = await self.ownership.reclaim(buckets)
             except StoreError as e:
                 self.metrics.store_errors.inc()
                 log.warning("reclaiming %d refused buckets failed (will retry): %s", len(buckets), e)
-                for slot, batch in batches:
-                    self.queue.merge(slot, batch)
-                return
-            for slot, batch in batches:
-                self.queue.merge(slot, batch.select(kept))
+                return  # still queued: the next flush is refused again and retries
             if not lost:
                 return
             log.warning("the store refused writes to %d buckets: another shard owns them now", len(lost))

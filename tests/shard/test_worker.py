@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from panopticon.errors import StoreError
 from panopticon.memstore import MemoryStore
 from panopticon.ring import Ring
-from panopticon.store import Batch, Layout, Op, RegistryEntry
+from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker, WorkerSettings
 from shard.writer import ROUND_TRIP_FIELDS, WriteQueue
@@ -155,5 +155,64 @@ def test_a_failed_first_publication_still_unregisters_families_no_config_defines
         assert list(await store.registry()) == []
         assert await store.retired() == {"kube_old_family"}
         assert not w._registry_dirty and w._registry_read
+
+    asyncio.run(body())
+
+
+class ForgetfulStore(MemoryStore):
+    """A store that forgot its owners (Redis restarted empty): the next write of a
+    bucket is refused and the re-claim succeeds. `write_gate` holds the first write
+    after deciding its refusal; `claim_gate` holds a claim after applying it."""
+
+    def __init__(self, layout: Layout) -> None:
+        super().__init__(layout)
+        self.write_gate = asyncio.Event()
+        self.claim_gate = asyncio.Event()
+        self.written = asyncio.Event()
+        self.claimed = asyncio.Event()
+        self.writes = 0
+
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        self.writes += 1
+        outcome = await super().write_batches(owner, batches)
+        if self.writes == 1:
+            self.written.set()
+            await self.write_gate.wait()
+        return outcome
+
+    async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
+        result = await super().claim(slot, shard, generation, buckets)
+        self.claimed.set()
+        await self.claim_gate.wait()
+        return result
+
+
+def test_a_refused_write_never_overwrites_a_newer_value_written_while_its_bucket_was_reclaimed() -> None:
+    """A write refused because the store forgot its owners is re-queued; a newer value
+    of the same field, queued during that write and flushed while the bucket was being
+    claimed again, must stay the stored one (the older value must not follow it)."""
+
+    async def body() -> None:
+        store = ForgetfulStore(LAYOUT)
+        store.claim_gate.set()
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        store._owners.clear()  # Redis restarted empty
+        store.claim_gate.clear()
+        store.claimed.clear()
+        w.queue.add([Op("f", 3, "u1", b"f 1\n")])
+        first = asyncio.create_task(w.flush())  # refused, held before it returns
+        await store.written.wait()
+        w.queue.add([Op("f", 3, "u1", b"f 2\n")])  # the object changed meanwhile
+        store.write_gate.set()
+        await store.claimed.wait()  # the re-claim applied, its answer held
+        await w.flush()
+        store.claim_gate.set()
+        await first
+        await w.flush()
+        assert store._families[("f", LAYOUT.slot_of(3))] == {"u1": b"f 2\n"}
+        assert len(w.queue) == 0
 
     asyncio.run(body())
