@@ -30,27 +30,49 @@ class LineSplitter:
         self._pending_len = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines `chunk` completes, in order."""
-        parts = chunk.split(b"\n")
-        tail = parts.pop()  # b"" when the chunk ends with a newline
-        if self._pending and parts:
-            self._pending.append(parts[0])
-            parts[0] = b"".join(self._pending)
+        """The lines `chunk` completes, in order.
+
+        Newlines are found with `find` (memchr) and lines sliced out: `split` scans
+        byte by byte in a plain loop, about five instructions per byte of every
+        object a shard lists."""
+        find = chunk.find
+        end = find(b"\n")
+        if end < 0:
+            if chunk:
+                self._hold(chunk)
+            return []
+        lines: list[bytes] = []
+        if self._pending:
+            self._pending.append(chunk[:end])
+            first = b"".join(self._pending)
             self._pending.clear()
             self._pending_len = 0
-            if len(parts[0]) > self.max_line:
-                raise LineTooLongError(f"watch line of {len(parts[0])} bytes exceeds {self.max_line}")
-        if tail:
-            self._pending_len += len(tail)
-            if self._pending_len > self.max_line:
-                size = self._pending_len
-                self._pending.clear()
-                self._pending_len = 0
-                raise LineTooLongError(f"watch line of over {size} bytes exceeds {self.max_line}")
-            self._pending.append(tail)
-        if b"" in parts:
-            return [p for p in parts if p]
-        return parts
+            if len(first) > self.max_line:
+                raise LineTooLongError(f"watch line of {len(first)} bytes exceeds {self.max_line}")
+            if first:
+                lines.append(first)
+        elif end:
+            lines.append(chunk[:end])
+        start = end + 1
+        end = find(b"\n", start)
+        while end >= 0:
+            if end > start:
+                lines.append(chunk[start:end])
+            start = end + 1
+            end = find(b"\n", start)
+        if start < len(chunk):
+            self._hold(chunk[start:])
+        return lines
+
+    def _hold(self, tail: bytes) -> None:
+        """Keep the start of an unfinished line."""
+        self._pending_len += len(tail)
+        if self._pending_len > self.max_line:
+            size = self._pending_len
+            self._pending.clear()
+            self._pending_len = 0
+            raise LineTooLongError(f"watch line of over {size} bytes exceeds {self.max_line}")
+        self._pending.append(tail)
 
     @property
     def pending(self) -> int:
