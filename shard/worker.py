@@ -434,6 +434,9 @@ class Worker:
                 return
             log.warning("the store refused writes to %d buckets: another shard owns them now", len(lost))
             self.metrics.owned_buckets.set(len(self.ownership.owned))
+            # Here, not only through the targets' filters: a shard with no target left
+            # (its last config deleted) would otherwise send them again forever.
+            self.queue.discard(frozenset(lost))
             shard_filter = self._filter()
             for target in self.targets.values():
                 target.set_filter(shard_filter, frozenset(lost))

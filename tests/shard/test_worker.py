@@ -216,3 +216,22 @@ def test_a_refused_write_never_overwrites_a_newer_value_written_while_its_bucket
         assert len(w.queue) == 0
 
     asyncio.run(body())
+
+
+def test_refused_writes_to_a_bucket_another_shard_owns_are_dropped_even_without_targets() -> None:
+    """The last config deleted (its deletes queued, no target left) while a ring change
+    gave a bucket to another shard: the refused deletes are dropped once, not sent
+    again at every flush. (Found in review: the drop went only through the targets.)"""
+
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        await store.claim(LAYOUT.slot_of(3), 1, 2, [3])  # shard 1 owns bucket 3, newer generation
+        w.queue.add([Op("f", 3, "u1", None)])
+        await w.flush()
+        assert len(w.queue) == 0 and 3 not in w.ownership.owned
+        await w.flush()
+        assert w.metrics.refused._value.get() == 1
+
+    asyncio.run(body())
