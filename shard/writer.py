@@ -163,6 +163,10 @@ class WriteQueue:
             for i, (slot, batch) in enumerate(pieces):
                 if i not in settled:
                     requeue(slot, batch)
+            # Refused operations too: the caller, which would queue them again, never
+            # sees this result.
+            for slot, batch in result.refused_batches:
+                requeue(slot, batch)
             raise
         return result
 

@@ -235,3 +235,37 @@ def test_refused_writes_to_a_bucket_another_shard_owns_are_dropped_even_without_
         assert w.metrics.refused._value.get() == 1
 
     asyncio.run(body())
+
+
+class HangingSlotStore(MemoryStore):
+    """Writes to `slow_slot` never finish; the others are applied at once."""
+
+    slow_slot = 1
+
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        if any(slot == self.slow_slot for slot, _ in batches):
+            await asyncio.Event().wait()
+        return await super().write_batches(owner, batches)
+
+
+def test_a_cancelled_flush_puts_back_refused_operations_too() -> None:
+    """A flush cancelled (shutdown) after one round trip was refused and before another
+    was acknowledged: both go back to the queue (the caller never sees the refusal)."""
+
+    async def body() -> None:
+        store = HangingSlotStore(LAYOUT)
+        queue = WriteQueue(store)
+        owner = worker(store).ownership
+        await owner.adopt(Ring(1, 1, LAYOUT.space))
+        await store.claim(0, 1, 2, [3])  # bucket 3 (slot 0) now belongs to shard 1
+        queue.add([Op("f", 3, f"u{i}", b"f 1\n") for i in range(ROUND_TRIP_FIELDS)])  # one round trip
+        queue.add([Op("f", 9, "v", b"f 1\n")])  # slot 1: another round trip, never answered
+        flushing = asyncio.create_task(queue.flush(owner.token))
+        await asyncio.sleep(0.2)
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)
+        assert len(queue) == ROUND_TRIP_FIELDS + 1
+
+    asyncio.run(body())
