@@ -166,6 +166,12 @@ def test_kubectl_get_watch_streams_a_change(kubectl: list[str], ns: str, sim: Si
         deadline = time.monotonic() + 20
         while not seen and time.monotonic() < deadline:
             time.sleep(0.05)
+        # kubectl prints what a GET returned, then watches from resourceVersion 0 and
+        # skips that watch's first event (the same object again). A change made before
+        # the watch is open arrives as that first event and is never printed, against
+        # any API server: change it only once the watch is open.
+        while not sim.call(sim.sim.open_watches, "configmaps") and time.monotonic() < deadline:
+            time.sleep(0.05)
         sim.call(sim.sim.patch, "v1", "ConfigMap", "watched", {"data": {"x": "2"}}, namespace=ns)
         while "2" not in seen and time.monotonic() < deadline:
             time.sleep(0.05)
