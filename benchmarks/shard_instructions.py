@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
@@ -37,19 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "panopticon/data/examples/metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"
 
+from benchmarks.shard_bench import ready  # noqa: E402
 from panopticon.sim import SimProcess  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 SIM_ARGS = ["--namespaces", "1", "--mongodbs", "0", "--deployments", "0", "--services", "0",
             "--configmaps", "0", "--secrets", "0", "--nodes", "0"]  # fmt: skip
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 def instructions(tree: Path, sim: SimProcess, redis_url: str, out: Path) -> int:
