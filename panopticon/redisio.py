@@ -29,6 +29,7 @@ from panopticon.store import (
     WRITE_SCRIPT,
     Batch,
     ClaimResult,
+    KeyIndexes,
     Layout,
     Op,
     RegistryEntry,
@@ -331,8 +332,7 @@ def write_command(layout: Layout, slot: int, owner: str, batch: Batch, sha: str)
     command as `hiredis.pack_command` of `write_arguments`, built in one walk without
     the argument list (an initial sync packs millions of fields; this costs about half).
     None when the batch writes nothing."""
-    keys = [layout.owners_key(slot)]
-    key_index: dict[str, bytes] = {}
+    key_index = KeyIndexes(layout, slot, _small)
     parts: list[bytes] = [_argument(owner)]
     count = 1
     heads = _HEADS
@@ -345,21 +345,14 @@ def write_command(layout: Layout, slot: int, owner: str, batch: Batch, sha: str)
                 n = len(u)
                 group += (heads[n] if n < 2048 else b"$%d\r\n" % n, u, _CRLF, _small(len(fields)), _SMALL[0])
                 for family, lines in cast("dict[str, bytes]", fields).items():
-                    ki = key_index.get(family)
-                    if ki is None:
-                        keys.append(layout.family_key(slot, family))
-                        ki = key_index[family] = _small(len(keys))
                     n = len(lines)
-                    group += (ki, heads[n] if n < 2048 else b"$%d\r\n" % n, lines, _CRLF)
+                    group += (key_index[family], heads[n] if n < 2048 else b"$%d\r\n" % n, lines, _CRLF)
                 size += 3 + 2 * len(fields)
                 continue
             sets: list[bytes] = []
             dels: list[bytes] = []
             for family, value in fields.items():
-                ki = key_index.get(family)
-                if ki is None:
-                    keys.append(layout.family_key(slot, family))
-                    ki = key_index[family] = _small(len(keys))
+                ki = key_index[family]
                 if value is None:
                     dels.append(ki)
                 else:
@@ -376,6 +369,7 @@ def write_command(layout: Layout, slot: int, owner: str, batch: Batch, sha: str)
             count += 2 + size
     if count == 1:
         return None
+    keys = key_index.hashes
     head = [b"*%d\r\n" % (3 + len(keys) + count), _EVALSHA, _argument(sha), _argument(str(len(keys)))]
     head += map(_argument, keys)
     head += parts

@@ -30,15 +30,17 @@ behind a ring change) can therefore never overwrite the current owner.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol, TypeVar, cast
 
 import orjson
 
 from panopticon.buckets import BucketSpace
 from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
+
+_T = TypeVar("_T")
 
 LAYOUT_VERSION = 1
 DEFAULT_SLOTS = 64
@@ -387,13 +389,30 @@ async def write_each(
     return out
 
 
+class KeyIndexes(dict[str, _T]):
+    """Family -> the `KEYS` index of its hash in one slot's `WRITE_SCRIPT` call, in the
+    caller's form (`str`, or RESP bytes); a family seen first gets the next index.
+    `hashes` is `KEYS` itself (the owners hash first). A hit is a plain dict lookup."""
+
+    def __init__(self, layout: Layout, slot: int, form: Callable[[int], _T]) -> None:
+        super().__init__()
+        self.layout = layout
+        self.slot = slot
+        self.form = form
+        self.hashes = [layout.owners_key(slot)]
+
+    def __missing__(self, family: str) -> _T:
+        self.hashes.append(self.layout.family_key(self.slot, family))
+        index = self[family] = self.form(len(self.hashes))
+        return index
+
+
 def write_arguments(
     layout: Layout, slot: int, owner: str, batch: Batch
 ) -> tuple[list[str], list[bytes | str]]:
     """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch (a large initial sync
     writes millions of fields: one loop step per field, lists extended in C)."""
-    keys = [layout.owners_key(slot)]
-    key_index: dict[str, str] = {}
+    key_index = KeyIndexes(layout, slot, str)
     args: list[bytes | str] = [owner]
     for bucket, objects in batch.segments.items():
         group: list[bytes | str] = []
@@ -401,19 +420,12 @@ def write_arguments(
             if None not in fields.values():  # only sets: the usual case, one pass
                 group += (uid, _count(len(fields)), "0")
                 for family, lines in cast("dict[str, bytes]", fields).items():
-                    ki = key_index.get(family)
-                    if ki is None:
-                        keys.append(layout.family_key(slot, family))
-                        ki = key_index[family] = str(len(keys))
-                    group += (ki, lines)
+                    group += (key_index[family], lines)
                 continue
             sets: list[bytes | str] = []
             dels: list[bytes | str] = []
             for family, value in fields.items():
-                ki = key_index.get(family)
-                if ki is None:
-                    keys.append(layout.family_key(slot, family))
-                    ki = key_index[family] = str(len(keys))
+                ki = key_index[family]
                 if value is None:
                     dels.append(ki)
                 else:
@@ -424,7 +436,7 @@ def write_arguments(
         if group:
             args += (str(bucket), str(len(group)))
             args += group
-    return keys, args
+    return key_index.hashes, args
 
 
 _COUNTS = tuple(str(n) for n in range(256))
