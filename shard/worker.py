@@ -397,8 +397,8 @@ class Worker:
             # value of the same field: operations queued meanwhile win over them, and
             # none has left the queue since this flush took its batches. Those of
             # buckets found lost are dropped when the filter changes (`_refused`).
-            for slot, batch in result.refused_batches:
-                self.queue.merge(slot, batch)
+            for slot, batch, since in result.refused_batches:
+                self.queue.merge(slot, batch, since=since)
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.fields_written.inc(result.written)
         for latency in result.latencies:

@@ -32,8 +32,9 @@ class FlushResult:
     written: int = 0
     slots: int = 0
     refused: set[int] = field(default_factory=set)
-    refused_batches: list[tuple[int, Batch]] = field(default_factory=list)
-    """(slot, the operations of its refused buckets), for the caller to requeue or drop."""
+    refused_batches: list[tuple[int, Batch, float]] = field(default_factory=list)
+    """(slot, the operations of its refused buckets, when the oldest of them was
+    queued), for the caller to requeue (`WriteQueue.merge`) or drop."""
     failed_slots: int = 0
     latencies: list[float] = field(default_factory=list)
     """Seconds from the oldest queued event of each written batch to its acknowledgement."""
@@ -85,15 +86,20 @@ class WriteQueue:
             self._batch(bucket, at).put_object(bucket, uid, sets, dels)
             self._added += len(sets) + len(dels)
 
-    def merge(self, slot: int, batch: Batch) -> None:
-        """Queue a batch again; operations queued since win over its."""
+    def merge(self, slot: int, batch: Batch, *, since: float | None = None) -> None:
+        """Queue a batch again; operations queued since win over its. `since`: when
+        its oldest operation was first queued, so that the latency reported once it is
+        written counts from the event, not from the retry."""
         if not batch.segments:
             return
         newer = self._pending.get(slot)
         if newer is not None:
             batch.merge(newer)
         self._pending[slot] = batch
-        self._since.setdefault(slot, time.monotonic())
+        earliest = self._since.get(slot)
+        if since is not None and (earliest is None or since < earliest):
+            earliest = since
+        self._since[slot] = time.monotonic() if earliest is None else earliest
         self._added += len(batch)
 
     def clear(self) -> None:
@@ -125,10 +131,7 @@ class WriteQueue:
         queue if this flush is cancelled (a target restarting, shutdown)."""
 
         def requeue(slot: int, batch: Batch) -> None:
-            if not batch.segments:
-                return
-            self.merge(slot, batch)
-            self._since[slot] = min(self._since[slot], since.get(slot, self._since[slot]))
+            self.merge(slot, batch, since=since.get(slot))
 
         async def write(chunk: list[int]) -> None:
             async with semaphore:
@@ -148,10 +151,15 @@ class WriteQueue:
                     result.failed_slots += 1
                     requeue(slot, batch)
                     continue
+                written = sizes[i]
                 if outcome:
+                    refused = batch.select(outcome)
                     result.refused.update(outcome)
-                    result.refused_batches.append((slot, batch.select(outcome)))
-                result.written += sizes[i]
+                    result.refused_batches.append((slot, refused, since.get(slot, acked)))
+                    written -= len(refused)
+                    if len(refused.segments) == len(batch.segments):
+                        continue  # nothing of this piece was stored: no write, no latency
+                result.written += written
                 result.slots += 1
                 result.latencies.append(acked - since.get(slot, acked))
 
@@ -165,8 +173,8 @@ class WriteQueue:
                     requeue(slot, batch)
             # Refused operations too: the caller, which would queue them again, never
             # sees this result.
-            for slot, batch in result.refused_batches:
-                requeue(slot, batch)
+            for slot, batch, queued in result.refused_batches:
+                self.merge(slot, batch, since=queued)
             raise
         return result
 

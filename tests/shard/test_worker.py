@@ -5,6 +5,7 @@ queue that outgrew one script call."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from panopticon.errors import StoreError
@@ -233,6 +234,30 @@ def test_refused_writes_to_a_bucket_another_shard_owns_are_dropped_even_without_
         assert len(w.queue) == 0 and 3 not in w.ownership.owned
         await w.flush()
         assert w.metrics.refused._value.get() == 1
+
+    asyncio.run(body())
+
+
+def test_a_refused_write_reports_its_latency_from_the_event_not_from_the_retry() -> None:
+    """A write refused once (the store forgot its owners) and written by the next flush
+    is observed in `event_to_store` from when its event was queued, once. (Before, the
+    re-queued batch started a new clock, so refusals hid their delay, and the refused
+    attempt counted as a write.)"""
+
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        store._owners.clear()  # Redis restarted empty: the next write is refused
+        w.queue.add([Op("f", 3, "u1", b"f 1\n")], at=time.monotonic() - 5)
+        await w.flush()  # refused, re-queued, bucket claimed again
+        assert w.metrics.refused._value.get() == 1 and len(w.queue) == 1
+        await w.flush()
+        assert store._families[("f", LAYOUT.slot_of(3))] == {"u1": b"f 1\n"}
+        samples = {s.name: s.value for s in w.metrics.event_to_store.collect()[0].samples}
+        assert samples["panopticon_shard_event_to_store_seconds_count"] == 1
+        assert samples["panopticon_shard_event_to_store_seconds_sum"] >= 5
+        assert w.metrics.fields_written._value.get() == 1  # the refused attempt stored nothing
 
     asyncio.run(body())
 
