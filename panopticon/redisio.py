@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -250,18 +250,34 @@ class RedisStore:
         return out
 
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
-        # One MULTI/EXEC on a single Redis: a family is never left neither registered
-        # nor retired. Redis Cluster keeps the two keys on different slots (no
-        # transaction spans them), so there each command applies on its own.
-        pipe = self._client.pipeline(transaction=not self._cluster)
+        # Order matters where the update is not atomic. A family is registered before it
+        # leaves the retired set, and retired before it is unregistered: a failure
+        # between two steps leaves it both registered and retired, which is harmless
+        # (each shard collects only its own buckets, keeping the fields of families its
+        # configs define) and is completed by the next publication. It never leaves a
+        # removed family neither registered nor retired, whose fields nobody would
+        # ever collect.
+        registry, retired = self.layout.registry_key, self.layout.retired_key
+        steps: list[Callable[[Any], Any]] = []  # each takes a client or a pipeline
         if entries:
-            pipe.hset(self.layout.registry_key, mapping={k: v.encode() for k, v in entries.items()})
-            pipe.hdel(self.layout.retired_key, *entries)
+            mapping = {k: v.encode() for k, v in entries.items()}
+            steps.append(lambda c: c.hset(registry, mapping=mapping))
+            steps.append(lambda c: c.hdel(retired, *entries))
         if remove:
-            pipe.hdel(self.layout.registry_key, *remove)
             now = int(time.time())
-            pipe.hset(self.layout.retired_key, mapping=dict.fromkeys(remove, now))
-        await self._run("registry", pipe.execute())
+            steps.append(lambda c: c.hset(retired, mapping=dict.fromkeys(remove, now)))
+            steps.append(lambda c: c.hdel(registry, *remove))
+        if not self._cluster:
+            pipe = self._client.pipeline(transaction=True)  # a single Redis: one MULTI/EXEC
+            for step in steps:
+                step(pipe)
+            await self._run("registry", pipe.execute())
+            return
+        # Redis Cluster keeps the two keys on different slots (no transaction spans
+        # them) and sends a pipeline's commands to their nodes concurrently: one step
+        # at a time, so that the order above holds whatever fails.
+        for step in steps:
+            await self._run("registry", step(self._client))
 
     async def retired(self) -> set[str]:
         raw = await self._run("registry", self._client.hkeys(self.layout.retired_key))

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import RedisCluster
 
+from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
 from panopticon.redisio import RedisOptions, RedisStore
 from panopticon.sim import SimProcess
@@ -92,6 +94,38 @@ def test_the_store_contract_holds_on_a_redis_cluster(redis_cluster: RedisCluster
             await store.heartbeat(0, {"synced": True})
             assert (await store.shards())[0] == {"synced": True}
         finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_failed_registry_update_on_a_redis_cluster_never_leaves_a_family_neither_registered_nor_retired(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    """The registry and the retired set live on different slots of a cluster, so their
+    update is not atomic there. A family being removed is retired before it is
+    unregistered: when the retired write fails (here the key holds a string, so HSET
+    fails with WRONGTYPE), the family stays registered and the removal is retried by
+    the next publication. (Before, the pipeline unregistered it anyway, and its fields
+    were left for nobody to collect.)"""
+
+    async def body() -> None:
+        layout = Layout(prefix="reg", buckets=LAYOUT.buckets, slots=LAYOUT.slots)
+        store = RedisStore.connect(RedisOptions(url=redis_cluster.url, cluster=True), layout)
+        raw = RedisCluster.from_url(redis_cluster.url)
+        try:
+            entry = RegistryEntry.of(FamilyHeader("fam", "h"), ["c"])
+            await store.set_registry({"fam": entry, "gone": entry}, [])
+            await raw.set(layout.retired_key, "not a hash")
+            with pytest.raises(StoreError):
+                await store.set_registry({}, ["gone"])
+            assert set(await store.registry()) == {"fam", "gone"}
+            await raw.delete(layout.retired_key)
+            await store.set_registry({}, ["gone"])  # the next publication completes it
+            assert set(await store.registry()) == {"fam"}
+            assert await store.retired() == {"gone"}
+        finally:
+            await raw.aclose()
             await store.close()
 
     asyncio.run(body())
