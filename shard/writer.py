@@ -107,7 +107,11 @@ class WriteQueue:
         self._pending, self._since, self._added = {}, {}, 0
 
     def discard(self, buckets: frozenset[int] | set[int]) -> None:
-        """Drop queued operations of buckets no longer owned."""
+        """Drop queued operations of buckets no longer owned. A slot keeps its queue
+        time (`_since` is per slot, not per operation): when the dropped operations were
+        the slot's oldest (refused ones merged back), the others' latency is reported
+        from that earlier time, over-stated by as long as the dropped ones had waited
+        (usually about one flush interval)."""
         for slot, batch in list(self._pending.items()):
             batch.drop(buckets)
             if not batch.segments:

@@ -262,6 +262,56 @@ def test_a_refused_write_reports_its_latency_from_the_event_not_from_the_retry()
     asyncio.run(body())
 
 
+def test_a_partly_refused_flush_counts_only_the_fields_it_stored() -> None:
+    """One slot's batch with a bucket another shard took: the fields of the other bucket
+    are stored and counted, the refused ones are neither counted nor sent again."""
+
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        assert LAYOUT.slot_of(3) == LAYOUT.slot_of(4)
+        await store.claim(LAYOUT.slot_of(3), 1, 2, [3])  # shard 1 owns bucket 3 now
+        w.queue.add([Op("f", 3, "u1", b"f 1\n"), Op("f", 4, "u2", b"f 2\n"), Op("g", 4, "u2", b"g 2\n")])
+        await w.flush()
+        await w.flush()
+        assert await stored(store, "f") == ["u2"] and await stored(store, "g") == ["u2"]
+        assert w.metrics.fields_written._value.get() == 2
+        assert w.metrics.refused._value.get() == 1 and len(w.queue) == 0
+
+    asyncio.run(body())
+
+
+class FailingOnceStore(MemoryStore):
+    """The first write fails as if Redis were unreachable."""
+
+    failed = False
+
+    async def write_batches(
+        self, owner: str, batches: Sequence[tuple[int, Batch]]
+    ) -> list[list[int] | StoreError]:
+        if not self.failed:
+            self.failed = True
+            raise StoreError("connection refused")
+        return await super().write_batches(owner, batches)
+
+
+def test_a_write_that_failed_once_reports_its_latency_from_the_event() -> None:
+    async def body() -> None:
+        store = FailingOnceStore(LAYOUT)
+        w = worker(store)
+        await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+        w.queue.add([Op("f", 3, "u1", b"f 1\n")], at=time.monotonic() - 5)
+        await w.flush()  # fails: queued again
+        assert len(w.queue) == 1 and w.metrics.fields_written._value.get() == 0
+        await w.flush()
+        samples = {s.name: s.value for s in w.metrics.event_to_store.collect()[0].samples}
+        assert samples["panopticon_shard_event_to_store_seconds_count"] == 1
+        assert samples["panopticon_shard_event_to_store_seconds_sum"] >= 5
+
+    asyncio.run(body())
+
+
 class HangingSlotStore(MemoryStore):
     """Writes to `slow_slot` never finish; the others are applied at once."""
 
