@@ -255,8 +255,8 @@ class RedisStore:
         # between two steps leaves it both registered and retired, which is harmless
         # (each shard collects only its own buckets, keeping the fields of families its
         # configs define) and is completed by the next publication. It never leaves a
-        # removed family neither registered nor retired, whose fields nobody would
-        # ever collect.
+        # removed family neither registered nor retired: the publishing shard retries
+        # the removal, but if it restarted first, nobody would ever collect the fields.
         registry, retired = self.layout.registry_key, self.layout.retired_key
         steps: list[Callable[[Any], Any]] = []  # each takes a client or a pipeline
         if entries:
