@@ -27,8 +27,6 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from panopticon.buckets import ShardFilter
-
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "SYNCED"]
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
@@ -122,28 +120,6 @@ def triage(line: bytes, start: int, owns: Callable[[str], bool]) -> bool | None:
         if owns(other) != first:
             return None
     return first
-
-
-class Ownership:
-    """`shard_filter.contains`, memoised for up to `cache` uids (then started afresh):
-    FNV-1a in pure Python costs several microseconds a uid, and watch traffic keeps
-    touching the same objects."""
-
-    __slots__ = ("_known", "cache", "shard_filter")
-
-    def __init__(self, shard_filter: ShardFilter, *, cache: int = 65_536) -> None:
-        self.shard_filter = shard_filter
-        self.cache = cache
-        self._known: dict[str, bool] = {}
-
-    def __call__(self, uid: str) -> bool:
-        known = self._known.get(uid)
-        if known is None:
-            known = self.shard_filter.contains(uid)
-            if len(self._known) >= self.cache:
-                self._known.clear()
-            self._known[uid] = known
-        return known
 
 
 def rv_of_line(line: bytes) -> str:

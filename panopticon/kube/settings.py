@@ -34,9 +34,6 @@ class ReflectorSettings:
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     max_line: int = DEFAULT_MAX_LINE
     """Bytes; the largest watch event accepted."""
-    ownership_cache: int = 65_536
-    """uids whose ownership is memoised (FNV-1a in Python costs 5-10 µs, watch traffic
-    repeats uids); bounded, so at most about 9 MB whatever the cluster size."""
     track_names: bool | None = None
     """Keep namespace and name per object so that deletes found by a relist carry them
     (about 150 bytes more per object). None: only for reflectors built without a shard
