@@ -177,7 +177,7 @@ class KindTable:
             | (bucket << DIGEST_BITS)
             | (hash(tuple(families.values())) & (STALE - 1))
         )
-        if old == state or (old is not None and (old ^ state) & ~VERSION_FIELD == 0):
+        if old is not None and (old ^ state) & ~VERSION_FIELD == 0:
             # Nothing new to store (the same event again, or a new resourceVersion that
             # shows nothing new): only the version, if it changed, is recorded.
             if old != state:
