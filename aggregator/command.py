@@ -6,8 +6,10 @@ import argparse
 import logging
 import sys
 
-from aggregator.app import ScrapeSettings, build_apps
-from panopticon import serving
+from aggregator.app import build_apps
+from aggregator.component import add_scrape_arguments, scrape_settings
+from panopticon import flags, serving
+from panopticon.cli import run_command
 from panopticon.redisio import RedisStore
 from panopticon.settings import add_store_arguments, layout, redis_options
 
@@ -18,37 +20,39 @@ log = logging.getLogger("panopticon.aggregator")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store_arguments(parser, redis_required=True)
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="metrics port (Prometheus scrapes it)")
+    parser.add_argument("--port", type=flags.port, default=8080, help="metrics port (Prometheus scrapes it)")
     parser.add_argument(
-        "--telemetry-port", type=int, default=8081, help="the aggregator's own metrics and probes"
+        "--telemetry-port", type=flags.port, default=8081, help="the aggregator's own metrics and probes"
     )
-    parser.add_argument("--max-concurrent-scrapes", type=int, default=4)
-    parser.add_argument("--gzip-level", type=int, default=1, choices=range(1, 10))
+    add_scrape_arguments(parser)
     parser.add_argument(
         "--shutdown-grace",
-        type=float,
+        type=flags.non_negative,
         default=50.0,
         metavar="SECONDS",
         help="after SIGTERM, how long in-flight scrapes may take to finish (keep it below the "
         "pod's terminationGracePeriodSeconds)",
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", type=flags.log_level, default="INFO")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = ScrapeSettings(max_concurrent=args.max_concurrent_scrapes, gzip_level=args.gzip_level)
+    settings = scrape_settings(args)
+    flags.distinct_ports({"--port": args.port, "--telemetry-port": args.telemetry_port})
+    options, store_layout = redis_options(args), layout(args)  # bad flags fail before anything starts
 
     async def main() -> int:
-        store = RedisStore.connect(redis_options(args), layout(args))
+        store = RedisStore.connect(options, store_layout)
         try:
             await store.ensure_layout()
             metrics_app, telemetry_app = build_apps(store, settings)
             runners = await serving.start_sites(
                 [(metrics_app, args.host, args.port), (telemetry_app, args.host, args.telemetry_port)],
                 grace=args.shutdown_grace,
+                flags=["--port", "--telemetry-port"],
             )
             ports = [serving.bound_port(r) for r in runners]
             log.info("aggregator serving /metrics on port %d, telemetry on %d", *ports)
@@ -64,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m aggregator", description=HELP)
+    parser = flags.Parser(prog="python -m aggregator", description=HELP)
     add_arguments(parser)
-    return run(parser.parse_args())
+    return run_command(run, parser.parse_args(), prog=parser.prog)
 
 
 if __name__ == "__main__":

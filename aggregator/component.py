@@ -7,26 +7,42 @@ import asyncio
 import logging
 
 from aggregator.app import ScrapeSettings, build_apps
-from panopticon import serving
+from panopticon import flags, serving
 from panopticon.store import Store
 
 log = logging.getLogger("panopticon.aggregator")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", dest="metrics_port", type=int, default=8080, help="/metrics for Prometheus")
     parser.add_argument(
-        "--telemetry-port", type=int, default=8081, help="the aggregator's own metrics and probes"
+        "--port", dest="metrics_port", type=flags.port, default=8080, help="/metrics for Prometheus"
     )
-    parser.add_argument("--max-concurrent-scrapes", type=int, default=4)
+    parser.add_argument(
+        "--telemetry-port", type=flags.port, default=8081, help="the aggregator's own metrics and probes"
+    )
+    add_scrape_arguments(parser)
+
+
+def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scrape flags `panopticon aggregator` and `panopticon run` share."""
+    parser.add_argument(
+        "--max-concurrent-scrapes",
+        type=flags.integer(minimum=1),
+        default=4,
+        help="scrapes served at once; more get 503 (also the gzip thread pool's size)",
+    )
     parser.add_argument("--gzip-level", type=int, default=1, choices=range(1, 10))
 
 
+def scrape_settings(args: argparse.Namespace) -> ScrapeSettings:
+    return ScrapeSettings(max_concurrent=args.max_concurrent_scrapes, gzip_level=args.gzip_level)
+
+
 async def run(args: argparse.Namespace, store: Store, stop: asyncio.Event) -> None:
-    settings = ScrapeSettings(max_concurrent=args.max_concurrent_scrapes, gzip_level=args.gzip_level)
-    metrics_app, telemetry_app = build_apps(store, settings)
+    metrics_app, telemetry_app = build_apps(store, scrape_settings(args))
     runners = await serving.start_sites(
-        [(metrics_app, args.host, args.metrics_port), (telemetry_app, args.host, args.telemetry_port)]
+        [(metrics_app, args.host, args.metrics_port), (telemetry_app, args.host, args.telemetry_port)],
+        flags=["--port", "--telemetry-port"],
     )
     ports = [serving.bound_port(r) for r in runners]
     args.bound_metrics_port, args.bound_telemetry_port = ports

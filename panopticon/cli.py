@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from types import ModuleType
 
 from panopticon import __version__
 from panopticon.errors import PanopticonError
+from panopticon.flags import Parser
 
 CORE_COMMANDS = {
     "validate": "panopticon.commands.validate",
@@ -42,7 +43,7 @@ def _load(module_name: str) -> ModuleType:
 
 
 def build_parser(commands: dict[str, str], selected: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="panopticon",
         description="Kubernetes state metrics from MetricsConfiguration objects, sharded over Redis.",
     )
@@ -68,13 +69,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(commands, selected)
     args = parser.parse_args(args_list)
     module: ModuleType = args._module
+    return run_command(module.run, args, prog=f"panopticon {args.command}")
+
+
+def run_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, prog: str) -> int:
+    """Run a command; a PanopticonError (a bad flag value, an unreachable store, a
+    broken kubeconfig...) is printed as one line and exits 2, also when it ended a
+    task group (`panopticon run` starts its components in one)."""
     try:
-        return int(module.run(args))
+        return int(run(args))
     except PanopticonError as e:
-        print(f"panopticon {args.command}: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        errors = _expected_errors(group)
+        if errors is None:
+            raise
+        for message in dict.fromkeys(str(e) for e in errors):
+            print(f"{prog}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _expected_errors(group: BaseExceptionGroup[BaseException]) -> list[PanopticonError] | None:
+    """The group's PanopticonErrors, or None when it holds anything else (a bug,
+    which keeps its traceback)."""
+    found: list[PanopticonError] = []
+    for error in group.exceptions:
+        if isinstance(error, PanopticonError):
+            found.append(error)
+        elif isinstance(error, BaseExceptionGroup):
+            inner = _expected_errors(error)
+            if inner is None:
+                return None
+            found.extend(inner)
+        else:
+            return None
+    return found
 
 
 if __name__ == "__main__":

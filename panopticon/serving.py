@@ -18,6 +18,8 @@ from typing import Any
 import uvloop
 from aiohttp import web
 
+from panopticon.flags import listen_error
+
 GC_THRESHOLDS = (10_000, 10, 10)
 """The cyclic collector's thresholds for shards and `panopticon run` (CPython: 700, 10, 10).
 
@@ -56,17 +58,27 @@ def stop_event() -> asyncio.Event:
 
 
 async def start_sites(
-    apps: Sequence[tuple[web.Application, str, int]], *, grace: float = 10.0
+    apps: Sequence[tuple[web.Application, str, int]],
+    *,
+    grace: float = 10.0,
+    flags: Sequence[str] = (),
 ) -> list[web.AppRunner]:
     """Start every app; return their runners (ports 0 pick a free port). On stop,
-    requests still running get `grace` seconds before their connections are closed."""
-    runners = []
-    for app, host, port in apps:
+    requests still running get `grace` seconds before their connections are closed.
+
+    A port that cannot be bound (in use, a bad `--host`) raises `UsageError` naming
+    the app's flag from `flags` (same order as `apps`), after stopping the apps
+    already started."""
+    runners: list[web.AppRunner] = []
+    for i, (app, host, port) in enumerate(apps):
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
         runners.append(runner)
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as e:
+            await stop_sites(runners)
+            raise listen_error(flags[i] if i < len(flags) else "port", host, port, e) from e
     return runners
 
 

@@ -16,8 +16,9 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from panopticon import serving
+from panopticon import flags, serving
 from panopticon.buckets import ShardFilter
+from panopticon.cli import run_command
 from panopticon.errors import PanopticonError
 from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
@@ -45,12 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kube_arguments(parser)
     add_store_arguments(parser, redis_required=True)
     group = parser.add_argument_group("sharding")
-    group.add_argument("--shard-index", type=int, help="this shard's index (default: the pod name's ordinal)")
     group.add_argument(
-        "--shards", type=int, help="shard count (default: the StatefulSet's replicas, watched)"
+        "--shard-index",
+        type=flags.integer(minimum=0),
+        help="this shard's index (default: the pod name's ordinal)",
     )
     group.add_argument(
-        "--ring-generation", type=int, default=1, help="ring generation with --shards (fencing epoch)"
+        "--shards",
+        type=flags.integer(minimum=1),
+        help="shard count (default: the StatefulSet's replicas, watched)",
+    )
+    group.add_argument(
+        "--ring-generation",
+        type=flags.integer(minimum=1),
+        default=1,
+        help="ring generation with --shards (fencing epoch)",
     )
     group.add_argument("--statefulset", help="the shards' StatefulSet, watched for its replicas")
     group.add_argument(
@@ -75,23 +85,23 @@ def add_worker_arguments(
     group.add_argument(
         port_flag,
         dest="shard_port",
-        type=int,
+        type=flags.port,
         default=port,
         help="shard /metrics (self-metrics), /healthz, /readyz",
     )
-    group.add_argument("--flush-interval", type=float, default=0.05, metavar="SECONDS")
+    group.add_argument("--flush-interval", type=flags.seconds, default=0.05, metavar="SECONDS")
     group.add_argument(
         "--max-backlog",
-        type=int,
+        type=flags.integer(minimum=1),
         default=1_000_000,
         metavar="FIELDS",
         help="field writes held while Redis is unreachable; past this they are dropped "
         "and everything is rewritten once Redis answers again",
     )
-    group.add_argument("--heartbeat-interval", type=float, default=2.0, metavar="SECONDS")
-    group.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS")
+    group.add_argument("--heartbeat-interval", type=flags.seconds, default=2.0, metavar="SECONDS")
+    group.add_argument("--status-interval", type=flags.seconds, default=30.0, metavar="SECONDS")
     group.add_argument("--no-status", action="store_true", help="never write MetricsConfiguration status")
-    group.add_argument("--log-level", default="INFO")
+    group.add_argument("--log-level", type=flags.log_level, default="INFO")
 
 
 def worker_settings(args: argparse.Namespace, index: int, static_ring: RingSpec | None) -> WorkerSettings:
@@ -121,9 +131,10 @@ async def run_worker(
     *,
     ring: Source | None,
     stop: asyncio.Event | None = None,
+    port_flag: str = "--port",
 ) -> int:
     """Run a worker and its health port until `stop` (default: SIGTERM/SIGINT); shared
-    with `panopticon run`."""
+    with `panopticon run` (where the port is `--shard-port`, named in errors)."""
     metrics = ShardMetrics()
     health = Health()
     async with kube(args) as (client, discovery):
@@ -156,10 +167,11 @@ async def run_worker(
             health=health,
             ring_source=ring,
         )
-        runners = await serving.start_sites([(build_app(metrics, health), args.host, args.shard_port)])
-        log.info(
-            "shard %d: health and self-metrics on port %d", settings.index, serving.bound_port(runners[0])
+        runners = await serving.start_sites(
+            [(build_app(metrics, health), args.host, args.shard_port)], flags=[port_flag]
         )
+        args.bound_shard_port = serving.bound_port(runners[0])
+        log.info("shard %d: health and self-metrics on port %d", settings.index, args.bound_shard_port)
         try:
             await worker.run(stop if stop is not None else serving.stop_event())
         finally:
@@ -176,9 +188,10 @@ def run(args: argparse.Namespace) -> int:
     static_ring = RingSpec(args.shards, args.ring_generation) if args.shards else None
     if static_ring is not None and index >= static_ring.shards:
         log.warning("shard index %d >= --shards %d: this shard will own nothing", index, static_ring.shards)
+    options, store_layout = redis_options(args), layout(args)  # bad flags fail before anything starts
 
     async def main() -> int:
-        store = RedisStore.connect(redis_options(args), layout(args))
+        store = RedisStore.connect(options, store_layout)
         try:
             return await run_worker(args, store, worker_settings(args, index, static_ring), ring=None)
         finally:
@@ -188,13 +201,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m shard", description=HELP)
+    parser = flags.Parser(prog="python -m shard", description=HELP)
     add_arguments(parser)
-    try:
-        return run(parser.parse_args())
-    except PanopticonError as e:
-        print(f"shard: {e}", file=sys.stderr)
-        return 2
+    return run_command(run, parser.parse_args(), prog=parser.prog)
 
 
 if __name__ == "__main__":

@@ -17,4 +17,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace, store: Store, stop: asyncio.Event) -> None:
     settings = worker_settings(args, 0, RingSpec(1, 1))
-    await run_worker(args, store, settings, ring=None, stop=stop)
+    await run_worker(args, store, settings, ring=None, stop=stop, port_flag="--shard-port")

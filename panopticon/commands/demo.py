@@ -15,8 +15,9 @@ import logging
 import sys
 import urllib.request
 
-from panopticon import serving
+from panopticon import flags, serving
 from panopticon.commands import run as run_command
+from panopticon.errors import PanopticonError
 from panopticon.sim import SimProcess
 
 HELP = "run the simulator with example workloads and the embedded exporter; print the URLs"
@@ -25,15 +26,21 @@ log = logging.getLogger("panopticon.demo")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address the exporter listens on")
-    parser.add_argument("--port", type=int, default=8080, help="/metrics (0: any free port)")
-    parser.add_argument("--telemetry-port", type=int, default=8081)
-    parser.add_argument("--shard-port", type=int, default=8082)
-    parser.add_argument("--scale", type=int, default=2, help="copies of every example object")
-    parser.add_argument("--mongodbs", type=int, default=200, help="generated MongoDB objects")
-    parser.add_argument("--churn", type=float, default=20.0, help="object changes per second")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--port", type=flags.port, default=8080, help="/metrics (0: any free port)")
+    parser.add_argument("--telemetry-port", type=flags.port, default=8081)
+    parser.add_argument("--shard-port", type=flags.port, default=8082)
+    parser.add_argument(
+        "--scale", type=flags.integer(minimum=0), default=2, help="copies of every example object"
+    )
+    parser.add_argument(
+        "--mongodbs", type=flags.integer(minimum=0), default=200, help="generated MongoDB objects"
+    )
+    parser.add_argument("--churn", type=flags.non_negative, default=20.0, help="object changes per second")
+    parser.add_argument("--seed", type=flags.integer(), default=1)
+    parser.add_argument(
+        "--duration", type=flags.seconds, help="stop after this many seconds (default: until Ctrl-C)"
+    )
+    parser.add_argument("--log-level", type=flags.log_level, default="WARNING")
 
 
 def _embedded_args(args: argparse.Namespace, kubeconfig: str) -> argparse.Namespace:
@@ -54,15 +61,19 @@ def _get(url: str) -> bytes:
         return data
 
 
-async def _wait_ready(url: str, within: float) -> None:
+async def _wait_ready(args: argparse.Namespace, embedded: argparse.Namespace, within: float) -> None:
+    """Until the shard's /readyz answers 200 (its port is known once it listens:
+    `--shard-port 0` picks one)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while loop.time() < deadline:
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(_get, url)
-            return
+        port = getattr(embedded, "bound_shard_port", None)
+        if port is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_get, f"http://{args.host}:{port}/readyz")
+                return
         await asyncio.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {within:.0f}s")
+    raise PanopticonError(f"the exporter's shard was not ready after {within:.0f} s")
 
 
 def _banner(
@@ -80,7 +91,7 @@ def _banner(
             "Panopticon demo is running.",
             f"  metrics:        {metrics}   ({families} families, {series} series now)",
             f"  telemetry:      {telemetry}",
-            f"  shard:          http://{args.host}:{args.shard_port}/metrics  (/readyz, /healthz)",
+            f"  shard:          http://{args.host}:{embedded.bound_shard_port}/metrics  (/readyz, /healthz)",
             f"  API simulator:  {sim.url}  (kubeconfig: {sim.kubeconfig_path})",
             f"  churn:          {args.churn:g} object changes per second",
             "",
@@ -98,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    flags.distinct_ports(
+        {"--port": args.port, "--telemetry-port": args.telemetry_port, "--shard-port": args.shard_port}
+    )
     sim_args = ["--with-configs", "--scale", str(args.scale), "--mongodbs", str(args.mongodbs)]
     sim_args += ["--seed", str(args.seed), "--churn", str(args.churn)]
     print("starting the Kubernetes API simulator...", file=sys.stderr)
@@ -107,8 +121,14 @@ def run(args: argparse.Namespace) -> int:
         async def main() -> int:
             stop = serving.stop_event()
             exporter = asyncio.create_task(run_command.run_embedded(embedded, stop), name="exporter")
+            ready = asyncio.create_task(_wait_ready(args, embedded, within=120), name="ready")
             try:
-                await _wait_ready(f"http://{args.host}:{args.shard_port}/readyz", within=120)
+                await asyncio.wait({exporter, ready}, return_when=asyncio.FIRST_COMPLETED)
+                if not ready.done():  # the exporter ended first: its error (a port in use...)
+                    ready.cancel()
+                    await exporter
+                    return 0
+                await ready
                 data = await asyncio.to_thread(
                     _get, f"http://{args.host}:{embedded.bound_metrics_port}/metrics"
                 )

@@ -15,6 +15,7 @@ from typing import Any
 
 from panopticon.documents import read_documents
 from panopticon.exposition import Format
+from panopticon.flags import UsageError
 from panopticon.loading import load_configs
 from panopticon.render import render_exposition
 
@@ -51,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
     expo = render_exposition(loaded.resolution, _objects(args.object))
     data = expo.to_bytes(Format(args.format))
     if args.output:
-        with open(args.output, "wb") as fh:
-            fh.write(data)
+        try:
+            with open(args.output, "wb") as fh:
+                fh.write(data)
+        except OSError as e:
+            raise UsageError(f"--output {args.output}: {e.strerror or e}") from e
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from panopticon import components, serving
+from panopticon import components, flags, serving
 from panopticon.memstore import MemoryStore
 from panopticon.redisio import RedisStore
 from panopticon.settings import add_store_arguments, layout, redis_options
@@ -27,6 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store_arguments(parser, redis_required=False)
     components.load("shard").add_arguments(parser)
     components.load("aggregator").add_arguments(parser)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot check flag by flag; raises `UsageError`."""
+    flags.distinct_ports(
+        {
+            "--port": args.metrics_port,
+            "--telemetry-port": args.telemetry_port,
+            "--shard-port": args.shard_port,
+        }
+    )
+    layout(args)
+    redis_options(args)
 
 
 def make_store(args: argparse.Namespace) -> Store:
@@ -61,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     serving.tune_gc()
+    check_arguments(args)
 
     async def main() -> int:
         await run_embedded(args, serving.stop_event())

@@ -14,10 +14,12 @@ import faulthandler
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
 
+from panopticon import flags
 from panopticon.sim.config import DEFAULT_TOKEN, DEFAULT_USER, SUPPORTED_VERSIONS, AccessRule, SimConfig
 from panopticon.sim.natives import WorkloadSpec, native_objects
 from panopticon.sim.runtime import SimServer
@@ -30,7 +32,7 @@ HELP = "Run the Kubernetes API server simulator (for tests, the demo and benchma
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    net.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
+    net.add_argument("--port", type=flags.port, default=0, help="port; 0 picks a free one (default 0)")
     net.add_argument("--https", action="store_true", help="serve HTTPS with a throwaway CA (needs openssl)")
     net.add_argument("--kubeconfig-out", metavar="FILE", help="write a kubeconfig (server, token, CA) here")
     net.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
@@ -41,28 +43,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--no-admin", action="store_true", help="do not serve the admin API")
     auth.add_argument("--anonymous", action="store_true", help="serve requests without credentials")
     load = parser.add_argument_group("workload")
-    load.add_argument("--seed", type=int, default=0, help="seed of uids, revisions and workloads (default 0)")
     load.add_argument(
-        "--scale", type=int, default=1, help="copies of each example object (default 1; 0: none)"
+        "--seed", type=flags.integer(), default=0, help="seed of uids, revisions and workloads (default 0)"
+    )
+    load.add_argument(
+        "--scale",
+        type=flags.integer(minimum=0),
+        default=1,
+        help="copies of each example object (default 1; 0: none)",
     )
     load.add_argument("--with-configs", action="store_true", help="load the example MetricsConfigurations")
-    load.add_argument("--namespaces", type=int, default=2, help="native workload: namespaces (default 2)")
-    load.add_argument("--deployments", type=int, default=3, help="deployments per namespace (default 3)")
-    load.add_argument("--pods-per-deployment", type=int, default=2, help="pods per deployment (default 2)")
-    load.add_argument("--services", type=int, default=2, help="services per namespace (default 2)")
-    load.add_argument("--configmaps", type=int, default=2, help="configmaps per namespace (default 2)")
-    load.add_argument("--secrets", type=int, default=2, help="secrets per namespace (default 2)")
-    load.add_argument("--mongodbs", type=int, default=1, help="MongoDB objects per namespace (default 1)")
-    load.add_argument("--nodes", type=int, default=3, help="nodes (default 3)")
+    load.add_argument(
+        "--namespaces",
+        type=flags.integer(minimum=0),
+        default=2,
+        help="native workload: namespaces (default 2)",
+    )
+    load.add_argument(
+        "--deployments",
+        type=flags.integer(minimum=0),
+        default=3,
+        help="deployments per namespace (default 3)",
+    )
+    load.add_argument(
+        "--pods-per-deployment",
+        type=flags.integer(minimum=0),
+        default=2,
+        help="pods per deployment (default 2)",
+    )
+    load.add_argument(
+        "--services", type=flags.integer(minimum=0), default=2, help="services per namespace (default 2)"
+    )
+    load.add_argument(
+        "--configmaps", type=flags.integer(minimum=0), default=2, help="configmaps per namespace (default 2)"
+    )
+    load.add_argument(
+        "--secrets", type=flags.integer(minimum=0), default=2, help="secrets per namespace (default 2)"
+    )
+    load.add_argument(
+        "--mongodbs",
+        type=flags.integer(minimum=0),
+        default=1,
+        help="MongoDB objects per namespace (default 1)",
+    )
+    load.add_argument("--nodes", type=flags.integer(minimum=0), default=3, help="nodes (default 3)")
     load.add_argument(
         "--bench-mongodbs",
-        type=int,
+        type=flags.integer(minimum=0),
         default=0,
         metavar="N",
         help="N more MongoDB-like objects in namespace bench-0..9 (benchmarks)",
     )
     load.add_argument(
-        "--churn", type=float, default=0.0, metavar="EVENTS_PER_S", help="mutation rate (default 0)"
+        "--churn",
+        type=flags.non_negative,
+        default=0.0,
+        metavar="EVENTS_PER_S",
+        help="mutation rate (default 0)",
     )
     load.add_argument("--churn-resources", default="", help="comma-separated plurals to churn (default: all)")
     api = parser.add_argument_group("API behaviour (KUBERNETES-API.md B.0, B.13)")
@@ -82,11 +119,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     api.add_argument("--watch-list-compression", action="store_true", help="gzip watch-list streams (1.37)")
     api.add_argument("--no-gzip", action="store_true", help="never gzip responses")
     api.add_argument(
-        "--bookmark-interval", type=float, default=60.0, help="seconds between bookmarks (default 60)"
+        "--bookmark-interval", type=flags.seconds, default=60.0, help="seconds between bookmarks (default 60)"
     )
     api.add_argument("--no-bookmarks", action="store_true", help="never send bookmarks")
     api.add_argument(
-        "--compaction-window", type=float, default=300.0, help="seconds of history kept; 0: never compact"
+        "--compaction-window",
+        type=flags.non_negative,
+        default=300.0,
+        help="seconds of history kept; 0: never compact",
     )
     api.add_argument("--rv0-honours-limit", action="store_true", help="RV=0 lists honour limit (etcd mode)")
     api.add_argument(
@@ -94,14 +134,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     api.add_argument(
         "--time-scale",
-        type=float,
+        type=flags.seconds,
         default=1.0,
         help="simulated seconds per second for watch timeouts and bookmarks",
     )
     api.add_argument(
-        "--startup-delay", type=float, default=0.0, help="answer 503 for this many seconds after start"
+        "--startup-delay",
+        type=flags.non_negative,
+        default=0.0,
+        help="answer 503 for this many seconds after start",
     )
-    api.add_argument("--request-log-size", type=int, default=10_000, help="requests kept for /_sim/requests")
+    api.add_argument(
+        "--request-log-size",
+        type=flags.integer(minimum=0),
+        default=10_000,
+        help="requests kept for /_sim/requests",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -162,10 +210,14 @@ async def serve(args: argparse.Namespace) -> int:
     sim = Simulator(config_from_args(args))
     counts = populate(sim, args)
     server = SimServer(sim, host=args.host, port=args.port, https=args.https)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as e:
+        await server.stop()
+        raise flags.listen_error("--port", args.host, args.port, e) from e
     try:
         if args.kubeconfig_out:
-            server.write_kubeconfig(args.kubeconfig_out)
+            _write("--kubeconfig-out", args.kubeconfig_out, server.write_kubeconfig)
         if args.churn > 0:
             resources = tuple(r for r in args.churn_resources.split(",") if r)
             sim.start_churn(args.churn, seed=args.seed, resources=resources)
@@ -176,7 +228,9 @@ async def serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         if args.ready_file:
-            await asyncio.to_thread(Path(args.ready_file).write_text, server.url + "\n")
+            await asyncio.to_thread(
+                _write, "--ready-file", args.ready_file, lambda path: Path(path).write_text(server.url + "\n")
+            )
         print(f"READY {server.url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -186,6 +240,13 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await server.stop()
     return 0
+
+
+def _write(flag: str, path: str, write: Callable[[str], object]) -> None:
+    try:
+        write(path)
+    except OSError as e:
+        raise flags.UsageError(f"{flag} {path}: {e.strerror or e}") from e
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,24 +77,27 @@ def load_credentials(
     and `namespace` in-cluster (tests point it at temporary files).
     """
     env = dict(os.environ) if environ is None else environ
-    path = kubeconfig or env.get("KUBECONFIG")
-    if path:
-        return _from_kubeconfig(path, context)
+    if kubeconfig:
+        return _from_kubeconfig(kubeconfig, context, origin="--kubeconfig")
+    if env.get("KUBECONFIG"):
+        return _from_kubeconfig(env["KUBECONFIG"], context, origin="$KUBECONFIG")
     if env.get("KUBERNETES_SERVICE_HOST"):
         return _in_cluster(env, Path(service_account_dir))
     default = Path("~/.kube/config").expanduser()
     if default.is_file():
-        return _from_kubeconfig(str(default), context)
+        return _from_kubeconfig(str(default), context, origin="kubeconfig")
     raise CredentialsError(
         "no Kubernetes credentials: pass a kubeconfig, set KUBECONFIG, or run in a pod "
         "(KUBERNETES_SERVICE_HOST unset)"
     )
 
 
-def _from_kubeconfig(path: str, context: str | None) -> Credentials:
+def _from_kubeconfig(path: str, context: str | None, *, origin: str) -> Credentials:
+    """`origin` names where `path` came from in errors (`--kubeconfig`, `KUBECONFIG`)."""
     from kubernetes.client import Configuration  # noqa: PLC0415 - only kubeconfigs need the package
     from kubernetes.config import kube_config as loader  # noqa: PLC0415
 
+    _check_files(path, origin)
     kube_config: Any = loader  # untyped
     source = f"kubeconfig {path}" + (f" (context {context})" if context else "")
     cfg = Configuration()
@@ -104,7 +107,7 @@ def _from_kubeconfig(path: str, context: str | None) -> Credentials:
         )
         namespace = _context_namespace(kube_config, path, context)
     except Exception as e:
-        raise CredentialsError(f"{source}: {e}") from e
+        raise _load_error(kube_config, path, context, origin, e) from e
     lock = threading.Lock()
 
     def header() -> str | None:
@@ -124,6 +127,41 @@ def _from_kubeconfig(path: str, context: str | None) -> Credentials:
         proxy=cfg.proxy or None,
         namespace=namespace,
     )
+
+
+def _check_files(spec: str, origin: str) -> None:
+    """What the package would report as a traceback or an obscure message: a
+    directory, no file at all, only empty files. `spec` may list several files
+    (`KUBECONFIG=a:b`); like kubectl, missing ones among several are skipped."""
+    paths = [os.path.expanduser(p) for p in spec.split(os.pathsep) if p]
+    existing = []
+    for path in paths:
+        if os.path.isdir(path):
+            raise CredentialsError(f"{origin} {path}: is a directory, not a kubeconfig file")
+        if os.path.exists(path):
+            existing.append(path)
+    if not existing:
+        raise CredentialsError(f"{origin} {spec}: no such file")
+    if all(os.path.getsize(p) == 0 for p in existing):
+        raise CredentialsError(f"{origin} {spec}: the file is empty")
+
+
+def _load_error(
+    kube_config: Any, path: str, context: str | None, origin: str, error: Exception
+) -> CredentialsError:
+    """One line naming the flag: an unknown `--context` lists the contexts there are."""
+    if context:
+        try:
+            contexts, _ = kube_config.list_kube_config_contexts(config_file=path)
+            names = [str(c.get("name")) for c in contexts if isinstance(c, dict)]
+        except Exception:  # the load error below says what is wrong
+            names = None
+        if names is not None and context not in names:
+            known = ", ".join(names) or "none"
+            return CredentialsError(
+                f"--context {context}: no such context in {origin} {path} (it has: {known})"
+            )
+    return CredentialsError(f"{origin} {path}: {error}")
 
 
 def _context_namespace(kube_config: Any, path: str, context: str | None) -> str:

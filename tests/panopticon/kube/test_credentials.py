@@ -213,3 +213,27 @@ def test_without_any_source_loading_fails_with_a_clear_error(
     bad.write_text("clusters: [oops")
     with pytest.raises(CredentialsError, match="broken"):
         load_credentials(str(bad))
+
+
+def test_a_kubeconfig_that_cannot_be_used_is_one_error_naming_where_it_came_from(tmp_path: Path) -> None:
+    good = tmp_path / "config"
+    good.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\nusers: [{name: u, user: {}}]\n"
+        "contexts: [{name: a, context: {cluster: c, user: u}}, {name: b, context: {cluster: c, user: u}}]\n"
+    )
+    (tmp_path / "empty").write_text("")
+    cases = {
+        (str(tmp_path / "missing"), None): "--kubeconfig .*/missing: no such file",
+        (str(tmp_path / "empty"), None): "--kubeconfig .*/empty: the file is empty",
+        (str(tmp_path), None): "--kubeconfig .*: is a directory, not a kubeconfig file",
+        (str(good), "nope"): r"--context nope: no such context in --kubeconfig .*/config \(it has: a, b\)",
+    }
+    for (path, context), message in cases.items():
+        with pytest.raises(CredentialsError, match=message):
+            load_credentials(path, context, environ={})
+    with pytest.raises(CredentialsError, match=r"\$KUBECONFIG .*/missing: no such file"):
+        load_credentials(environ={"KUBECONFIG": str(tmp_path / "missing")})
+    # Several files, as kubectl reads them: missing ones are skipped.
+    several = f"{tmp_path / 'missing'}{os.pathsep}{good}"
+    assert load_credentials(environ={"KUBECONFIG": several}).server == "http://127.0.0.1:1"
