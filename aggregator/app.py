@@ -7,7 +7,10 @@
 
 A store failure in the middle of a response aborts the connection, so Prometheus
 records a failed scrape instead of a truncated one; a scrape beyond the concurrency
-limit gets 503 at once.
+limit gets 503 at once. `HEAD /metrics` answers the headers a scrape would get and
+reads nothing from the store. A client that goes away mid-scrape, or stops reading
+for `stall_timeout` seconds, ends the scrape: counted, logged at DEBUG, and its
+slot, its Redis connection and its gzip thread are free again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from aggregator.negotiation import choose_format, wants_gzip
 from aggregator.scrape import ScrapeStats, exposition
 from aggregator.telemetry import AggregatorMetrics
 from panopticon.errors import StoreError
+from panopticon.httpguard import StallWatch
 from panopticon.store import Store
 
 log = logging.getLogger("panopticon.aggregator")
@@ -42,6 +46,10 @@ class ScrapeSettings:
     """Seconds without a heartbeat after which a shard counts as down."""
     ready_timeout: float = 2.0
     """Seconds /readyz waits for the store."""
+    stall_timeout: float = 30.0
+    """Seconds a scrape may go without progress while its client reads nothing; then
+    the connection is closed (otherwise a client that stopped reading would hold a
+    scrape slot forever: 4 such clients and Prometheus gets 503s)."""
 
 
 STORE = web.AppKey("store", Store)
@@ -58,12 +66,23 @@ def _store(request: web.Request) -> Store:
 async def metrics(request: web.Request) -> web.StreamResponse:
     app = request.app
     telemetry = app[METRICS]
+    if request.method == "HEAD":
+        # The headers only: no store read, no scrape slot, not counted as a scrape.
+        return web.Response(headers=_headers(request))
     slots = app[SLOTS]
     if slots.locked():
         telemetry.rejected.inc()
         return web.Response(status=503, text="too many concurrent scrapes\n", headers={"Retry-After": "1"})
     async with slots:
         return await _serve(request, _store(request), app[SETTINGS], telemetry)
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    headers = {"Content-Type": choose_format(request.headers.get("Accept")).content_type}
+    headers["Cache-Control"] = "no-store"
+    if wants_gzip(request.headers.get("Accept-Encoding")):
+        headers["Content-Encoding"] = "gzip"
+    return headers
 
 
 async def _serve(
@@ -80,10 +99,7 @@ async def _serve(
         telemetry.store_errors.inc()
         log.warning("scrape failed before the first byte: %s", e)
         return web.Response(status=503, text=f"store unavailable: {e}\n")
-    response = web.StreamResponse(headers={"Content-Type": fmt.content_type, "Cache-Control": "no-store"})
-    if gzip:
-        response.headers["Content-Encoding"] = "gzip"
-    await response.prepare(request)
+    response = web.StreamResponse(headers=_headers(request))
 
     async def body() -> AsyncIterator[bytes]:
         if first is not None:
@@ -94,10 +110,18 @@ async def _serve(
     chunks = (
         body() if not gzip else gzip_stream(body(), level=settings.gzip_level, executor=request.app[EXECUTOR])
     )
+    transport = request.transport
+    watch = StallWatch(transport, lambda: stats.bytes, settings.stall_timeout) if transport else None
     try:
+        await response.prepare(request)
         async for chunk in chunks:
             await response.write(chunk)
         await response.write_eof()
+    except ConnectionError as e:
+        telemetry.disconnected.inc()
+        why = f"stopped reading for {settings.stall_timeout:g} s" if watch and watch.stalled else str(e)
+        log.debug("scrape from %s ended by the client after %d bytes: %s", request.remote, stats.bytes, why)
+        return response
     except StoreError as e:
         # Abort: no chunked terminator, so the client sees a broken response, never a
         # short one that parses.
@@ -107,6 +131,10 @@ async def _serve(
         if request.transport is not None:
             request.transport.abort()
         return response
+    finally:
+        if watch is not None:
+            watch.cancel()
+        await stream.aclose()  # its Redis connection now, not when the generator is collected
     elapsed = time.perf_counter() - started
     telemetry.observe(fmt.value, "gzip" if gzip else "identity", elapsed, stats)
     return response

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from aggregator.app import build_apps
+from aggregator.app import METRICS, build_apps
 from aggregator.component import add_scrape_arguments, scrape_settings
 from panopticon import flags, serving
 from panopticon.cli import run_command
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 [(metrics_app, args.host, args.port), (telemetry_app, args.host, args.telemetry_port)],
                 grace=args.shutdown_grace,
                 flags=["--port", "--telemetry-port"],
+                on_reject=metrics_app[METRICS].reject,
             )
             ports = [serving.bound_port(r) for r in runners]
             log.info("aggregator serving /metrics on port %d, telemetry on %d", *ports)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from aggregator.app import ScrapeSettings, build_apps
+from aggregator.app import METRICS, ScrapeSettings, build_apps
 from panopticon import flags, serving
 from panopticon.store import Store
 
@@ -43,6 +43,7 @@ async def run(args: argparse.Namespace, store: Store, stop: asyncio.Event) -> No
     runners = await serving.start_sites(
         [(metrics_app, args.host, args.metrics_port), (telemetry_app, args.host, args.telemetry_port)],
         flags=["--port", "--telemetry-port"],
+        on_reject=metrics_app[METRICS].reject,
     )
     ports = [serving.bound_port(r) for r in runners]
     args.bound_metrics_port, args.bound_telemetry_port = ports

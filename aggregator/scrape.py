@@ -8,7 +8,7 @@ family without any stored line is left out (its header would only be noise).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from panopticon.exposition import OPENMETRICS_EOF, Format
@@ -22,7 +22,9 @@ class ScrapeStats:
     series: int = 0
 
 
-async def exposition(store: Store, fmt: Format, stats: ScrapeStats | None = None) -> AsyncIterator[bytes]:
+async def exposition(
+    store: Store, fmt: Format, stats: ScrapeStats | None = None
+) -> AsyncGenerator[bytes, None]:
     """Yield the whole exposition in chunks of complete lines."""
     stats = stats if stats is not None else ScrapeStats()
     registry = await store.registry()

@@ -43,6 +43,17 @@ class AggregatorMetrics:
             "Scrapes aborted mid-stream by a store error.",
             registry=registry,
         )
+        self.disconnected = Counter(
+            "panopticon_aggregator_scrapes_disconnected",
+            "Scrapes ended by the client: it closed the connection, or read nothing for the stall timeout.",
+            registry=registry,
+        )
+        self.http_rejected = Counter(
+            "panopticon_aggregator_http_rejected",
+            "HTTP clients refused or disconnected, on either port, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self.store_errors = Counter(
             "panopticon_aggregator_store_errors", "Store (Redis) errors seen.", registry=registry
         )
@@ -64,6 +75,10 @@ class AggregatorMetrics:
             ["shard"],
             registry=registry,
         )
+
+    def reject(self, reason: str) -> None:
+        """`panopticon.httpguard`'s report of a client it refused."""
+        self.http_rejected.labels(reason).inc()
 
     def observe(self, fmt: str, encoding: str, seconds: float, stats: ScrapeStats) -> None:
         self.scrape_duration.labels(fmt, encoding).observe(seconds)

@@ -19,6 +19,7 @@ import uvloop
 from aiohttp import web
 
 from panopticon.flags import listen_error
+from panopticon.httpguard import Guard, GuardedSite, GuardSettings, Reject
 
 GC_THRESHOLDS = (10_000, 10, 10)
 """The cyclic collector's thresholds for shards and `panopticon run` (CPython: 700, 10, 10).
@@ -62,24 +63,37 @@ async def start_sites(
     *,
     grace: float = 10.0,
     flags: Sequence[str] = (),
+    on_reject: Reject | None = None,
+    guard: GuardSettings | None = None,
 ) -> list[web.AppRunner]:
     """Start every app; return their runners (ports 0 pick a free port). On stop,
     requests still running get `grace` seconds before their connections are closed.
+
+    Each port's clients are held to `guard`'s limits (`panopticon.httpguard`); what
+    they get refused for is passed to `on_reject` (the process's self-metrics).
 
     A port that cannot be bound (in use, a bad `--host`) raises `UsageError` naming
     the app's flag from `flags` (same order as `apps`), after stopping the apps
     already started."""
     runners: list[web.AppRunner] = []
     for i, (app, host, port) in enumerate(apps):
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+        limits = Guard(guard or GuardSettings(), on_reject or _uncounted)
+        limits.install(app)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=grace, **limits.runner_options()
+        )
         await runner.setup()
         runners.append(runner)
         try:
-            await web.TCPSite(runner, host, port).start()
+            await GuardedSite(runner, host, port, limits).start()
         except OSError as e:
             await stop_sites(runners)
             raise listen_error(flags[i] if i < len(flags) else "port", host, port, e) from e
     return runners
+
+
+def _uncounted(reason: str) -> None:
+    return None
 
 
 def bound_port(runner: web.AppRunner) -> int:

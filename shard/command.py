@@ -168,7 +168,9 @@ async def run_worker(
             ring_source=ring,
         )
         runners = await serving.start_sites(
-            [(build_app(metrics, health), args.host, args.shard_port)], flags=[port_flag]
+            [(build_app(metrics, health), args.host, args.shard_port)],
+            flags=[port_flag],
+            on_reject=metrics.reject,
         )
         args.bound_shard_port = serving.bound_port(runners[0])
         log.info("shard %d: health and self-metrics on port %d", settings.index, args.bound_shard_port)

@@ -86,8 +86,18 @@ class ShardMetrics:
         self.relists = Counter(
             "panopticon_shard_relists", "Full lists of a target kind.", ["target"], registry=r
         )
+        self.http_rejected = Counter(
+            "panopticon_shard_http_rejected",
+            "HTTP clients refused or disconnected, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.kube = KubeCollector()
         r.register(self.kube)
+
+    def reject(self, reason: str) -> None:
+        """`panopticon.httpguard`'s report of a client it refused."""
+        self.http_rejected.labels(reason).inc()
 
 
 class Tallies(Collector):
