@@ -29,7 +29,7 @@ from typing import Any
 
 from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
-from panopticon.kube.discovery import Discovery, ResourceRef
+from panopticon.kube.discovery import Discovery, ResourceRef, split_api_version
 from panopticon.ring import Ring
 from panopticon.store import Store
 from shard.configs import ConfigSet
@@ -204,21 +204,31 @@ class Worker:
                 synced = True
             elif not synced:
                 continue  # the initial list: act once, at its end
+            refreshed = False
             with contextlib.suppress(PanopticonError):
                 await self.discovery.refresh()
+                refreshed = True
             changed = self.configs.recompile()
             if changed:
                 log.info("configs revalidated against new CRD schemas: %s", ", ".join(changed))
             if self.configs_synced.is_set():
-                await self.reconcile()
+                await self.reconcile(drop_unserved=refreshed)
 
-    async def reconcile(self) -> None:
-        """Make the targets match the configs (start, re-render, stop) and publish families."""
+    async def reconcile(self, *, drop_unserved: bool = False) -> None:
+        """Make the targets match the configs (start, re-render, stop) and publish families.
+
+        With `drop_unserved` (discovery was just refreshed), targets of kinds the API
+        server no longer serves (their CRD was deleted) are stopped and their series
+        deleted: their reflectors would only get 404s, with a backoff that would
+        delay the kind's return by up to a minute. The configs report
+        `TargetNotFound`, and the kind is picked up as soon as it is served again."""
         if not self.ring_ready.is_set():
             return
         async with self._lock:
             self.reconciled = False
             await self._publish_registry()
+            if drop_unserved:
+                self._drop_unserved()
             desired = {
                 TargetKey(api_version, kind): programs
                 for (api_version, kind), programs in self.configs.programs_by_target().items()
@@ -252,6 +262,14 @@ class Worker:
             self.reconciled = True
             self._status_due.set()
 
+    def _drop_unserved(self) -> None:
+        for key in list(self.targets):
+            group, version = split_api_version(key.api_version)
+            if self.discovery.lookup(group, version, key.kind) is None:
+                log.warning("target %s is no longer served by the API server: its series are deleted", key)
+                self.targets.pop(key).remove_all()
+                self.unresolved.add(key)
+
     async def _resolve(self, key: TargetKey) -> ResourceRef | None:
         try:
             resource = await self.discovery.resolve(key.api_version, key.kind)
@@ -260,7 +278,9 @@ class Worker:
                 log.warning("target %s not served by the API server (yet): %s", key, e)
             self.unresolved.add(key)
             return None
-        self.unresolved.discard(key)
+        if key in self.unresolved:
+            log.info("target %s is served now", key)
+            self.unresolved.discard(key)
         return resource
 
     async def _publish_registry(self) -> None:
@@ -593,8 +613,14 @@ class Worker:
             # A config change is reflected as soon as it is reconciled (its target
             # resolved or found missing); the interval only bounds how stale a status
             # can get otherwise (ownership moves, API errors).
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._status_due.wait(), self.settings.status_interval)
+            except TimeoutError:
+                if self.unresolved:
+                    # Kinds not served at the last reconcile may be served now (a CRD
+                    # established after its event): discovery refreshes on a miss, at
+                    # most every 30 s.
+                    await self.reconcile()
             self._status_due.clear()
             ring = self.ownership.ring
             if ring is not None and self.reconciled:
