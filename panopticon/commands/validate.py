@@ -22,14 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_configs(args.files)
-    errors = 0
     for line in loaded.report(warnings=not args.quiet):
         print(line, file=sys.stdout)
-    errors = loaded.error_count
-    valid = len(loaded.resolution.programs)
-    print(
-        f"{loaded.config_count} config(s): {valid} valid, {loaded.config_count - valid} invalid; "
-        f"{errors} error(s), {loaded.warning_count} warning(s)",
-        file=sys.stderr,
-    )
-    return 1 if errors else 0
+    print(loaded.summary(), file=sys.stderr)
+    return 1 if loaded.error_count else 0

@@ -130,3 +130,24 @@ def test_render_skips_an_invalid_config_but_renders_the_others(tmp_path: Path) -
     assert result.returncode == 1
     assert b"kubedb_com_mongodb_replicas" in result.stdout
     assert "spec.targetRef: is required" in result.stderr.decode()
+
+
+def test_validate_says_which_paths_it_could_not_check_and_fails_on_a_file_without_configs(
+    tmp_path: Path,
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        "apiVersion: metrics.appscode.com/v1alpha1\nkind: MetricsConfiguration\nmetadata: {name: t}\n"
+        "spec:\n  targetRef: {apiVersion: apps/v1, kind: Deploymnet}\n  metrics:\n"
+        "  - {name: r, help: h, type: gauge, metricValue: {valueFromPath: .spec.replicaz}}\n"
+    )
+    warned = cli("validate", str(typo))
+    assert warned.returncode == 0, warned.stderr
+    assert "no schema for apps/v1 Deploymnet: paths not checked; did you mean apps/v1 Deployment?" in (
+        warned.stdout.decode()
+    )
+    assert warned.stderr.decode() == "1 config(s): 1 valid, 0 invalid; 0 error(s), 1 warning(s)\n"
+    (tmp_path / "empty.yaml").write_text("")
+    empty = cli("validate", str(tmp_path / "empty.yaml"))
+    assert empty.returncode == 1
+    assert "empty.yaml: no MetricsConfiguration: the file is empty" in empty.stdout.decode()
