@@ -94,7 +94,8 @@ def load_configs(paths: list[str], *, check_schemas: bool = True) -> LoadedConfi
             loaded.findings.append(Located(path, "", Finding("", str(e))))
             continue
         if not documents:
-            loaded.findings.append(Located(path, "", Finding("", "no MetricsConfiguration: the file is empty")))
+            empty = Finding("", "no MetricsConfiguration: the file is empty")
+            loaded.findings.append(Located(path, "", empty))
         for doc in documents:
             kind = doc.body.get("kind")
             if kind == "CustomResourceDefinition":
@@ -104,7 +105,8 @@ def load_configs(paths: list[str], *, check_schemas: bool = True) -> LoadedConfi
                 configs.append(doc)
             else:
                 what = f"apiVersion {doc.body.get('apiVersion')!r}, kind {kind!r}"
-                loaded.findings.append(Located(doc.source, "", Finding("", f"not a MetricsConfiguration ({what})")))
+                other = Finding("", f"not a MetricsConfiguration ({what})")
+                loaded.findings.append(Located(doc.source, "", other))
     invalid: set[int] = set()
     for doc in configs:
         loaded.config_count += 1

@@ -83,6 +83,29 @@ async def request(port: int, raw: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
+async def scrape_slowly(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A scrape from a client with a 4 KB receive window, which reads only when told."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+    return reader, writer
+
+
+def serve_large(
+    caplog: pytest.LogCaptureFixture, test: Test, *, megabytes: int, settings: ScrapeSettings | None = None
+) -> None:
+    """`test` against an aggregator over `megabytes` MB of series; nothing may be logged
+    above DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    store = MemoryStore(LAYOUT)
+    asyncio.run(fill_large(store, megabytes))
+    with_aggregator(store, test, settings)
+    no_errors_logged(caplog)
+
+
 def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not loud, [r.getMessage() for r in loud]
@@ -109,27 +132,20 @@ def test_head_answers_the_headers_only_and_the_connection_stays_usable(
         )
         assert counters["panopticon_aggregator_last_scrape_series"] == 0
 
-    caplog.set_level(logging.DEBUG)
-    store = MemoryStore(LAYOUT)
-    asyncio.run(fill_large(store, 1))
-    with_aggregator(store, test)
-    no_errors_logged(caplog)
+    serve_large(caplog, test, megabytes=1)
 
 
 def test_a_client_that_hangs_up_mid_scrape_is_counted_and_logged_at_debug(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def test(port: int, telemetry: Callable[[], Awaitable[dict[str, float]]]) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        reader, writer = await asyncio.open_connection(sock=sock)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        reader, writer = await scrape_slowly(port)
         await read_head(reader)
         await reader.readexactly(1000)
         # A reset, as a client killed mid-scrape leaves it.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
         writer.transport.abort()
         for _ in range(50):
             counters = await telemetry()
@@ -139,11 +155,7 @@ def test_a_client_that_hangs_up_mid_scrape_is_counted_and_logged_at_debug(
         assert counters["panopticon_aggregator_scrapes_disconnected_total"] == 1
         assert counters["panopticon_aggregator_scrapes_aborted_total"] == 0
 
-    caplog.set_level(logging.DEBUG)
-    store = MemoryStore(LAYOUT)
-    asyncio.run(fill_large(store, 16))
-    with_aggregator(store, test)
-    no_errors_logged(caplog)
+    serve_large(caplog, test, megabytes=16)
     assert any("ended by the client" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
 
 
@@ -151,12 +163,7 @@ def test_a_client_that_stops_reading_loses_its_scrape_and_frees_the_slot(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def test(port: int, telemetry: Callable[[], Awaitable[dict[str, float]]]) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        _, stalled = await asyncio.open_connection(sock=sock)
-        stalled.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        _, stalled = await scrape_slowly(port)
         await asyncio.sleep(0.2)  # the scrape holds the only slot and reads no more
         # Within a few stall timeouts the slot is free again: a scrape gets a 200, not a 503.
         deadline = asyncio.get_running_loop().time() + 10
@@ -170,11 +177,7 @@ def test_a_client_that_stops_reading_loses_its_scrape_and_frees_the_slot(
         stalled.close()
         assert (await telemetry())["panopticon_aggregator_scrapes_disconnected_total"] == 1
 
-    caplog.set_level(logging.DEBUG)
-    store = MemoryStore(LAYOUT)
-    asyncio.run(fill_large(store, 16))
-    with_aggregator(store, test, ScrapeSettings(max_concurrent=1, stall_timeout=0.5))
-    no_errors_logged(caplog)
+    serve_large(caplog, test, megabytes=16, settings=ScrapeSettings(max_concurrent=1, stall_timeout=0.5))
     assert any("stopped reading" in r.getMessage() for r in caplog.records)
 
 

@@ -19,7 +19,9 @@ def config(name: str, api_version: str, kind: str, *, metric: str = "size", path
             "metadata": {"name": name},
             "spec": {
                 "targetRef": {"apiVersion": api_version, "kind": kind},
-                "metrics": [{"name": metric, "help": "h", "type": "gauge", "metricValue": {"valueFromPath": path}}],
+                "metrics": [
+                    {"name": metric, "help": "h", "type": "gauge", "metricValue": {"valueFromPath": path}}
+                ],
             },
         }
     ).decode()
@@ -43,7 +45,9 @@ def test_a_kind_or_version_without_a_schema_warns_that_its_paths_were_not_checke
     loaded = load_configs([path])
     lines = list(loaded.report())
     assert [line.split(": ", 2)[1] for line in lines] == ["config typo", "config old", "config crd"]
-    assert all("warning: spec.targetRef: no schema for" in line and "paths not checked" in line for line in lines)
+    assert all(
+        "warning: spec.targetRef: no schema for" in line and "paths not checked" in line for line in lines
+    )
     assert "apps/v1 Deploymnet: paths not checked; did you mean apps/v1 Deployment?" in lines[0]
     assert "apps/v1beta9 Deployment: paths not checked; did you mean apps/v1 Deployment?" in lines[1]
     assert "give its CustomResourceDefinition along with the config" in lines[2]
@@ -61,9 +65,14 @@ def test_files_without_a_metrics_configuration_are_errors(tmp_path: Path) -> Non
     ):
         loaded = load_configs(paths)
         assert [line.replace(f"{tmp_path}/", "") for line in loaded.report()] == [expected]
-        assert loaded.summary() == "0 config(s): 0 valid, 0 invalid; 1 error(s) (1 outside configs), 0 warning(s)"
+        assert (
+            loaded.summary()
+            == "0 config(s): 0 valid, 0 invalid; 1 error(s) (1 outside configs), 0 warning(s)"
+        )
     # A CRD given with a config is a schema, not a mistake.
-    with_config = load_configs([crd, write(tmp_path, "c.json", config("c", "v1", "Pod", path=".spec.nodeName"))])
+    with_config = load_configs(
+        [crd, write(tmp_path, "c.json", config("c", "v1", "Pod", path=".spec.nodeName"))]
+    )
     assert with_config.error_count == 0
 
 

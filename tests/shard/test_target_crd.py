@@ -17,40 +17,12 @@ from typing import Any
 import pytest
 
 from panopticon.sim import SimProcess
-from tests.support.cluster import ShardProcess, stored_lines
+from tests.panopticon.kube.test_discovery import widget, widget_crd
+from tests.support.cluster import ShardProcess, _get, stored_lines
 from tests.support.redis_server import RedisServer
 
 CONFIGS = "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations"
 STATUS_INTERVAL = 2.0
-
-
-def crd() -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}},
-    }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "scope": "Namespaced",
-            "versions": [
-                {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
-            ],
-        },
-    }
-
-
-def widget(name: str, size: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "example.com/v1",
-        "kind": "Widget",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"size": size},
-    }
 
 
 CONFIG = {
@@ -72,8 +44,6 @@ CONFIG = {
 
 
 def ready(sim: SimProcess) -> dict[str, Any]:
-    from tests.support.cluster import _get
-
     status = _get(sim, f"{CONFIGS}/widgets").get("status") or {}
     return next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
 
@@ -96,7 +66,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[SimProcess, RedisServer, ShardProc
     sim.start()
     result = sim.admin.bulk(
         [
-            {"op": "create", "object": crd()},
+            {"op": "create", "object": widget_crd()},
             {"op": "create", "object": widget("w1", 3)},
             {"op": "create", "object": CONFIG},
         ]
@@ -143,7 +113,7 @@ def test_a_deleted_target_crd_is_reported_and_its_return_picked_up_at_once(
     assert shard.tail(10_000).count("widgets.example.com/v1") - before == 0, shard.tail(20)
 
     returned = time.monotonic()
-    sim.admin.bulk([{"op": "create", "object": crd()}, {"op": "create", "object": widget("w2", 5)}])
+    sim.admin.bulk([{"op": "create", "object": widget_crd()}, {"op": "create", "object": widget("w2", 5)}])
     eventually(lambda: bool(widget_series(redis)), "the widget's series back", 5)
     assert time.monotonic() - returned < 5
     assert [line.split("}")[0] for line in widget_series(redis)] == [
