@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from typing import NoReturn
@@ -145,8 +146,11 @@ def distinct_ports(ports: Mapping[str, int]) -> None:
 
 
 def listen_error(flag: str, host: str, port: int, error: OSError) -> UsageError:
-    """A failed bind, as one line naming the flag (`--port 8080: cannot listen ...`)."""
+    """A failed bind, as one line naming the flag (`--port 8080: cannot listen ...`),
+    or `--host` when the address does not resolve."""
     reason = error.strerror or str(error)
+    if isinstance(error, socket.gaierror):
+        return UsageError(f"--host {host}: cannot listen there: {reason}")
     if "address already in use" in str(error).lower():
         reason = "address already in use"
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

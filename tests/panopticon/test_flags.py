@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from panopticon import cli
+from panopticon import cli, flags
 from tests.panopticon.examples import CONFIG_DIR, OBJECT_DIR
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
@@ -237,3 +237,16 @@ def _value_flags(command: str) -> set[str]:
 def test_the_table_covers_every_flag_that_takes_a_number_or_a_checked_value() -> None:
     for command, bad in BAD_VALUES.items():
         assert _value_flags(command) == set(bad), command
+
+
+def test_a_failed_bind_names_the_port_flag_or_the_host() -> None:
+    in_use = OSError(
+        98, "error while attempting to bind on address ('0.0.0.0', 8080): address already in use"
+    )
+    assert str(flags.listen_error("--telemetry-port", "0.0.0.0", 8080, in_use)) == (
+        "--telemetry-port 8080: cannot listen on 0.0.0.0:8080: address already in use"
+    )
+    unknown = socket.gaierror(-2, "Name or service not known")
+    assert str(flags.listen_error("--port", "metrics.invalid", 8080, unknown)) == (
+        "--host metrics.invalid: cannot listen there: Name or service not known"
+    )
