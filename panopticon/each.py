@@ -86,7 +86,7 @@ def write_labels(
 
 def label_value(value: Any, key: str, family: str, errors: list[RenderError]) -> str:
     """A label value as KSM writes it (Go's %v), cut to MAX_LABEL_VALUE, escaped."""
-    text = go_text(value)
+    text = go_text(value, MAX_LABEL_VALUE + 1)
     if len(text) > MAX_LABEL_VALUE:
         errors.append(RenderError(family, f"label {key} cut to {MAX_LABEL_VALUE} characters"))
         text = text[:MAX_LABEL_VALUE]
@@ -341,10 +341,40 @@ def compile_each_metrics(
                 )
             )
         generators.append(generator)
+    if not spec.default_labels:
+        anonymous = [m.name for m in spec.metrics if m.each is not None and not _names_object(spec, m)]
+        if anonymous:
+            findings.append(
+                Finding(
+                    "spec.defaultLabels",
+                    f"false, and no label of {', '.join(anonymous)} reads .metadata.name: two objects can "
+                    "give the same series, of which Prometheus keeps one (add labels from .metadata.name "
+                    "and, for a namespaced kind, .metadata.namespace)",
+                    "warning",
+                )
+            )
     return [
         EachMetric(FamilyHeader(name, m.help), generators, reserved)
         for name, (m, generators) in groups.items()
     ]
+
+
+def _names_object(spec: ConfigSpec, m: MetricSpec) -> bool:
+    """Whether some label of `m` is the object's name (so objects' series differ)."""
+    family = [label.value_path for label in (*spec.common_labels, *m.labels)]
+    if any(_is_path(text, ".metadata.name") for text in family):
+        return True
+    each = m.each
+    if each is None or not _is_path(each.path, ".metadata"):
+        return False
+    return any(_is_path(label.value_path, ".name") for label in each.labels)
+
+
+def _is_path(text: str | None, normalized: str) -> bool:
+    try:
+        return text is not None and compile_path(text).normalized() == normalized
+    except PathError:
+        return False
 
 
 class _Compiler:

@@ -129,8 +129,12 @@ def go_parse_float(text: str) -> float | None:
     return None
 
 
-def go_text(value: Any, depth: int = 0) -> str:
-    """`value` as Go's fmt writes it with %v (decoded JSON: maps, slices, scalars)."""
+def go_text(value: Any, limit: int = 1 << 20) -> str:
+    """`value` as Go's fmt writes it with %v (decoded JSON: maps, slices, scalars).
+
+    Objects and lists are written out to at most about `limit` characters (and
+    MAX_DEPTH levels): a label value is cut well before that anyway, and the cost
+    of writing a huge or deeply shared structure stays bounded."""
     t = type(value)
     if t is str:
         return value  # type: ignore[no-any-return]
@@ -144,14 +148,46 @@ def go_text(value: Any, depth: int = 0) -> str:
         return go_float_text(value)
     if value is None:
         return "<nil>"
-    if depth >= MAX_DEPTH:
-        return "..."
-    if t is dict:
-        items = sorted((str(k), v) for k, v in value.items())
-        return "map[" + " ".join(f"{k}:{go_text(v, depth + 1)}" for k, v in items) + "]"
-    if t is list:
-        return "[" + " ".join(go_text(v, depth + 1) for v in value) + "]"
-    return str(value)
+    out: list[str] = []
+    _write(value, out, [limit], 0)
+    return "".join(out)
+
+
+def _write(value: Any, out: list[str], budget: list[int], depth: int) -> None:
+    """Append the %v text of `value` to `out` while `budget[0]` characters remain."""
+    if budget[0] <= 0:
+        return
+    t = type(value)
+    if depth >= MAX_DEPTH and (t is dict or t is list):
+        text = "..."
+    elif t is dict:
+        out.append("map[")
+        budget[0] -= 4
+        for i, (key, item) in enumerate(sorted(((str(k), v) for k, v in value.items()), key=_first)):
+            if budget[0] <= 0:
+                return
+            out.append(f"{' ' if i else ''}{key}:")
+            budget[0] -= len(key) + 2
+            _write(item, out, budget, depth + 1)
+        text = "]"
+    elif t is list:
+        out.append("[")
+        budget[0] -= 1
+        for i, item in enumerate(value):
+            if budget[0] <= 0:
+                return
+            if i:
+                out.append(" ")
+            _write(item, out, budget, depth + 1)
+        text = "]"
+    else:
+        text = go_text(value)
+    out.append(text)
+    budget[0] -= len(text)
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
 
 
 def go_float_text(value: float) -> str:

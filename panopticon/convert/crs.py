@@ -10,6 +10,7 @@ the path in the CRS document (`spec.resources[0].metrics[2].each.gauge.valueFrom
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -117,7 +118,9 @@ class CrsReader:
         for key in value:
             if key not in known:
                 at = f"{where}.{key}" if where else str(key)
-                message = f"unknown field (known here: {', '.join(known)})"
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+                hint = f"did you mean {close[0]}? " if close else ""
+                message = f"unknown field ({hint}known here: {', '.join(known)})"
                 (self.warn if self.ignore_unknown else self.error)(
                     at, message + ("; ignored" if self.ignore_unknown else "")
                 )

@@ -92,3 +92,12 @@ def test_values_are_written_as_gos_percent_v(value: Any, expected: str) -> None:
 def test_label_names_are_sanitized_character_by_character() -> None:
     assert sanitize_label_name("app.kubernetes.io/name") == "app_kubernetes_io_name"
     assert sanitize_label_name("ünï") == "_n_"
+
+
+def test_writing_a_huge_or_shared_structure_is_bounded() -> None:
+    shared: dict[str, Any] = {"leaf": 1}
+    for _ in range(200):
+        shared = {"a": shared, "b": [shared, shared]}  # 3^200 paths, if walked in full
+    text = go_text(shared, 1000)
+    assert 900 < len(text) < 1100
+    assert go_text([shared] * 10**5, 100).startswith("[map[a:map[a:")
