@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from panopticon.each import compile_each_metrics
+from panopticon.eachcompile import compile_each_metrics
 from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
 from panopticon.expr.compiler import Expression, Indicator, compile_expression

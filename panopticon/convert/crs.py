@@ -96,11 +96,10 @@ class Resource:
     source: str
 
 
-class CrsReader:
-    """Reads CRS documents into `Resource`s, collecting findings."""
+class Collector:
+    """Collects findings (errors and warnings) by field."""
 
-    def __init__(self, *, ignore_unknown: bool = False) -> None:
-        self.ignore_unknown = ignore_unknown
+    def __init__(self) -> None:
         self.findings: list[Finding] = []
 
     def error(self, where: str, message: str) -> None:
@@ -108,6 +107,14 @@ class CrsReader:
 
     def warn(self, where: str, message: str) -> None:
         self.findings.append(Finding(where, message, "warning"))
+
+
+class CrsReader(Collector):
+    """Reads CRS documents into `Resource`s, collecting findings."""
+
+    def __init__(self, *, ignore_unknown: bool = False) -> None:
+        super().__init__()
+        self.ignore_unknown = ignore_unknown
 
     def mapping(self, value: Any, where: str, known: tuple[str, ...]) -> dict[str, Any]:
         if value is None:

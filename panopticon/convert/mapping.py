@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from panopticon.convert.crs import Each, Generator, Labels, Resource
+from panopticon.convert.crs import Collector, Each, Generator, Labels, Resource
 from panopticon.convert.segments import SegmentError, to_path
 from panopticon.ksmvalues import sanitize_label_name
 from panopticon.model import API_VERSION, KIND, LABEL_NAME, MAP_LABEL, METRIC_NAME, Finding
@@ -55,18 +55,12 @@ def family_of(resource: Resource, generator: Generator) -> str:
     return f"{prefix}_{generator.name}" if prefix else generator.name
 
 
-class Mapper:
+class Mapper(Collector):
     """Maps resources, collecting findings (field paths are the CRS document's)."""
 
     def __init__(self, *, name_prefix: str = "ksm-") -> None:
+        super().__init__()
         self.name_prefix = name_prefix
-        self.findings: list[Finding] = []
-
-    def error(self, where: str, message: str) -> None:
-        self.findings.append(Finding(where, message, "error"))
-
-    def warn(self, where: str, message: str) -> None:
-        self.findings.append(Finding(where, message, "warning"))
 
     def path(self, segments: list[str], where: str) -> str | None:
         try:

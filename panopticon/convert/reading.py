@@ -12,7 +12,7 @@ A CRS config comes in three forms, all accepted:
 Scalars are read as the text they are written as (KSM decodes into Go strings:
 `version: 1.10` stays "1.10", `list: [yes, no]` stays "yes" and "no"); only `null`
 and `~` are nulls. Duplicate keys are an error, as in KSM's YAML decoder, and aliases
-are capped as for every YAML document Panopticon reads.
+are capped as for every YAML document Panopticon reads (`BoundedLoader`).
 """
 
 from __future__ import annotations
@@ -23,26 +23,14 @@ from typing import Any
 
 import yaml
 
+from panopticon.documents import BoundedLoader
 from panopticon.errors import DocumentError
 
-MAX_ALIASES = 1000
-"""Aliases allowed in one YAML stream (an alias bomb needs far more)."""
 CRS_KIND = "CustomResourceStateMetrics"
 
 
-class _TextLoader(yaml.SafeLoader):
+class _TextLoader(BoundedLoader):
     """Every scalar as its text (nulls as None), duplicate keys refused, aliases capped."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._aliases = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
-                raise DocumentError(f"more than {MAX_ALIASES} YAML aliases")
-        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[str] = set()

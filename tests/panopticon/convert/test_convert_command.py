@@ -76,6 +76,10 @@ def write(tmp_path: Path, name: str, text: str) -> str:
             "'resources' is given twice",
         ),
         ("", "no YAML document in it"),
+        (
+            "l0: &a0 [x]\n" + "".join(f"l{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 600)),
+            "aliases",
+        ),
     ],
     ids=[
         "not YAML",
@@ -86,6 +90,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
         "empty resource",
         "duplicate key",
         "empty",
+        "alias bomb",
     ],
 )
 def test_bad_input_is_one_line_naming_file_and_field_and_exit_1(
