@@ -341,6 +341,9 @@ def _make_getter(steps: tuple[Step, ...]) -> Getter:
     if len(steps) in (3, 4) and all(isinstance(step, str) for step in steps):
         return _keys_getter(*steps)  # type: ignore[arg-type]
 
+    if any(isinstance(step, Match | KeyEquals) for step in steps):
+        return _lookup_getter(steps)
+
     def get_n(obj: Any) -> Any:
         for step in steps:
             if type(step) is str:
@@ -349,22 +352,38 @@ def _make_getter(steps: tuple[Step, ...]) -> Getter:
                 obj = obj.get(step)
                 if obj is None:
                     return MISSING
-            elif type(step) is int:
+            else:
                 if type(obj) is not list:
                     return MISSING
                 try:
-                    obj = obj[step]
+                    obj = obj[step]  # type: ignore[index]
                 except IndexError:
                     return MISSING
                 if obj is None:
                     return MISSING
-            else:
-                obj = step.resolve(obj)  # type: ignore[union-attr]
-                if obj is MISSING:
-                    return MISSING
         return obj
 
     return get_n
+
+
+def _lookup_getter(steps: tuple[Step, ...]) -> Getter:
+    """The general loop for a path with KSM lookups (`[type=Ready]`, `.bar=baz`): kept
+    apart so that every other path's loop does not test for them."""
+    resolvers: list[Getter] = []
+    for step in steps:
+        if isinstance(step, Match | KeyEquals):
+            resolvers.append(step.resolve)
+        else:
+            resolvers.append(_make_getter((step,)))
+
+    def get_lookups(obj: Any) -> Any:
+        for resolve in resolvers:
+            obj = resolve(obj)
+            if obj is MISSING:
+                return MISSING
+        return obj
+
+    return get_lookups
 
 
 def _keys_getter(a: str, b: str, c: str, d: str | None = None) -> Getter:
