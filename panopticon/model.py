@@ -375,7 +375,7 @@ def _metric(r: _Reader, raw: Any, where: str) -> MetricSpec | None:
         value = None
     if not states and value is None and "each" not in item:
         r.error(where, "needs metricValue (value, valueFromPath or valueFromExpression) or states")
-    if name is None or help_text is None or mtype is None:
+    if name is None or help_text is None or mtype is None or ("each" in item and each is None):
         return None
     return MetricSpec(
         name=name,

@@ -221,3 +221,11 @@ def test_each_paths_are_checked_against_the_kinds_schema() -> None:
         for f in problems
     )
     assert not any(f.startswith("spec.metrics[1]") for f in problems)
+
+
+def test_a_metric_whose_each_is_invalid_is_not_reported_as_lacking_each() -> None:
+    body = config(
+        [metric({"type": "Counter"}), metric({"type": "Gauge", "path": ".spec.replicas"}, name="n")]
+    )
+    problems = findings(body)
+    assert problems == ["spec.metrics[0].each.type: 'Counter' is not one of Gauge, Info, StateSet"]
