@@ -97,6 +97,8 @@ def crs_documents(text: str, *, source: str) -> list[CrsDocument]:
 
 
 def _crs_document(doc: Any, name: str) -> CrsDocument:
+    if isinstance(doc, list) and doc and all(isinstance(x, dict) and "groupVersionKind" in x for x in doc):
+        raise DocumentError(f"{name}: not a CRS config but a list of resources: put it under spec.resources")
     if not isinstance(doc, dict):
         raise DocumentError(f"{name}: not a CRS config: a {type(doc).__name__}, not a mapping")
     kind = doc.get("kind")

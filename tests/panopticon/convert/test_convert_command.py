@@ -65,6 +65,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
         ("kind: [unclosed\n", "not valid YAML: while parsing a flow sequence"),
         ("apiVersion: v1\nkind: ConfigMap\n", "not a CRS config: expected kind: CustomResourceStateMetrics"),
         ("- a\n- b\n", "not a CRS config: a list, not a mapping"),
+        ("- groupVersionKind: {}\n", "not a CRS config but a list of resources: put it under spec.resources"),
         ("kind: CustomResourceStateMetrics\nspec:\n  resources: []\n", "spec.resources: is empty"),
         ("kind: CustomResourceStateMetrics\n", "spec: is required"),
         (
@@ -85,6 +86,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
         "not YAML",
         "not CRS",
         "a list",
+        "a list of resources",
         "empty resources",
         "no spec",
         "empty resource",
