@@ -16,7 +16,9 @@ annotation `metrics.panopticon.dev/name-prefix` overrides this: its value (possi
 empty) is the prefix of every metric of the config.
 
 Series labels, in order: the object's name under the lowercase kind, `namespace` (for
-namespaced objects), `spec.commonLabels`, the metric's labels, the state label.
+namespaced objects), `spec.commonLabels`, the metric's labels, the state label. With
+`spec.defaultLabels: false` the first two are left out. A config whose metrics use
+`each` is compiled by `panopticon.eachcompile` (kube-state-metrics' rules).
 """
 
 from __future__ import annotations
