@@ -28,6 +28,7 @@ CORE_COMMANDS = {
     "sim": "panopticon.commands.sim",
     "run": "panopticon.commands.run",
     "demo": "panopticon.commands.demo",
+    "convert": "panopticon.commands.convert",
 }
 
 

@@ -29,8 +29,8 @@ MAX_ALIASES = 1000
 what an exponential alias bomb needs."""
 
 
-class _KubeYAMLLoader(yaml.SafeLoader):
-    """SafeLoader without the timestamp resolver and with an alias budget."""
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader with an alias budget: for every YAML read from users."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
@@ -42,6 +42,10 @@ class _KubeYAMLLoader(yaml.SafeLoader):
             if self._aliases > MAX_ALIASES:
                 raise DocumentError(f"more than {MAX_ALIASES} YAML aliases")
         return super().compose_node(parent, index)
+
+
+class _KubeYAMLLoader(BoundedLoader):
+    """BoundedLoader without the timestamp resolver."""
 
 
 # Drop the implicit timestamp resolver: keep RFC 3339 strings as strings.

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from panopticon.eachspec import EachSpec, read_each, read_flag
 from panopticon.expr.values import format_number
 
 API_GROUP = "metrics.appscode.com"
@@ -28,6 +29,8 @@ KIND = "MetricsConfiguration"
 FIELD_TYPES = ("Integer", "DateTime", "Array", "String")
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+MAP_LABEL = re.compile(r"(?:[a-zA-Z_][a-zA-Z0-9_]*)?\*")
+"""A map label's key: an optional prefix and `*` (see `LabelSpec.is_map`)."""
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_METRICS = 500
 MAX_LABELS = 64
@@ -55,6 +58,12 @@ class LabelSpec:
     value: str | None
     value_path: str | None
     where: str
+
+    @property
+    def is_map(self) -> bool:
+        """A map label (`key: "prefix_*"`, an extension for `each` metrics): every field
+        of the object at `value_path` becomes a label named prefix + field name."""
+        return self.key.endswith("*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,8 @@ class MetricSpec:
     states: tuple[StateSpec, ...]
     value: ValueSpec | None
     where: str
+    each: EachSpec | None = None
+    """kube-state-metrics' generator form (an extension; see panopticon.eachspec)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,9 @@ class ConfigSpec:
     target: TargetRef | None
     common_labels: tuple[LabelSpec, ...]
     metrics: tuple[MetricSpec, ...]
+    default_labels: bool = True
+    """Whether series carry the object's name and namespace (`spec.defaultLabels`, an
+    extension: false for configs converted from kube-state-metrics)."""
 
 
 class _Reader:
@@ -217,6 +231,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     if not raw_metrics and "metrics" not in spec:
         r.error("spec.metrics", "is required")
     metrics = tuple(_metric(r, item, f"spec.metrics[{i}]") for i, item in enumerate(raw_metrics))
+    default_labels = read_flag(r, spec, "defaultLabels", "spec", default=True)
     config = ConfigSpec(
         name=name,
         uid=uid,  # type: ignore[arg-type]
@@ -225,6 +240,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         target=target,
         common_labels=tuple(label for label in common if label is not None),
         metrics=tuple(m for m in metrics if m is not None),
+        default_labels=default_labels,
     )
     return config, r.findings
 
@@ -255,7 +271,10 @@ def _label(r: _Reader, raw: Any, where: str) -> LabelSpec | None:
     key = r.text(item, "key", where, required=True)
     value = r.text(item, "value", where)
     path = r.text(item, "valuePath", where)
-    if key is not None and not LABEL_NAME.fullmatch(key):
+    if key is not None and MAP_LABEL.fullmatch(key) and value is not None:
+        r.error(f"{where}.value", f"{key!r} is a map label: its labels come from valuePath")
+        key = None
+    elif key is not None and not LABEL_NAME.fullmatch(key) and not MAP_LABEL.fullmatch(key):
         r.error(f"{where}.key", f"{key!r} is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
         key = None
     elif key is not None and key.startswith("__"):
@@ -343,12 +362,20 @@ def _metric(r: _Reader, raw: Any, where: str) -> MetricSpec | None:
             seen_params.add(p.key)
     state_label, states = _states(r, item.get("states"), f"{where}.states")
     value = _value(r, item.get("metricValue"), f"{where}.metricValue")
+    each = None
+    if "each" in item:
+        each = read_each(
+            r, item["each"], f"{where}.each", label=lambda x, at: _label(r, x, at), label_name=_is_label_name
+        )
+        for key in ("field", "params", "states", "metricValue"):
+            if item.get(key):
+                r.error(f"{where}.{key}", "is not used with each (each gives the series and their values)")
     if states and value is not None:
         r.warn(f"{where}.metricValue", "ignored: states take precedence")
         value = None
-    if not states and value is None:
+    if not states and value is None and "each" not in item:
         r.error(where, "needs metricValue (value, valueFromPath or valueFromExpression) or states")
-    if name is None or help_text is None or mtype is None:
+    if name is None or help_text is None or mtype is None or ("each" in item and each is None):
         return None
     return MetricSpec(
         name=name,
@@ -362,7 +389,12 @@ def _metric(r: _Reader, raw: Any, where: str) -> MetricSpec | None:
         states=states,
         value=value,
         where=where,
+        each=each,
     )
+
+
+def _is_label_name(text: str) -> bool:
+    return LABEL_NAME.fullmatch(text) is not None
 
 
 def _states(r: _Reader, raw: Any, where: str) -> tuple[str | None, tuple[StateSpec, ...]]:

@@ -3,11 +3,23 @@
 Grammar (a subset of kubectl's JSONPath, which is what upstream configs use):
 
     path     := '.' | ['$'] step+ | '{' path '}'
-    step     := '.' key | '[' index ']' | '[*]' | '[' quoted ']'
+    step     := '.' key | '[' index ']' | '[*]' | '[' quoted ']' | '[' match ']'
     key      := characters up to the next unescaped '.' or '['; '\\.' is a literal dot
                 (kubectl's escaping: `.metadata.labels.app\\.kubernetes\\.io/name`)
     quoted   := '...' or "..." (any key: `.metadata.labels['app.kubernetes.io/name']`)
     index    := optional '-' and digits (negative counts from the end)
+    match    := name '=' text (`[type=Ready]`: the first element of a list that is an
+                object whose `name` equals `text`)
+
+Two forms come from kube-state-metrics' paths (`panopticon convert` writes them):
+
+- `[name=text]` (`Match`) picks the first object in a list whose `name` field equals
+  `text`: as text, or as a number or boolean when `text` reads as one the way KSM
+  reads values (`[id=3]`, `[ready=true]`);
+- a key with one `=` in it (`.annotations.bar=baz`, `KeyEquals`) on an object is the
+  field `bar` if its value is the text `baz`, else the field literally named `bar=baz`
+  (KSM's `key=value` segment). Quote a key to look up a name with `=` as it is
+  (`['a=b']`).
 
 A missing leading dot is accepted (`spec.replicas`), as upstream's own docs write it.
 
@@ -25,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from panopticon.errors import PathError
+from panopticon.errors import EvaluationError, PathError
+from panopticon.ksmvalues import ksm_number
 
 
 class _Missing:
@@ -47,8 +60,82 @@ MAX_PATH_LENGTH = 1024
 MAX_STEPS = 64
 """Most steps in one path; bounds the cost of resolving it."""
 
-Step = str | int  # a str is a mapping key, an int a list index
 Getter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """`[name=text]`: the first object in a list whose field `name` equals `text`,
+    compared as KSM compares (text, then number, then boolean)."""
+
+    name: str
+    text: str
+    number: float | None = field(default=None, compare=False)
+    """`text` read as a KSM value, if it reads as one."""
+    flag: bool | None = field(default=None, compare=False)
+    """`text` read as a boolean by Go's strconv.ParseBool, if it reads as one."""
+
+    @classmethod
+    def of(cls, name: str, text: str) -> Match:
+        try:
+            number: float | None = ksm_number(text)
+        except EvaluationError:
+            number = None
+        return cls(name, text, number, _GO_BOOLS.get(text))
+
+    def resolve(self, obj: Any) -> Any:
+        if type(obj) is not list:
+            return MISSING
+        name, text, number, flag = self.name, self.text, self.number, self.flag
+        for item in obj:
+            if type(item) is not dict or name not in item:
+                continue
+            candidate = item[name]
+            if type(candidate) is str and candidate == text:
+                return item
+            if number is not None and candidate is not None:
+                try:
+                    if ksm_number(candidate) == number:
+                        return item
+                except EvaluationError:
+                    pass
+            if flag is not None and type(candidate) is bool and candidate == flag:
+                return item
+        return MISSING
+
+    def __str__(self) -> str:
+        return f"[{self.name}={self.text}]"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEquals:
+    """`.name=text`: on an object, its field `name` when that is the string `text`,
+    else its field literally named `name=text`."""
+
+    name: str
+    text: str
+
+    def resolve(self, obj: Any) -> Any:
+        if type(obj) is not dict:
+            return MISSING
+        v = obj.get(self.name)
+        if type(v) is str and v == self.text:
+            return v
+        v = obj.get(f"{self.name}={self.text}")
+        return MISSING if v is None else v
+
+    def __str__(self) -> str:
+        escaped = "".join("\\" + c if c in ".[\\" else c for c in f"{self.name}={self.text}")
+        return "." + escaped
+
+
+_GO_BOOLS: Final = {
+    **dict.fromkeys(("1", "t", "T", "true", "TRUE", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "false", "FALSE", "False"), False),
+}
+
+Step = str | int | Match | KeyEquals
+"""A mapping key, a list index, or one of KSM's lookups."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +178,8 @@ class Path:
             for step in segment:
                 if isinstance(step, int):
                     out.append(f"[{step}]")
+                elif isinstance(step, Match | KeyEquals):
+                    out.append(str(step))
                 elif _plain_key(step):
                     out.append(f".{step}")
                 else:
@@ -140,12 +229,20 @@ def _parse(src: str, original: str) -> list[list[Step]]:
             key, i = _read_key(src, i)
             if not key:
                 raise PathError(f"empty key at position {i} in {original!r}")
-            segments[-1].append(key)
+            if key.count("=") == 1:
+                name, _, text = key.partition("=")
+                segments[-1].append(KeyEquals(name, text))
+            else:
+                segments[-1].append(key)
         elif c == "[":
             end = _bracket_end(src, i, original)
-            inner = src[i + 1 : end].strip()
+            raw = src[i + 1 : end]
+            inner = raw.strip()
             i = end + 1
-            if inner == "*":
+            if "=" in raw and raw[:1] not in ("'", '"'):
+                name, _, text = raw.partition("=")
+                segments[-1].append(Match.of(name, text))
+            elif inner == "*":
                 segments.append([])
             elif inner[:1] in ("'", '"'):
                 segments[-1].append(_unquote(inner, original))
@@ -154,7 +251,8 @@ def _parse(src: str, original: str) -> list[list[Step]]:
                     segments[-1].append(int(inner))
                 except ValueError:
                     raise PathError(
-                        f"unsupported subscript [{inner}] in {original!r}: use [n], [*] or ['key']"
+                        f"unsupported subscript [{inner}] in {original!r}: "
+                        "use [n], [*], ['key'] or [name=value]"
                     ) from None
         else:
             raise PathError(f"unexpected {c!r} at position {i} in {original!r}")
@@ -243,6 +341,9 @@ def _make_getter(steps: tuple[Step, ...]) -> Getter:
     if len(steps) in (3, 4) and all(isinstance(step, str) for step in steps):
         return _keys_getter(*steps)  # type: ignore[arg-type]
 
+    if any(isinstance(step, Match | KeyEquals) for step in steps):
+        return _lookup_getter(steps)
+
     def get_n(obj: Any) -> Any:
         for step in steps:
             if type(step) is str:
@@ -263,6 +364,26 @@ def _make_getter(steps: tuple[Step, ...]) -> Getter:
         return obj
 
     return get_n
+
+
+def _lookup_getter(steps: tuple[Step, ...]) -> Getter:
+    """The general loop for a path with KSM lookups (`[type=Ready]`, `.bar=baz`): kept
+    apart so that every other path's loop does not test for them."""
+    resolvers: list[Getter] = []
+    for step in steps:
+        if isinstance(step, Match | KeyEquals):
+            resolvers.append(step.resolve)
+        else:
+            resolvers.append(_make_getter((step,)))
+
+    def get_lookups(obj: Any) -> Any:
+        for resolve in resolvers:
+            obj = resolve(obj)
+            if obj is MISSING:
+                return MISSING
+        return obj
+
+    return get_lookups
 
 
 def _keys_getter(a: str, b: str, c: str, d: str | None = None) -> Getter:

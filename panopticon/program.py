@@ -16,7 +16,9 @@ annotation `metrics.panopticon.dev/name-prefix` overrides this: its value (possi
 empty) is the prefix of every metric of the config.
 
 Series labels, in order: the object's name under the lowercase kind, `namespace` (for
-namespaced objects), `spec.commonLabels`, the metric's labels, the state label.
+namespaced objects), `spec.commonLabels`, the metric's labels, the state label. With
+`spec.defaultLabels: false` the first two are left out. A config whose metrics use
+`each` is compiled by `panopticon.eachcompile` (kube-state-metrics' rules).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from panopticon.eachcompile import compile_each_metrics
 from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
 from panopticon.expr.compiler import Expression, Indicator, compile_expression
@@ -105,6 +108,8 @@ class Program:
     families: tuple[FamilyHeader, ...]
     common: tuple[LabelChunk, ...]
     metrics: tuple[Metric, ...] = field(repr=False)
+    default_labels: bool = True
+    """Whether series carry the object's name and namespace (`spec.defaultLabels`)."""
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -123,7 +128,7 @@ class Program:
         errors: list[RenderError] = []
         families: dict[str, str] = {}
         base = ""
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
         if isinstance(meta, dict):
             name = meta.get("name")
             if isinstance(name, str) and name:
@@ -207,6 +212,10 @@ class _ConfigCompiler:
 
     def compile(self) -> Program:
         reserved = {self.kind_label: "the object name label", "namespace": "the namespace label"}
+        if not self.spec.default_labels:
+            reserved = {}
+        if any(m.each is not None for m in self.spec.metrics):
+            return self.compile_each(frozenset(reserved))
         common = self.labels(self.spec.common_labels, None, dict(reserved))
         taken = dict(reserved)
         taken.update({lbl.key: f"{lbl.where}.key" for lbl in self.spec.common_labels})
@@ -231,6 +240,28 @@ class _ConfigCompiler:
             families=tuple(m.header for m in metrics),
             common=tuple(label_chunks(common)),
             metrics=tuple(metrics),
+            default_labels=self.spec.default_labels,
+        )
+
+    def compile_each(self, reserved: frozenset[str]) -> Program:
+        """A config whose metrics use `each` (kube-state-metrics' rules, panopticon.each)."""
+        names = []
+        for m in self.spec.metrics:
+            name = family_name(self.spec, self.target, m.name)
+            if not METRIC_NAME.fullmatch(name):
+                self.error(f"{m.where}.name", f"{name!r} is not a valid Prometheus metric name")
+            names.append(name)
+        metrics = compile_each_metrics(
+            self.spec, names, reserved=reserved, path=self.path, findings=self.findings
+        )
+        return Program(
+            config_name=self.spec.name,
+            target=self.target,
+            kind_label=self.kind_label,
+            families=tuple(m.header for m in metrics),
+            common=(),
+            metrics=tuple(metrics),
+            default_labels=self.spec.default_labels,
         )
 
     def labels(
@@ -238,6 +269,9 @@ class _ConfigCompiler:
     ) -> list[str | tuple[str, Path]]:
         parts: list[str | tuple[str, Path]] = []
         for lbl in specs:
+            if lbl.is_map:
+                self.error(f"{lbl.where}.key", f"{lbl.key!r}: map labels are for metrics with each only")
+                continue
             if lbl.key in taken:
                 self.error(f"{lbl.where}.key", f"label {lbl.key!r} is already {taken[lbl.key]}")
                 continue

@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 
 from panopticon.model import Finding
-from panopticon.paths import Path
+from panopticon.paths import KeyEquals, Path, Step
 
 Node = Any
 
@@ -110,11 +110,13 @@ def from_openapi(schema: dict[str, Any], depth: int = 0) -> Node:
 
 def check_path(index: SchemaIndex, root: Node, path: Path, where: str) -> Finding | None:
     """A finding when `path` leaves `root`'s schema, else None."""
-    steps: list[str | int | None] = []  # None stands for [*]
+    steps: list[Step | None] = []  # None stands for [*]
     for i, segment in enumerate(path.segments):
         if i:
             steps.append(None)
-        steps.extend(segment)
+        # `.name=text` reads the field `name` (its literal-key fallback is not checked);
+        # `[name=text]` picks a list element, as an index does.
+        steps.extend(step.name if isinstance(step, KeyEquals) else step for step in segment)
     node = index.resolve(root)
     walked = ""
     for position, step in enumerate(steps):
@@ -138,7 +140,7 @@ def check_path(index: SchemaIndex, root: Node, path: Path, where: str) -> Findin
             )
         if isinstance(node, dict) and "a" in node:
             node = index.resolve(node["a"])
-            walked += "[*]" if step is None else f"[{step}]"
+            walked += "[*]" if step is None else str(step) if not isinstance(step, int) else f"[{step}]"
             continue
         return _finding(path, where, walked or ".", f"{walked or 'the object'} is not a list")
     return None

@@ -114,3 +114,48 @@ def test_normalized_text_round_trips() -> None:
     for text in (".a.b[0]", ".metadata.labels['app.kubernetes.io/name']", ".a[*].b", "."):
         path = compile_path(text)
         assert compile_path(path.normalized()).segments == path.segments
+
+
+# kube-state-metrics' lookups (`[key=value]` in a list, `key=value` on an object),
+# with KSM's own test object (registry_factory_test.go) and expectations.
+KSM_OBJECT: dict[str, Any] = {
+    "spec": {"order": [{"id": 1, "value": True}, {"id": 3, "value": False}]},
+    "status": {
+        "condition_values": [{"name": "a", "value": 45}, {"name": "b", "value": 66}],
+        "conditions": [{"type": "Ready", "status": "True"}, {"type": "Provisioned", "status": "False"}],
+        "flags": [{"ready": "yes", "n": "1"}, {"ready": None, "n": "2"}],
+    },
+    "metadata": {"annotations": {"bar": "baz", "qux": "quxx", "bar=qux": "literal"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (".status.condition_values[name=b].value", 66),
+        (".spec.order[id=3].value", False),  # compared as numbers: the text 3 and the number 3
+        (".spec.order[value=false].id", 3),  # compared as booleans
+        (".status.conditions[type=Ready].status", "True"),
+        (".status.conditions[type=Missing].status", MISSING),
+        (".status.flags[ready=true].n", "1"),  # KSM reads "yes" as true, like the text true
+        (".status.conditions.type=Ready", MISSING),  # key=value reads objects, not lists
+        (".status.conditions[0][type=Ready]", MISSING),  # [key=value] reads lists, not objects
+        (".metadata.annotations.bar=baz", "baz"),
+        (".metadata.annotations.bar=qux", "literal"),  # not equal: the field named "bar=qux"
+        (".metadata.annotations['bar=baz']", MISSING),  # quoted: always the literal name
+        (".metadata.annotations.nope=baz", MISSING),
+    ],
+)
+def test_ksm_lookups_pick_the_element_or_field_ksm_picks(text: str, expected: Any) -> None:
+    assert compile_path(text).get(KSM_OBJECT) == expected
+
+
+def test_ksm_lookups_round_trip_through_their_normalized_text() -> None:
+    for text in (".a[type=Ready].b", ".a.b=c", ".a[x=1=2]", ".a\\.b=c\\.d"):
+        path = compile_path(text)
+        assert compile_path(path.normalized()).segments == path.segments, text
+
+
+def test_a_subscript_without_an_equals_sign_names_the_forms_accepted() -> None:
+    with pytest.raises(PathError, match=r"\[name=value\]"):
+        compile_path(".status.conditions[Ready]")
