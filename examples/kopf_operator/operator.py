@@ -32,7 +32,7 @@ RECONCILES = prometheus_client.Counter(
 def memcached_memory(obj: dict[str, Any]) -> Any:
     """Code-defined metrics (operator-sdk's generators): memory the cluster may use."""
     spec = obj["spec"]
-    yield Sample("memcached_memory_limit_bytes", {}, spec["size"] * spec["memoryMB"] * 2**20)
+    yield Sample("memcached_memory_limit_bytes", {}, int(spec["size"]) * int(spec["memoryMB"]) * 2**20)
 
 
 exporter = Exporter(

@@ -57,6 +57,8 @@ class Generator:
         fn: Any = self.function
         module = getattr(fn, "__module__", "") or ""
         name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        if not all(part.isidentifier() for part in module.split(".")):
+            module = ""  # a script loaded by path (kopf names it after the file)
         return f"{module}.{name}" if module else str(name)
 
 

@@ -56,9 +56,9 @@ async def scrape(url: str, **headers: str) -> str:
         return await response.text()
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 15.0) -> None:
+async def eventually(check: Callable[[], Any], *, within: float = 15.0) -> None:
     """Await `check()` (an awaitable) until it does not raise AssertionError."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         try:
             await check()

@@ -64,8 +64,8 @@ def test_creates_updates_and_deletes_of_custom_resources_show_in_metrics_beside_
             assert series(READY_REPLICAS, "sessions") not in got  # no status yet: no series
             assert got[("memcached_operator_reconciles_total", ())] == 1
 
-            st.call(st.sim.patch, API_VERSION, KIND, "sessions", {"status": {"readyReplicas": 3, "phase": "Ready"}},
-                    namespace="default", status=True)  # fmt: skip
+            status = {"status": {"readyReplicas": 3, "phase": "Ready"}}
+            st.call(st.sim.patch, API_VERSION, KIND, "sessions", status, namespace="default", status=True)
             st.call(st.sim.create, memcached("cache", size=1))
 
             async def updated() -> None:
