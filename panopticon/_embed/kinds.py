@@ -39,9 +39,8 @@ RESOLVE_RETRY = 10.0
 """Seconds between two lookups of a kind the API server does not serve (yet)."""
 YIELD_AFTER = 0.002
 """Seconds of handling events back to back (a relist) before giving the loop to the
-operator's own tasks: the longest the library holds the loop while syncing."""
-YIELD_CHECK = 8
-"""Events between two looks at the clock."""
+operator's own tasks: about the longest the library holds the loop while syncing.
+The clock is read after every event: one render costs 0.1-0.7 ms, a clock read 0.05 µs."""
 
 
 class WatchedKind:
@@ -69,8 +68,10 @@ class WatchedKind:
         self.metrics = metrics
         self.warnings = warnings
         self.namespaces = tuple(namespaces) or ("",)
-        self.families: set[str] = {h.name for p in self.programs for h in p.families}
-        """Every family an object of this kind may have lines in (generators' as seen)."""
+        self.store = lines.kind()
+        for program in self.programs:
+            for header in program.families:
+                self.store.index(header.name)
         self.resource: ResourceRef | None = None
         self.served: bool | None = None
         """None until looked up; False while the API server does not serve the kind."""
@@ -140,16 +141,15 @@ class WatchedKind:
         return owner if owner is not None and not owner.startswith("generator ") else None
 
     async def _consume(self, reflector: Reflector, namespace: str) -> None:
+        clock = time.monotonic
         while True:
-            handled = 0
-            turn = time.monotonic()
+            turn = clock()
             try:
                 async for event in reflector.events():
                     self.handle(event, namespace)
-                    handled += 1
-                    if handled % YIELD_CHECK == 0 and time.monotonic() - turn > YIELD_AFTER:
+                    if clock() - turn > YIELD_AFTER:
                         await asyncio.sleep(0)
-                        turn = time.monotonic()
+                        turn = clock()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -166,8 +166,7 @@ class WatchedKind:
             return
         self._event_counters[event.type].inc()
         if event.type == "DELETED":
-            for family in self.families:
-                self.lines.remove(family, event.uid)
+            self.store.remove(event.uid)
             return
         if event.obj is not None:
             self._render(event.obj, event.uid)
@@ -182,12 +181,14 @@ class WatchedKind:
                 self._render_error(program.config_name, error.family)
         if self._bound is not None:
             self._generate(obj, rendered)
-        lines = self.lines
-        for family in self.families:
-            if family not in rendered:
-                lines.remove(family, uid)
-        for family, text in rendered.items():
-            lines.put(family, uid, encode(text))
+        if not rendered:
+            self.store.remove(uid)
+            return
+        get = rendered.get
+        self.store.put(
+            uid,
+            tuple(None if (text := get(family)) is None else encode(text) for family in self.store.families),
+        )
 
     def _generate(self, obj: dict[str, Any], rendered: dict[str, str]) -> None:
         bound = self._bound
@@ -195,11 +196,11 @@ class WatchedKind:
         generated = bound.render(obj)
         owner = f"generator {bound.label}"
         for family, text in generated.families.items():
-            if family not in self.families:
+            if not self.store.has(family):
                 declared = self.lines.declare(bound.header(family), owner)
                 if declared != owner and not declared.startswith("generator "):
-                    continue  # a config's family since the generator's first sample: refused below
-                self.families.add(family)
+                    continue  # defensive: `reserved` refuses a config's family before this
+                self.store.index(family)
             rendered[family] = text
         for fault in generated.faults:
             self.metrics.generator_errors.labels(bound.label, fault.reason).inc()

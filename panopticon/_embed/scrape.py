@@ -159,10 +159,14 @@ class Scrape:
         yield head
         turn = time.monotonic()
         for family in families:
-            header = self.lines.header(family)
-            yield header.openmetrics() if om else header.text()
+            started = False  # a family without any line is left out, header included
             for chunk in self.lines.chunks(family):
-                yield chunk
+                if chunk:
+                    if not started:
+                        started = True
+                        header = self.lines.header(family)
+                        yield header.openmetrics() if om else header.text()
+                    yield chunk
                 if time.monotonic() - turn > YIELD_AFTER:
                     await asyncio.sleep(0)
                     turn = time.monotonic()

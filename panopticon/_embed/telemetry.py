@@ -55,6 +55,9 @@ class _Live(Collector):
         self._objects = objects
         self._ready = ready
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self.collect()
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         objects = GaugeMetricFamily(
             "panopticon_embed_objects", "Objects of each watched kind held by the exporter.", labels=["kind"]
@@ -107,4 +110,5 @@ class EmbedMetrics:
             ["kind"],
             registry=r,
         )
-        r.register(_Live(objects, ready))
+        self.live = _Live(objects, ready)
+        r.register(self.live)

@@ -23,11 +23,18 @@ log = logging.getLogger("panopticon.embed")
 
 
 def lines_of(*families: str, objects: int = 3) -> FamilyLines:
+    """Two kinds: every object has a line in each family but the last, which only the
+    second kind's objects have (and a family declared but empty is left out)."""
     lines = FamilyLines()
-    for family in families:
+    first, second = lines.kind(), lines.kind()
+    for family in (*families, "memcached_empty"):
         lines.declare(FamilyHeader(family, f'Help of "{family}".'), "some-config")
-        for i in range(objects):
-            lines.put(family, f"uid-{i}", f'{family}{{memcached="m{i}",namespace="default"}} {i}\n'.encode())
+        first.index(family)
+        second.index(family)
+    for i in range(objects):
+        text = [f'{f}{{memcached="m{i}",namespace="default"}} {i}\n'.encode() for f in families]
+        kind, lines_of_object = (first, (*text[:-1], None)) if i % 2 else (second, (*text,))
+        kind.put(f"uid-{i}", lines_of_object)
     return lines
 
 
@@ -71,7 +78,10 @@ def test_both_formats_gzip_and_name_filters_serve_one_valid_exposition() -> None
         assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
         got = samples(text)
         assert got[("operator_reconciles_total", (("outcome", "ok"),))] == 2
-        assert got[("memcached_beta", (("memcached", "m515"), ("namespace", "default")))] == 515
+        assert got[("memcached_beta", (("memcached", "m516"), ("namespace", "default")))] == 516
+        assert got[("memcached_alpha", (("memcached", "m515"), ("namespace", "default")))] == 515
+        assert sum(1 for name, _ in got if name == "memcached_beta") == (CHUNK_OBJECTS + 6) // 2
+        assert "memcached_empty" not in text
         assert text.count("# TYPE memcached_alpha gauge") == 1
         promtool_accepts(text)
 
