@@ -84,18 +84,22 @@ def load_configs(paths: list[str], *, check_schemas: bool = True) -> LoadedConfi
     (CRDs alone) are errors.
     """
     loaded = LoadedConfigs()
-    documents: list[Document] = []
-    for path in paths:
-        try:
-            read = read_documents(path)
-        except DocumentError as e:
-            loaded.findings.append(Located(path, "", Finding("", str(e))))
-            continue
-        if not read:
-            empty = Finding("", "no MetricsConfiguration: the file is empty")
-            loaded.findings.append(Located(path, "", empty))
-        documents.extend(read)
+    documents = [doc for path in paths for doc in read_config_file(path, loaded)]
     return load_documents(documents, check_schemas=check_schemas, where=", ".join(paths), loaded=loaded)
+
+
+def read_config_file(path: str, loaded: LoadedConfigs) -> list[Document]:
+    """The documents of one file; a file that cannot be read, or is empty, is an error
+    recorded in `loaded`."""
+    try:
+        read = read_documents(path)
+    except DocumentError as e:
+        loaded.findings.append(Located(path, "", Finding("", str(e))))
+        return []
+    if not read:
+        empty = Finding("", "no MetricsConfiguration: the file is empty")
+        loaded.findings.append(Located(path, "", empty))
+    return read
 
 
 def load_documents(

@@ -25,8 +25,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from aggregator.telemetry import AggregatorMetrics
-from panopticon._embed.telemetry import EmbedMetrics
 from panopticon import cli
+from panopticon._embed.telemetry import EmbedMetrics
 from panopticon.documents import read_documents
 from panopticon.exposition import Format
 from panopticon.loading import load_configs

@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from panopticon.documents import Document, read_documents
-from panopticon.errors import DocumentError
+from panopticon.documents import Document
 from panopticon.families import Resolution
-from panopticon.loading import LoadedConfigs, Located, load_documents
-from panopticon.model import Finding
+from panopticon.loading import LoadedConfigs, load_documents, read_config_file
 from panopticon.program import Program
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
@@ -60,16 +58,7 @@ def load(sources: Iterable[ConfigSource]) -> LoadedSet:
         if isinstance(source, Mapping):
             documents.append(Document(f"configs[{index}]", _plain(source)))
             continue
-        path = os.fspath(source)
-        try:
-            read = read_documents(path)
-        except DocumentError as e:
-            loaded.findings.append(Located(path, "", Finding("", str(e))))
-            continue
-        if not read:
-            empty = Finding("", "no MetricsConfiguration: the file is empty")
-            loaded.findings.append(Located(path, "", empty))
-        documents.extend(read)
+        documents.extend(read_config_file(os.fspath(source), loaded))
     if given:
         loaded = load_documents(documents, where="configs", loaded=loaded)
     return LoadedSet(loaded.resolution, _reports(loaded))

@@ -12,9 +12,13 @@ bytes per family where a dict entry costs about 50, and one dict grows (and copi
 itself) once where 22 families' dicts would all grow on the same event, holding the
 loop for tens of milliseconds at 100,000 objects.
 
-Everything runs on the event loop's thread. A scrape reads a kind as a snapshot (its
-tuples listed once per family) and joins it in pieces, so it never sees a dict
-change size under it and never holds the loop for a whole family of 100,000 objects.
+The objects of a kind are spread over `SLOTS` dicts by the hash of their uid. A
+scrape reads one slot at a time as a snapshot (its tuples listed, then joined in
+pieces), so it never sees a dict change size under it, and never holds the loop for
+a whole kind: listing 100,000 tuples at once touched every one of them and took
+about 10 ms, for each family.
+
+Everything runs on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from collections.abc import Iterator
 from panopticon.exposition import FamilyHeader
 
 CHUNK_OBJECTS = 512
-"""Objects whose lines one scrape chunk joins (about 50-100 KB of a MongoDB-like
-family): the unit of work between two returns to the event loop."""
+"""Objects whose lines one scrape chunk joins at most (about 50-100 KB of a
+MongoDB-like family)."""
+SLOTS = 64
+"""Dicts a kind's objects are spread over: a scrape lists one at a time (1,600
+objects of 100,000), and each grows on its own."""
 
 Lines = tuple[bytes | None, ...]
 
@@ -36,7 +43,10 @@ class KindLines:
     def __init__(self) -> None:
         self.families: list[str] = []
         self._index: dict[str, int] = {}
-        self.objects: dict[str, Lines] = {}
+        self._slots: list[dict[str, Lines]] = [{} for _ in range(SLOTS)]
+
+    def __len__(self) -> int:
+        return sum(map(len, self._slots))
 
     def index(self, family: str) -> int:
         """The family's position in this kind's tuples (a new family is appended)."""
@@ -50,10 +60,13 @@ class KindLines:
         return family in self._index
 
     def put(self, uid: str, lines: Lines) -> None:
-        self.objects[uid] = lines
+        self._slots[hash(uid) % SLOTS][uid] = lines
 
     def remove(self, uid: str) -> None:
-        self.objects.pop(uid, None)
+        self._slots[hash(uid) % SLOTS].pop(uid, None)
+
+    def get(self, uid: str) -> Lines | None:
+        return self._slots[hash(uid) % SLOTS].get(uid)
 
     def chunks(self, family: str) -> Iterator[bytes]:
         """The family's lines in chunks of whole lines (a snapshot taken now). A chunk
@@ -62,13 +75,15 @@ class KindLines:
         position = self._index.get(family)
         if position is None:
             return
-        values = list(self.objects.values())
-        for start in range(0, len(values), CHUNK_OBJECTS):
-            piece = values[start : start + CHUNK_OBJECTS]
-            yield b"".join([line for v in piece if position < len(v) and (line := v[position])])
+        for slot in self._slots:
+            values = list(slot.values())
+            for start in range(0, len(values), CHUNK_OBJECTS):
+                piece = values[start : start + CHUNK_OBJECTS]
+                yield b"".join([line for v in piece if position < len(v) and (line := v[position])])
 
     def clear(self) -> None:
-        self.objects.clear()
+        for slot in self._slots:
+            slot.clear()
 
 
 class FamilyLines:

@@ -39,7 +39,7 @@ from panopticon.exposition import OPENMETRICS_CONTENT_TYPE, OPENMETRICS_EOF, TEX
 
 log = logging.getLogger("panopticon.embed")
 
-YIELD_AFTER = 0.002
+YIELD_AFTER = 0.001
 """Seconds of streaming (joining, compressing) before the scrape lets other tasks run."""
 GZIP_LEVEL = 1
 """zlib level: 1 costs several times less CPU than 6 for about 10% more bytes."""

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,20 +44,35 @@ def cluster() -> Iterator[SimProcess]:
         yield sim
 
 
-def start(command: list[str], sim: SimProcess, port: int, log: Path) -> subprocess.Popen[bytes]:
+@contextmanager
+def running(command: list[str], sim: SimProcess, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The program, with KUBECONFIG and PANOPTICON_PORT set; SIGTERM must end it cleanly."""
     env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig_path), "PANOPTICON_PORT": str(port)}
     with log.open("wb") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
-    proc.send_signal(signal.SIGTERM)
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        code = proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert code == 0, log.read_text()[-3000:]
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0, tail(log)
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+async def scraped(proc: subprocess.Popen[bytes], log: Path, url: str) -> str:
+    """What the program answers at `url`; AssertionError while it is not serving yet."""
+    assert proc.poll() is None, tail(log)
+    try:
+        return await scrape(url)
+    except (OSError, AssertionError) as e:
+        raise AssertionError(f"not serving yet: {e}") from e
 
 
 def test_the_kopf_example_serves_its_memcacheds_its_status_and_its_counter(
@@ -64,7 +80,7 @@ def test_the_kopf_example_serves_its_memcacheds_its_status_and_its_counter(
 ) -> None:
     port, log = free_port(), tmp_path / "kopf.log"
     kopf = str(Path(sys.executable).with_name("kopf"))
-    proc = start([kopf, "run", "--standalone", "examples/kopf_operator/operator.py"], cluster, port, log)
+    command = [kopf, "run", "--standalone", "examples/kopf_operator/operator.py"]
     url = f"http://127.0.0.1:{port}/metrics"
     size = (
         "cache_example_com_memcached_status_ready_replicas",
@@ -73,15 +89,11 @@ def test_the_kopf_example_serves_its_memcacheds_its_status_and_its_counter(
     ok = ("memcached_operator_reconciles_total", (("outcome", "ok"),))
     memory = ("memcached_memory_limit_bytes", (("memcached", "sessions"), ("namespace", "default")))
 
-    async def main() -> None:
+    async def main(proc: subprocess.Popen[bytes]) -> None:
         cluster.admin.bulk([{"op": "create", "object": SAMPLE}])
 
         async def reconciled() -> None:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                got = samples(await scrape(url))
-            except OSError as e:
-                raise AssertionError(f"not serving yet: {e}") from e
+            got = samples(await scraped(proc, log, url))
             assert got.get(size) == 3  # the handler's status, rendered by the MetricsConfiguration
             assert got[ok] == 1
             assert got[memory] == 3 * 64 * 2**20  # the generator
@@ -116,10 +128,8 @@ def test_the_kopf_example_serves_its_memcacheds_its_status_and_its_counter(
 
         await eventually(deleted, within=30)
 
-    try:
-        asyncio.run(main())
-    finally:
-        stop(proc, log)
+    with running(command, cluster, port, log) as proc:
+        asyncio.run(main(proc))
     assert "Activity 'panopticon' succeeded" in log.read_text()
 
 
@@ -129,18 +139,12 @@ def test_the_plain_asyncio_example_serves_the_same_with_its_own_routes(
     cluster.admin.bulk([{"op": "create", "object": memcached("plain", namespace="team-a")}])
     port, log = free_port(), tmp_path / "asyncio.log"
     command = [sys.executable, "examples/asyncio_operator.py", "--port", str(port), "--namespace", "team-a"]
-    proc = start(command, cluster, port, log)
 
-    async def main() -> None:
+    async def main(proc: subprocess.Popen[bytes]) -> None:
         async def serving() -> None:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                text = await scrape(f"http://127.0.0.1:{port}/metrics")
-                ready = await scrape(f"http://127.0.0.1:{port}/readyz")
-            except (OSError, AssertionError) as e:
-                raise AssertionError(f"not ready yet: {e}") from e
+            assert await scraped(proc, log, f"http://127.0.0.1:{port}/readyz") == "ready\n"
+            text = await scraped(proc, log, f"http://127.0.0.1:{port}/metrics")
             got = samples(text)
-            assert ready == "ready\n"
             spec = (
                 "cache_example_com_memcached_spec_size",
                 (("memcached", "plain"), ("namespace", "team-a")),
@@ -150,7 +154,5 @@ def test_the_plain_asyncio_example_serves_the_same_with_its_own_routes(
 
         await eventually(serving, within=60)
 
-    try:
-        asyncio.run(main())
-    finally:
-        stop(proc, log)
+    with running(command, cluster, port, log) as proc:
+        asyncio.run(main(proc))
