@@ -147,3 +147,14 @@ def test_a_failing_collector_of_the_operator_fails_the_scrape_cleanly() -> None:
         assert status == 500 and body == b"collecting metrics failed: RuntimeError: database down\n"
 
     with_scrape(lines_of("memcached_ok"), registry, test)
+
+
+def test_a_kind_is_read_in_pieces_of_few_objects_one_slot_at_a_time() -> None:
+    """What keeps a scrape of 100,000 objects from holding the operator's loop: no
+    piece lists or joins more than about a thousand objects (the scrape may yield
+    between any two), and a kind's objects are listed one slot dict at a time."""
+    lines = lines_of("memcached_alpha", "memcached_beta", objects=20_000)
+    pieces = list(lines.chunks("memcached_alpha"))
+    assert sum(piece.count(b"\n") for piece in pieces) == 20_000
+    assert max(piece.count(b"\n") for piece in pieces) <= 1_000
+    assert len(pieces) >= 64  # two kinds, each listed slot by slot
