@@ -84,29 +84,49 @@ def load_configs(paths: list[str], *, check_schemas: bool = True) -> LoadedConfi
     (CRDs alone) are errors.
     """
     loaded = LoadedConfigs()
+    documents = [doc for path in paths for doc in read_config_file(path, loaded)]
+    return load_documents(documents, check_schemas=check_schemas, where=", ".join(paths), loaded=loaded)
+
+
+def read_config_file(path: str, loaded: LoadedConfigs) -> list[Document]:
+    """The documents of one file; a file that cannot be read, or is empty, is an error
+    recorded in `loaded`."""
+    try:
+        read = read_documents(path)
+    except DocumentError as e:
+        loaded.findings.append(Located(path, "", Finding("", str(e))))
+        return []
+    if not read:
+        empty = Finding("", "no MetricsConfiguration: the file is empty")
+        loaded.findings.append(Located(path, "", empty))
+    return read
+
+
+def load_documents(
+    documents: list[Document],
+    *,
+    check_schemas: bool = True,
+    where: str = "",
+    loaded: LoadedConfigs | None = None,
+) -> LoadedConfigs:
+    """`load_configs` of documents already read (the embeddable library takes
+    configs as dicts too); `where` names them in the "no MetricsConfiguration found"
+    error, and findings go into `loaded` when given."""
+    loaded = loaded if loaded is not None else LoadedConfigs()
     sources: dict[str, str] = {}
     schemas = native_schemas() if check_schemas else None
     configs: list[Document] = []
-    for path in paths:
-        try:
-            documents = read_documents(path)
-        except DocumentError as e:
-            loaded.findings.append(Located(path, "", Finding("", str(e))))
-            continue
-        if not documents:
-            empty = Finding("", "no MetricsConfiguration: the file is empty")
-            loaded.findings.append(Located(path, "", empty))
-        for doc in documents:
-            kind = doc.body.get("kind")
-            if kind == "CustomResourceDefinition":
-                if schemas is not None:
-                    schemas.add_crd(doc.body)
-            elif kind == "MetricsConfiguration":
-                configs.append(doc)
-            else:
-                what = f"apiVersion {doc.body.get('apiVersion')!r}, kind {kind!r}"
-                other = Finding("", f"not a MetricsConfiguration ({what})")
-                loaded.findings.append(Located(doc.source, "", other))
+    for doc in documents:
+        kind = doc.body.get("kind")
+        if kind == "CustomResourceDefinition":
+            if schemas is not None:
+                schemas.add_crd(doc.body)
+        elif kind == "MetricsConfiguration":
+            configs.append(doc)
+        else:
+            what = f"apiVersion {doc.body.get('apiVersion')!r}, kind {kind!r}"
+            other = Finding("", f"not a MetricsConfiguration ({what})")
+            loaded.findings.append(Located(doc.source, "", other))
     invalid: set[int] = set()
     for doc in configs:
         loaded.config_count += 1
@@ -133,7 +153,6 @@ def load_configs(paths: list[str], *, check_schemas: bool = True) -> LoadedConfi
             invalid.add(i)
     loaded.invalid_count += len(invalid)
     if not loaded.config_count and not loaded.error_count:
-        where = ", ".join(paths)
         loaded.findings.append(Located(where, "", Finding("", "no MetricsConfiguration found")))
     return loaded
 

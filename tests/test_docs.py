@@ -1,6 +1,7 @@
 """The documentation against the code: metric names, flags, links and examples.
 
-- docs/metrics.md documents every self-metric the shard and the aggregator register,
+- docs/metrics.md documents every self-metric the shard, the aggregator and the
+  library (`panopticon.embed`) register,
   with its type and labels, and names no metric that does not exist; no other page
   names one either;
 - docs/operations.md mentions every flag of `panopticon shard`, `aggregator` and `run`;
@@ -25,6 +26,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from aggregator.telemetry import AggregatorMetrics
 from panopticon import cli
+from panopticon._embed.telemetry import EmbedMetrics
 from panopticon.documents import read_documents
 from panopticon.exposition import Format
 from panopticon.loading import load_configs
@@ -40,10 +42,14 @@ README = ROOT / "README.md"
 PAGES = [README, ROOT / "manifests" / "README.md", *sorted(DOCS.glob("*.md"))]
 KUBEDB_CRDS = ROOT / "panopticon" / "data" / "crds" / "kubedb.yaml"
 EXAMPLE_OBJECTS = ROOT / "panopticon" / "data" / "examples" / "objects"
-TELEMETRY_MODULES = {ROOT / "shard" / "telemetry.py", ROOT / "aggregator" / "telemetry.py"}
+TELEMETRY_MODULES = {
+    ROOT / "shard" / "telemetry.py",
+    ROOT / "aggregator" / "telemetry.py",
+    ROOT / "panopticon" / "_embed" / "telemetry.py",
+}
 METRIC_CLASSES = {"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"}
 
-METRIC_NAME = re.compile(r"\bpanopticon_(?:shard|aggregator)_[a-z0-9_]+(?![\w*])")
+METRIC_NAME = re.compile(r"\bpanopticon_(?:shard|aggregator|embed)_[a-z0-9_]+(?![\w*])")
 TABLE_ROW = re.compile(r"^\| `(panopticon_[a-z0-9_]+)` \| (\w+) \|([^|]*)\|", re.MULTILINE)
 FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -58,9 +64,10 @@ class Family:
 
 
 def telemetry_metrics() -> dict[str, Family]:
-    """Every metric family of the shard's and the aggregator's telemetry, by name: the
-    metric objects, and the families custom collectors yield (read at scrape time)."""
-    holders = [ShardMetrics(), AggregatorMetrics(CollectorRegistry())]
+    """Every metric family of the shard's, the aggregator's and the library's telemetry,
+    by name: the metric objects, and the families custom collectors yield (read at
+    scrape time)."""
+    holders = [ShardMetrics(), AggregatorMetrics(CollectorRegistry()), EmbedMetrics(objects=list, ready=bool)]
     found: dict[str, Family] = {}
     for holder in holders:
         registered = {family.name for family in holder.registry.collect()}
@@ -144,7 +151,7 @@ def test_no_page_names_a_metric_that_does_not_exist() -> None:
         assert unknown == [], f"{page.relative_to(ROOT)} names unknown metrics"
 
 
-def test_only_the_two_telemetry_modules_define_prometheus_metrics() -> None:
+def test_only_the_telemetry_modules_define_prometheus_metrics() -> None:
     """Otherwise the metrics tests above would not see every registry."""
     for package in ("panopticon", "shard", "aggregator"):
         for path in sorted((ROOT / package).rglob("*.py")):

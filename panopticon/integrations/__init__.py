@@ -1,0 +1,1 @@
+"""Integrations of the embeddable library with operator frameworks (optional extras)."""
