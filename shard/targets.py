@@ -182,6 +182,7 @@ class Target:
         now = time.monotonic()
         if event.type == "SYNCED":
             self._sweep(now)
+            self.table.compact()  # every object is rendered by the current programs now
             self.metrics.relists.labels(self._label).inc()
             self.metrics.owned_objects.labels(self._label).set(len(self.table))
             self.synced.set()
