@@ -194,6 +194,10 @@ class Worker:
                 name = _name_of(event.obj)
                 if name:
                     self.configs.delete(name)
+                    if self.status is not None:
+                        # A config created again under this name is a new object, with
+                        # no status yet; and names come and go: nothing kept per name.
+                        self.status.forget(name)
             elif event.obj is not None:
                 state = self.configs.upsert(event.obj)
                 if state is not None and not state.valid:
