@@ -14,28 +14,14 @@ import asyncio
 from typing import Any
 
 from panopticon.memstore import MemoryStore
-from panopticon.ring import Ring
-from shard.telemetry import Health, ShardMetrics
-from shard.worker import Worker, WorkerSettings
-from tests.shard.test_backlog import LAYOUT, Cluster, Discovery, config, stop, stored_uids, wait_for
+from shard.worker import Worker
+from tests.shard.test_backlog import LAYOUT, Cluster, config, start_worker, stop, stored_uids, wait_for
 
 FAST = {"flush_interval": 0.02, "heartbeat_interval": 0.2, "retired_interval": 0.1, "retired_grace": 0.0}
 
 
 async def start(store: MemoryStore, cluster: Cluster, index: int, shards: int, configs: list[Any]) -> Worker:
-    w = Worker(
-        WorkerSettings(index=index, static_ring=None, **FAST),
-        store=store,
-        discovery=Discovery(),  # type: ignore[arg-type]
-        make_source=cluster.make_source,
-        status=None,
-        metrics=ShardMetrics(),
-        health=Health(),
-    )
-    await store.ensure_layout()
-    w.epoch, w.store_was_empty = await store.epoch()
-    await w.ownership.adopt(Ring(shards, 1, LAYOUT.space))
-    w.ring_ready.set()
+    w = await start_worker(store, cluster, index=index, shards=shards, **FAST)
     for body in configs:
         w.configs.upsert(body)
     w.configs_synced.set()
