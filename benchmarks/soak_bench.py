@@ -22,8 +22,9 @@ Every `--sample-every` seconds: each shard's and the aggregator's RSS (VmRSS, an
 RssAnon: without the pages of mapped files, such as code first run late), Redis'
 `used_memory`, the entries of the `{p}:retired` hash. Figures: the least-squares slope
 (MB per hour) of each after `--warmup` minutes, over the whole remaining time and over
-each quarter of it (growth that levels off shows shrinking slopes), and the levels
-minute by minute to read it from.
+each quarter of it (growth that levels off shows shrinking slopes), and of the lowest sample of each 5
+minutes (the shards' heap saws by a few MB as glibc grows and trims it: a leak raises
+the floor it trims down to), and the levels minute by minute to read it from.
 
 `--code DIR` runs the shards and the aggregator from another checkout (e.g. an export
 of main, `git archive main | tar -x -C DIR`) with the same interpreter and the same
@@ -40,6 +41,7 @@ import collections
 import copy
 import gzip
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -81,6 +83,20 @@ class Samples:
         if len(window) < 3:
             return float("nan")
         return statistics.linear_regression([t / 3600 for t, _ in window], [v for _, v in window]).slope
+
+    def floor_slope_per_hour(self, since: float, until: float, window: float = 300.0) -> float:
+        """The slope of each `window`'s lowest sample: the heap saws by a few MB as
+        glibc grows and trims it, and a leak raises the floor it trims down to."""
+        floors: list[tuple[float, float]] = []
+        start = since
+        while start + window <= until + 1e-6:
+            inside = [v for t, v in self.points if start <= t < start + window]
+            if inside:
+                floors.append((start + window / 2, min(inside)))
+            start += window
+        if len(floors) < 3:
+            return float("nan")
+        return statistics.linear_regression([t / 3600 for t, _ in floors], [v for _, v in floors]).slope
 
     def at(self, t: float) -> float:
         """The median of the samples within 30 s of `t` (RSS jitters by a few pages)."""
@@ -306,17 +322,27 @@ class Soak:
         )
         quarter = (total - warm) / 4
         bounds = [warm + i * quarter for i in range(5)]
-        print(f"slopes after {args.warmup:g} min of warm-up (least squares, MB per hour), then by quarter:")
+        print(
+            f"slopes after {args.warmup:g} min of warm-up (least squares, MB per hour), then by quarter, and"
+            " of the 5-minute minima (the floor):"
+        )
         for name, s in self.samples.items():
             quarters = ", ".join(f"{s.slope_per_hour(a, b):+.2f}" for a, b in itertools.pairwise(bounds))
             print(
-                f"  {name:18s} {s.slope_per_hour(warm):+7.2f} MB/h  (quarters: {quarters});"
+                f"  {name:18s} {s.slope_per_hour(warm):+7.2f} MB/h  (quarters: {quarters}; floor"
+                f" {s.floor_slope_per_hour(warm, total):+.2f});"
                 f" {s.at(warm):.1f} MB at {args.warmup:g} min, {s.at(total):.1f} MB at the end"
             )
         print(
             f"  retired families: {self.retired.at(0):.0f} at the start,"
             f" {self.retired.points[-1][1]:.0f} at the end"
         )
+
+    def dump(self, path: Path) -> None:
+        """Every sample as JSON: {name: [[seconds, value], ...]}."""
+        data = {name: s.points for name, s in self.samples.items()}
+        data |= {"retired families": self.retired.points, "objects": self.objects.points}
+        path.write_text(json.dumps(data))
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -346,6 +372,7 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=2, help="copies of each example object")
     parser.add_argument("--mongodbs", type=int, default=200, help="MongoDBs per namespace")
     parser.add_argument("--code", type=Path, help="run shards and aggregator from this checkout")
+    parser.add_argument("--samples", type=Path, help="also write every sample here (JSON)")
     args = parser.parse_args()
     if args.warmup >= args.minutes:
         parser.error("--warmup must be shorter than --minutes")
@@ -361,6 +388,8 @@ def main() -> int:
         done = soak.run(scraper)
         scraper.stopped.set()
         soak.report(done, scraper)
+        if args.samples:
+            soak.dump(args.samples)
     finally:
         if scraper is not None:
             scraper.stopped.set()
