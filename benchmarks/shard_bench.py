@@ -55,9 +55,10 @@ from tests.support.cluster import _get, _resource  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of /proc/PID/status in kB (`RssAnon`: without mapped files)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 

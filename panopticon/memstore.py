@@ -8,6 +8,7 @@ deployment. Everything happens on the event loop's thread; no locks are needed.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
@@ -22,7 +23,7 @@ class MemoryStore:
         self._owners: dict[int, str] = {}
         self._families: dict[tuple[str, int], dict[str, bytes]] = {}
         self._registry: dict[str, RegistryEntry] = {}
-        self._retired: set[str] = set()
+        self._retired: dict[str, int] = {}
         self._shards: dict[int, dict[str, object]] = {}
 
     async def ensure_layout(self) -> None:
@@ -72,11 +73,16 @@ class MemoryStore:
                 continue
             for uid, values in objects.items():
                 for family, value in values.items():
-                    fields = self._families.setdefault((family, slot), {})
-                    if value is None:
+                    if value is not None:
+                        self._families.setdefault((family, slot), {})[uid] = value
+                        continue
+                    # As Redis does, a hash goes with its last field: a family renamed
+                    # at every config edit would otherwise leave an empty dict per slot.
+                    fields = self._families.get((family, slot))
+                    if fields is not None:
                         fields.pop(uid, None)
-                    else:
-                        fields[uid] = value
+                        if not fields:
+                            del self._families[(family, slot)]
         return refused
 
     async def fields(self, slot: int, family: str) -> list[str]:
@@ -87,16 +93,30 @@ class MemoryStore:
 
     async def set_registry(self, entries: dict[str, RegistryEntry], remove: Sequence[str]) -> None:
         self._registry.update(entries)
-        self._retired -= set(entries)
+        for family in entries:
+            self._retired.pop(family, None)
+        now = int(time.time())
         for family in remove:
             self._registry.pop(family, None)
-            self._retired.add(family)
+            self._retired[family] = now
 
     async def registry(self) -> dict[str, RegistryEntry]:
         return dict(self._registry)
 
     async def retired(self) -> set[str]:
         return set(self._retired)
+
+    async def retired_since(self) -> dict[str, int]:
+        return dict(self._retired)
+
+    async def family_stored(self, family: str) -> bool:
+        return any((family, slot) in self._families for slot in range(self.layout.slots))
+
+    async def drop_retired(self, family: str, since: int) -> bool:
+        if self._retired.get(family) != since:
+            return False
+        del self._retired[family]
+        return True
 
     async def heartbeat(self, shard: int, info: dict[str, object]) -> None:
         self._shards[shard] = dict(info)

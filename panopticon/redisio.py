@@ -26,6 +26,7 @@ from panopticon.errors import StoreError
 from panopticon.hvals import Endpoint, HvalsStream
 from panopticon.store import (
     CLAIM_SCRIPT,
+    DROP_RETIRED_SCRIPT,
     WRITE_SCRIPT,
     Batch,
     ClaimResult,
@@ -100,6 +101,7 @@ class RedisStore:
         """For the scrape path's own streaming connection (single Redis over TCP/TLS)."""
         self._claim = client.register_script(CLAIM_SCRIPT)
         self._write = client.register_script(WRITE_SCRIPT)
+        self._drop_retired = client.register_script(DROP_RETIRED_SCRIPT)
 
     @classmethod
     def connect(cls, options: RedisOptions, layout: Layout) -> RedisStore:
@@ -282,6 +284,22 @@ class RedisStore:
     async def retired(self) -> set[str]:
         raw = await self._run("registry", self._client.hkeys(self.layout.retired_key))
         return {f.decode() for f in raw}
+
+    async def retired_since(self) -> dict[str, int]:
+        raw = await self._run("registry", self._client.hgetall(self.layout.retired_key))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def family_stored(self, family: str) -> bool:
+        # EXISTS of every slot's hash in one command (redis-py splits it by node on a
+        # Redis Cluster); Redis removes a hash whose last field is deleted.
+        keys = [self.layout.family_key(slot, family) for slot in range(self.layout.slots)]
+        return bool(await self._run("exists", self._client.exists(*keys)))
+
+    async def drop_retired(self, family: str, since: int) -> bool:
+        dropped = await self._run(
+            "registry", self._drop_retired(keys=[self.layout.retired_key], args=[family, since])
+        )
+        return bool(dropped)
 
     async def registry(self) -> dict[str, RegistryEntry]:
         raw = await self._run("registry", self._client.hgetall(self.layout.registry_key))

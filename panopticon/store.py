@@ -11,7 +11,8 @@ Layout (Redis; the in-process store of embedded mode keeps the same shape):
     {p}:registry               hash family -> JSON {"t": text header, "o": OpenMetrics header,
                                                     "c": [configs]}
     {p}:retired                hash family -> unix time it was unregistered (its fields
-                               left in the slots are garbage, collected by each shard)
+                               left in the slots are garbage, collected by each shard;
+                               dropped once no slot holds any and a grace period passed)
     {p}:shards                 hash shard index -> JSON heartbeat
     {p}:{s<slot>}:owners       hash bucket -> "<shard index>:<ring generation>" (fencing)
     {p}:{s<slot>}:f:<family>   hash object uid -> that object's lines of that family
@@ -292,6 +293,16 @@ class Store(Protocol):
     async def retired(self) -> set[str]:
         """Families unregistered and not registered since."""
 
+    async def retired_since(self) -> dict[str, int]:
+        """`retired`, each with the unix time (seconds) it was retired."""
+
+    async def family_stored(self, family: str) -> bool:
+        """Whether any slot holds a field of `family`."""
+
+    async def drop_retired(self, family: str, since: int) -> bool:
+        """Take `family` out of the retired set if it is still there since `since` (not
+        registered, nor retired again, meanwhile); True if it was taken out."""
+
     async def heartbeat(self, shard: int, info: dict[str, object]) -> None: ...
 
     async def forget_shard(self, shard: int) -> None:
@@ -333,6 +344,16 @@ for i = 3, #ARGV do
   end
 end
 return {claimed, refused}
+"""
+
+# KEYS[1] = the retired hash. ARGV = family, the time it was retired as read.
+# Removes the family only if it is still retired since that time: registered again
+# meanwhile (gone from the hash) or retired again (a newer time), it stays as it is.
+DROP_RETIRED_SCRIPT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 # KEYS[1] = owners hash of the slot, KEYS[2..] = family hashes of the slot.

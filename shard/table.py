@@ -120,10 +120,51 @@ class KindTable:
     def _bit(self, family: str) -> int:
         bit = self._family_bits.get(family)
         if bit is None:
-            # Append-only: masks stored before a config change stay meaningful.
+            # Append-only between compactions: masks stored before a config change
+            # stay meaningful until every object was rendered again.
             bit = self._family_bits[family] = len(self._families)
             self._families.append(family)
         return bit
+
+    def compact(self) -> int:
+        """Give up the bits of families that no program renders and no object holds
+        any more; return how many were dropped.
+
+        Each family a kind's configs ever defined keeps a bit, and a bit's position
+        sets the size of every object's int: a family renamed every few minutes would
+        add four bytes per object every 30 renames, for as long as the shard runs.
+        Called at the end of a sync (every object then rendered by the current
+        programs): dead bits are dropped, the others renumbered, every record's mask
+        rewritten (one dict lookup per object)."""
+        live = {header.name for program in self.programs for header in program.families}
+        if len(self._families) == len(live):
+            return 0  # every family known is a current one (the usual case: no scan)
+        held = 0
+        for value in self._state.values():
+            held |= value
+        held >>= MASK_SHIFT
+        keep = [f for bit, f in enumerate(self._families) if f in live or (held >> bit) & 1]
+        dropped = len(self._families) - len(keep)
+        if not dropped:
+            return 0
+        bits = {family: bit for bit, family in enumerate(keep)}
+        moved = {old: bits[family] for old, family in enumerate(self._families) if family in bits}
+        renumbered: dict[int, int] = {}
+        low = (1 << MASK_SHIFT) - 1
+        state = self._state
+        for uid, value in state.items():
+            mask = value >> MASK_SHIFT
+            new = renumbered.get(mask)
+            if new is None:
+                new = 0
+                for old, bit in moved.items():
+                    if (mask >> old) & 1:
+                        new |= 1 << bit
+                renumbered[mask] = new
+            state[uid] = (value & low) | (new << MASK_SHIFT)
+        self._families, self._family_bits = keep, bits
+        self._masks.clear()
+        return dropped
 
     def set_programs(self, programs: Iterable[Program]) -> None:
         """New programs for this kind; objects are re-rendered as the caller replays them."""

@@ -128,7 +128,16 @@ class Target:
     def set_programs(self, programs: list[Program], shard_filter: ShardFilter | None) -> None:
         """New configs for this kind: re-render every object (a fresh list)."""
         self.table.set_programs(programs)
+        current = {(p.config_name, header.name) for p in programs for header in p.families}
+        self._drop_error_counters(current)
         self.start(shard_filter)
+
+    def _drop_error_counters(self, keep: set[tuple[str, str]]) -> None:
+        """Remove the render-error series of (config, family) pairs no longer defined:
+        a family renamed at every edit would otherwise add a series for good."""
+        for key in [k for k in self._error_counters if k not in keep]:
+            del self._error_counters[key]
+            self.metrics.render_errors.remove(*key)
 
     def set_filter(self, shard_filter: ShardFilter | None, lost: frozenset[int]) -> None:
         """Ownership changed: forget lost buckets silently, pick up gained ones.
@@ -152,6 +161,7 @@ class Target:
         """The kind is no longer targeted: delete everything it stored."""
         self.stop()
         self.queue.add(self.table.clear_ops())
+        self._drop_error_counters(set())
 
     async def _consume(self, source: Source) -> None:
         handled = 0
@@ -182,6 +192,7 @@ class Target:
         now = time.monotonic()
         if event.type == "SYNCED":
             self._sweep(now)
+            self.table.compact()  # every object is rendered by the current programs now
             self.metrics.relists.labels(self._label).inc()
             self.metrics.owned_objects.labels(self._label).set(len(self.table))
             self.synced.set()

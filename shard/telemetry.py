@@ -59,6 +59,12 @@ class ShardMetrics:
         self.collected = Counter(
             "panopticon_shard_garbage_collected", "Stale series of deleted objects removed.", registry=r
         )
+        self.retired_families = Gauge(
+            "panopticon_shard_retired_families",
+            "Families in the store's retired set at this shard's last sweep (removed from the configs, "
+            "possibly with fields left in some slot).",
+            registry=r,
+        )
         self.owned_buckets = Gauge("panopticon_shard_owned_buckets", "Buckets this shard owns.", registry=r)
         self.owned_objects = Gauge(
             "panopticon_shard_owned_objects", "Objects this shard renders.", ["target"], registry=r

@@ -11,7 +11,9 @@ ends the worker, which the process supervisor restarts):
 - flush: batched fenced writes every `flush_interval`;
 - heartbeat: liveness in the store, and the store epoch check that republishes
   everything when Redis restarted empty;
-- status: conditions on the configs this shard is responsible for.
+- status: conditions on the configs this shard is responsible for;
+- retired: families no config defines any more, swept out of this shard's buckets
+  and, once no slot holds any of their fields, out of the store's retired set.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ class WorkerSettings:
     """Seconds between heartbeats and store epoch checks (Redis restart detection)."""
     status_interval: float = 30.0
     """Seconds between status refreshes of the configs this shard answers for."""
+    retired_interval: float = 300.0
+    """Seconds between sweeps of the retired families (a few EXISTS and HKEYS each)."""
+    retired_grace: float = 3600.0
+    """Seconds a family stays retired at least. A shard that has not seen the config
+    change yet may still write the family after every slot was found empty; it deletes
+    those fields itself when it catches up, unless it crashes first, and only then
+    would they outlive the entry uncollected. An hour covers any such lag."""
     pod: str = ""
 
 
@@ -170,6 +179,7 @@ class Worker:
             ("heartbeat", self._heartbeat_loop()),
             ("sync", self._sync_loop()),
             ("status", self._status_loop()),
+            ("retired", self._retired_loop()),
         ]
 
     # --- configs and CRDs -------------------------------------------------------------
@@ -184,6 +194,10 @@ class Worker:
                 name = _name_of(event.obj)
                 if name:
                     self.configs.delete(name)
+                    if self.status is not None:
+                        # A config created again under this name is a new object, with
+                        # no status yet; and names come and go: nothing kept per name.
+                        self.status.forget(name)
             elif event.obj is not None:
                 state = self.configs.upsert(event.obj)
                 if state is not None and not state.valid:
@@ -484,12 +498,6 @@ class Worker:
                 release_memory()
 
     async def _collect(self, buckets: frozenset[int]) -> None:
-        def live_in(family: str) -> Callable[[str], bool]:
-            tests = [t for t in (target.table.holders(family) for target in self.targets.values()) if t]
-            if len(tests) == 1:
-                return tests[0]
-            return lambda uid: any(test(uid) for test in tests)
-
         try:
             async with self._lock:  # no target starts or stops meanwhile
                 if not all(t.synced.is_set() for t in self.targets.values()):
@@ -500,14 +508,7 @@ class Worker:
                 owned = buckets & self.ownership.owned
                 # Retired families too: their fields in these buckets are all garbage.
                 retired = await self.store.retired()
-                deleted = await collect_garbage(
-                    self.store,
-                    self.ownership.token,
-                    owned,
-                    sorted(set(self.configs.families()) | retired),
-                    live_in,
-                    guard=self._flush_lock,
-                )
+                deleted = await self._collect_in(owned, sorted(set(self.configs.families()) | retired))
         except StoreError as e:
             self.metrics.store_errors.inc()
             log.warning("garbage collection failed (will retry in %.0f s): %s", COLLECT_RETRY, e)
@@ -517,6 +518,72 @@ class Worker:
         self.metrics.collected.inc(deleted)
         if deleted:
             log.info("garbage collection: %d stale series of deleted objects removed", deleted)
+
+    async def _collect_in(self, buckets: frozenset[int], families: list[str]) -> int:
+        """Delete the fields of `families` in `buckets` that no target renders (the
+        caller holds the lock, with every target synced)."""
+
+        def live_in(family: str) -> Callable[[str], bool]:
+            tests = [t for t in (target.table.holders(family) for target in self.targets.values()) if t]
+            if len(tests) == 1:
+                return tests[0]
+            return lambda uid: any(test(uid) for test in tests)
+
+        return await collect_garbage(
+            self.store, self.ownership.token, buckets, families, live_in, guard=self._flush_lock
+        )
+
+    async def _retired_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.retired_interval)
+            if not self.health.ready:
+                continue  # the first sync collects what its buckets need
+            try:
+                await self.expire_retired()
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("sweeping retired families failed (will retry): %s", e)
+
+    async def expire_retired(self) -> list[str]:
+        """Bound the store's retired set (it used to grow with every family ever removed).
+
+        A family retired at least `retired_grace` ago that this shard's configs do not
+        define: its fields left in this shard's buckets are deleted (fenced, as any
+        collection); then, if no slot holds a field of it any more, it leaves the
+        retired set, unless it was registered or retired again meanwhile. Every shard
+        sweeps its own buckets, so a family leaves once all have, and stays while a
+        shard that was down when it was removed still holds fields of it: that shard
+        collects them after its first sync, and the family leaves at the next sweep.
+        Returns the families taken out of the set."""
+        now = time.time()
+        defined = set(self.configs.families())
+        retired = await self.store.retired_since()
+        due = {
+            family: since
+            for family, since in sorted(retired.items())
+            if now - since >= self.settings.retired_grace and family not in defined
+        }
+        dropped: list[str] = []
+        if due:
+            async with self._lock:
+                if not self.reconciled or not all(t.synced.is_set() for t in self.targets.values()):
+                    return dropped  # a config change or ring change in progress: next time
+                deleted = await self._collect_in(self.ownership.owned, list(due))
+            self.metrics.collected.inc(deleted)
+            for family, since in due.items():
+                if not await self.store.family_stored(family) and await self.store.drop_retired(
+                    family, since
+                ):
+                    dropped.append(family)
+            if deleted or dropped:
+                log.info(
+                    "retired families: %d stale series removed; %d families no slot holds any more "
+                    "left the retired set",
+                    deleted,
+                    len(dropped),
+                )
+        self.metrics.retired_families.set(len(retired) - len(dropped))
+        return dropped
 
     def _objects(self) -> int:
         return sum(len(t.table) for t in self.targets.values())

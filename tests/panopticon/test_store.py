@@ -184,6 +184,31 @@ def test_the_registry_and_heartbeats_round_trip(run_store: Callable[[StoreTest],
     run_store(body)
 
 
+def test_a_retired_family_leaves_only_if_retired_since_the_time_read_and_stored_nowhere(
+    run_store: Callable[[StoreTest], None],
+) -> None:
+    async def body(store: Store) -> None:
+        entry = RegistryEntry.of(FamilyHeader("fam", "h"), ["c1"])
+        await store.set_registry({"fam": entry}, [])
+        assert (await store.claim(1, 0, 1, [8])).claimed == (8,)
+        await store.write(1, token(0, 1), [Op("fam", 8, "u1", b"fam 1\n")])
+        await store.set_registry({}, ["fam"])
+        since = (await store.retired_since())["fam"]
+        assert await store.family_stored("fam")
+        await store.write(1, token(0, 1), [Op("fam", 8, "u1", None)])
+        assert not await store.family_stored("fam")  # its last field took the hash with it
+        assert not await store.drop_retired("fam", since - 1)  # retired again since then
+        assert await store.drop_retired("fam", since)
+        assert await store.retired() == set() and await store.retired_since() == {}
+        await store.set_registry({}, ["fam"])
+        since = (await store.retired_since())["fam"]
+        await store.set_registry({"fam": entry}, [])  # registered again meanwhile
+        assert not await store.drop_retired("fam", since)
+        assert await store.registry() == {"fam": entry}
+
+    run_store(body)
+
+
 def test_a_registry_update_is_one_transaction_on_a_single_redis(redis_server: RedisServer) -> None:  # noqa: F811
     """Registering and retiring go out as one MULTI/EXEC: a failure between the two
     can never leave a family neither registered nor retired. Checked with MONITOR,

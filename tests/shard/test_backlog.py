@@ -132,8 +132,10 @@ class Discovery:
         return None
 
 
-async def start_worker(store: FaultStore, cluster: Cluster, **settings: Any) -> Worker:
-    s = WorkerSettings(index=0, static_ring=None, **settings)
+async def start_worker(
+    store: MemoryStore, cluster: Cluster, *, index: int = 0, shards: int = 1, **settings: Any
+) -> Worker:
+    s = WorkerSettings(index=index, static_ring=None, **settings)
     w = Worker(
         s,
         store=store,
@@ -145,7 +147,7 @@ async def start_worker(store: FaultStore, cluster: Cluster, **settings: Any) -> 
     )
     await store.ensure_layout()
     w.epoch, w.store_was_empty = await store.epoch()
-    await w.ownership.adopt(Ring(1, 1, LAYOUT.space))
+    await w.ownership.adopt(Ring(shards, 1, LAYOUT.space))
     w.ring_ready.set()
     return w
 

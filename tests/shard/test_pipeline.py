@@ -412,3 +412,50 @@ def test_render_errors_are_counted_by_config_and_family_for_every_event() -> Non
         assert len(target.table) == 3  # the good config's families still render
 
     run(body())
+
+
+def test_render_error_series_of_families_no_longer_defined_are_removed() -> None:
+    """A failing family renamed at every edit used to leave one more series behind each
+    time (a prometheus_client child per label set, kept for good)."""
+
+    def failing(name: str) -> Program:
+        bad = copy.deepcopy(CONFIG)
+        bad["metadata"]["name"] = "bad"
+        bad["spec"]["metrics"] = [
+            {"name": name, "help": "h", "type": "gauge", "metricValue": {"valueFromPath": ".metadata.name"}}
+        ]
+        return program(bad)
+
+    def error_series(metrics: ShardMetrics) -> list[dict[str, str]]:
+        return [
+            sample.labels
+            for family in metrics.registry.collect()
+            for sample in family.samples
+            if sample.name == "panopticon_shard_render_errors_total"
+        ]
+
+    async def body() -> None:
+        metrics = ShardMetrics()
+        source = ListedSource([pod("aaaa-1")])
+        target = Target(
+            TargetKey("v1", "Pod"),
+            ResourceRef("", "v1", "pods", "Pod", True),
+            [failing("n0")],
+            queue=WriteQueue(MemoryStore(LAYOUT)),
+            metrics=metrics,
+            make_source=lambda resource, shard_filter, view: source,
+            owns=lambda bucket: True,
+        )
+        everything = ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets)))
+        target.start(everything)
+        await asyncio.wait_for(target.synced.wait(), 5)
+        for edit in range(1, 10):
+            source._wake.set()
+            target.set_programs([failing(f"n{edit}")], everything)
+            await asyncio.wait_for(target.synced.wait(), 5)
+        assert error_series(metrics) == [{"config": "bad", "family": "kube_pod_n9"}]
+        target.remove_all()
+        assert error_series(metrics) == []
+        await target.wait_stopped()
+
+    run(body())

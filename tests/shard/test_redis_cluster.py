@@ -90,6 +90,10 @@ def test_the_store_contract_holds_on_a_redis_cluster(redis_cluster: RedisCluster
             ]
             assert await store.write_batches(owner, deletes) == [[], [], [], []]
             assert [await store.fields(slot, "fam") for slot in range(4)] == [[], [], [], []]
+            # Keys on every node: EXISTS is split by node; the retired set is one key.
+            assert await store.family_stored("fam") and not await store.family_stored("gone")
+            since = (await store.retired_since())["gone"]
+            assert await store.drop_retired("gone", since) and await store.retired() == set()
 
             await store.heartbeat(0, {"synced": True})
             assert (await store.shards())[0] == {"synced": True}

@@ -117,6 +117,14 @@ def test_validation_results_reach_the_configs_status(
         assert bad["Invalid"]["status"] == "False" and bad["Invalid"]["message"] == ""
         assert bad["Ready"]["lastTransitionTime"] > good_since
         assert conditions(sim, "good")["Ready"]["lastTransitionTime"] == good_since
+
+        # Deleted, then created again under the same name: the new object has no status
+        # and gets one (the shard used to skip it as unchanged since the old one's).
+        sim.admin.bulk([{"op": "delete", **_ref("good")}])
+        time.sleep(1.0)
+        sim.admin.bulk([{"op": "create", "object": config("good")}])
+        eventually(lambda: bool(conditions(sim, "good")), "the status of the config created again")
+        assert conditions(sim, "good")["Ready"]["status"] == "True"
     finally:
         shard.stop()
 

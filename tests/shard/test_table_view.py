@@ -10,6 +10,7 @@ delivers everything again, and the per-object cost.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import tracemalloc
 import uuid
@@ -38,7 +39,8 @@ from tests.panopticon.kube.helpers import (
     sim_config,
     wait_until,
 )
-from tests.shard.test_pipeline import LAYOUT, pod, program
+from tests.shard.test_pipeline import CONFIG as PROGRAM_CONFIG
+from tests.shard.test_pipeline import LAYOUT, families, pod, program
 
 CONFIGMAP_CONFIG: dict[str, Any] = {
     "apiVersion": "metrics.appscode.com/v1alpha1",
@@ -314,3 +316,73 @@ async def test_a_relist_rerenders_only_what_changed_while_away() -> None:
             assert lines.count(b"\n") == 8 and b'k="changed"' in lines and b'k="0"' not in lines
         finally:
             await target.wait_stopped()
+
+
+@asynctest
+async def test_a_family_renamed_again_and_again_keeps_the_records_small() -> None:
+    """Every family a kind's configs ever defined used to keep its bit, and the bit's
+    position sets the size of every object's record: a family renamed at each config
+    edit grew every record by four bytes per 30 edits, forever. After each sync only
+    the current families keep bits."""
+    async with sim_client(sim_config(watch_list=False)) as (server, client):
+        for i in range(5):
+            server.sim.create(configmap(f"cm-{i}", k=str(i)))
+        store = MemoryStore(LAYOUT)
+        ownership = Ownership(store, 0)
+        await ownership.adopt(Ring(1, 1, LAYOUT.space))
+        queue = WriteQueue(store)
+        settings = dataclasses.replace(FAST, watch_list=False)
+
+        def make(resource: Any, shard_filter: ShardFilter | None, view: ObjectView | None) -> Reflector:
+            return Reflector(client, resource, shard_filter=shard_filter, settings=settings, view=view)
+
+        def renamed(edit: int) -> Any:
+            config = copy.deepcopy(CONFIGMAP_CONFIG)
+            config["spec"]["metrics"][0]["name"] = f"info_{edit}"
+            return program(config)
+
+        target = Target(
+            TargetKey("v1", "ConfigMap"),
+            CONFIGMAPS,
+            [renamed(0)],
+            queue=queue,
+            metrics=ShardMetrics(),
+            make_source=make,
+            owns=lambda bucket: True,
+        )
+        everything = ShardFilter(LAYOUT.space, frozenset(range(LAYOUT.buckets)))
+        target.start(everything)
+        try:
+            await asyncio.wait_for(target.synced.wait(), 10)
+            first = max(state.bit_length() for state in target.table._state.values())
+            for edit in range(1, 40):
+                target.set_programs([renamed(edit)], everything)
+                await asyncio.wait_for(target.synced.wait(), 10)
+            assert len(target.table._families) == 1
+            assert max(state.bit_length() for state in target.table._state.values()) == first
+            # The renumbered records still say which families each object has.
+            await queue.flush(ownership.token)
+            for edit in (0, 38):
+                assert [chunk async for chunk in read_family(store, f"kube_configmap_info_{edit}")] == []
+            lines = b"".join([chunk async for chunk in read_family(store, "kube_configmap_info_39")])
+            assert lines.count(b"\n") == 5
+            assert families(target.table.clear_ops()) == [("kube_configmap_info_39", False)] * 5
+        finally:
+            await target.wait_stopped()
+
+
+def test_compaction_keeps_the_bit_of_a_family_an_object_still_holds() -> None:
+    """Between new programs and the re-render of an object, the object's record still
+    names its old families: their deletes must not be lost to a compaction."""
+    table = KindTable([program()], LAYOUT.space)
+    table.apply("ADDED", pod("u1"), "u1")
+    table.apply("ADDED", pod("u2"), "u2")
+    smaller = copy.deepcopy(PROGRAM_CONFIG)
+    smaller["spec"]["metrics"] = smaller["spec"]["metrics"][:1]
+    table.set_programs([program(smaller)])
+    table.apply("MODIFIED", pod("u1", resource_version="2"), "u1")
+    assert table.compact() == 0  # u2 still has its phase series
+    replay = table.apply("MODIFIED", pod("u2", resource_version="2"), "u2")
+    assert families(replay.ops) == [("kube_pod_info", True), ("kube_pod_phase", False)]
+    assert table.compact() == 1
+    assert families(table.clear_ops()) == [("kube_pod_info", False)] * 2
