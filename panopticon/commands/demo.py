@@ -4,6 +4,12 @@ Starts the Kubernetes API simulator as a separate process with a seeded workload
 (the KubeDB and native example objects, generated MongoDBs, Deployments, Pods...)
 and churn, loads the example MetricsConfigurations into it, runs the embedded
 exporter against it, and prints where to look. Ctrl-C stops everything.
+
+The simulator serves HTTPS with a throwaway CA: client-go (kubectl) sends a
+bearer token only over TLS (clientcmd applies the user's credentials only when
+the transport is TLS), so the printed kubeconfig, which carries the CA, works
+with kubectl as it does for the embedded exporter. Without an `openssl` command
+it falls back to plain HTTP and says so.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import sys
 import urllib.request
 
@@ -93,6 +100,7 @@ def _banner(
             f"  telemetry:      {telemetry}",
             f"  shard:          http://{args.host}:{embedded.bound_shard_port}/metrics  (/readyz, /healthz)",
             f"  API simulator:  {sim.url}  (kubeconfig: {sim.kubeconfig_path})",
+            f"  kubectl:        export KUBECONFIG={sim.kubeconfig_path}; kubectl get mongodbs -A",
             f"  churn:          {args.churn:g} object changes per second",
             "",
             "  A few series:",
@@ -112,7 +120,19 @@ def run(args: argparse.Namespace) -> int:
     flags.distinct_ports(
         {"--port": args.port, "--telemetry-port": args.telemetry_port, "--shard-port": args.shard_port}
     )
-    sim_args = ["--with-configs", "--scale", str(args.scale), "--mongodbs", str(args.mongodbs)]
+    https = shutil.which("openssl") is not None
+    if not https:
+        print(
+            "no openssl command: the simulator serves plain HTTP, which kubectl cannot use", file=sys.stderr
+        )
+    sim_args = [
+        *(["--https"] if https else []),
+        "--with-configs",
+        "--scale",
+        str(args.scale),
+        "--mongodbs",
+        str(args.mongodbs),
+    ]
     sim_args += ["--seed", str(args.seed), "--churn", str(args.churn)]
     print("starting the Kubernetes API simulator...", file=sys.stderr)
     with SimProcess(sim_args) as sim:

@@ -27,13 +27,22 @@ from panopticon.sim.simulator import Simulator
 from panopticon.sim.workload import example_configs, example_objects, mongodb_objects
 
 HELP = "Run the Kubernetes API server simulator (for tests, the demo and benchmarks)."
+PLAIN_HTTP_KUBECONFIG = (
+    "panopticon sim: the kubeconfig points at plain HTTP: kubectl (client-go) sends the bearer "
+    "token only over TLS and will answer 'You must be logged in to the server'; add --https "
+    "for kubectl (the Python clients and panopticon send it either way)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     net.add_argument("--port", type=flags.port, default=0, help="port; 0 picks a free one (default 0)")
-    net.add_argument("--https", action="store_true", help="serve HTTPS with a throwaway CA (needs openssl)")
+    net.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS with a throwaway CA (needs openssl); kubectl needs it to send the token",
+    )
     net.add_argument("--kubeconfig-out", metavar="FILE", help="write a kubeconfig (server, token, CA) here")
     net.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
     auth = parser.add_argument_group("auth")
@@ -218,6 +227,8 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         if args.kubeconfig_out:
             _write("--kubeconfig-out", args.kubeconfig_out, server.write_kubeconfig)
+            if not args.https:
+                print(PLAIN_HTTP_KUBECONFIG, file=sys.stderr, flush=True)
         if args.churn > 0:
             resources = tuple(r for r in args.churn_resources.split(",") if r)
             sim.start_churn(args.churn, seed=args.seed, resources=resources)
