@@ -270,6 +270,20 @@ def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(415, status(415, "UnsupportedMediaType", msg))
 
 
+BODY_MEDIA_TYPES = ("application/json", "application/yaml")
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def unsupported_body_type(*, protobuf: bool, detail: str = "") -> ApiError:
+    """415 for a create/update body (apiserver `negotiation.NewUnsupportedMediaTypeError`
+    with the serializers of the resource: custom resources have no protobuf)."""
+    accepted = (*BODY_MEDIA_TYPES, PROTOBUF) if protobuf else BODY_MEDIA_TYPES
+    msg = "the body of the request was in an unknown format - accepted media types include: " + ", ".join(
+        accepted
+    )
+    return ApiError(415, status(415, "UnsupportedMediaType", msg + (f" ({detail})" if detail else "")))
+
+
 def error_event(err: ApiError) -> dict[str, Any]:
     """The in-band `ERROR` watch event carrying `err`'s Status."""
     body = err.status if err.status is not None else status(err.code, "", err.text or "")

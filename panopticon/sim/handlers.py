@@ -25,6 +25,9 @@ from panopticon.sim.encoding import PARTIAL_PREFIX, list_body, object_bytes, par
 from panopticon.sim.listing import NeedRevision, list_objects
 from panopticon.sim.objects import WriteOptions
 from panopticon.sim.options import parse_list_options, parse_resource_version
+from panopticon.sim.protobody import NoSchema, decode_object
+from panopticon.sim.protowire import ProtoError
+from panopticon.sim.resources import ResourceType
 from panopticon.sim.responses import GZIP_CACHE_KEY, base_headers, json_response, list_response
 from panopticon.sim.routing import Route
 from panopticon.sim.simulator import Simulator
@@ -226,12 +229,19 @@ async def get_handler(request: web.Request, sim: Simulator, target: Route) -> we
 _BODY_TYPES = ("application/json", "application/yaml", "application/apply-patch+yaml", "*/*", "")
 
 
-async def _body(request: web.Request) -> Any:
-    """The request body as JSON or YAML; protobuf (kubectl's typed clients) is 415 (B.11)."""
+async def _body(request: web.Request, rtype: ResourceType) -> Any:
+    """The request body as JSON, YAML or (built-in kinds, kubectl's typed clients) protobuf."""
     raw = await request.read()
     ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if ctype == errors.PROTOBUF and not rtype.crd:
+        try:
+            return decode_object(raw)
+        except NoSchema as e:
+            raise errors.unsupported_body_type(protobuf=False, detail=f"simulator: {e}") from None
+        except ProtoError as e:
+            raise errors.bad_request(f"the body of the request is not valid protobuf: {e}") from None
     if ctype not in _BODY_TYPES:
-        raise errors.unsupported_media_type(ctype)
+        raise errors.unsupported_body_type(protobuf=not rtype.crd)
     if ctype in ("application/yaml", "application/apply-patch+yaml"):
         try:
             docs = parse_documents(raw, source="request body")
@@ -256,7 +266,7 @@ async def create_handler(
     assert rtype is not None
     if target.name or (rtype.namespaced and not target.namespace):
         raise errors.method_not_allowed("create", rtype.plural, group=rtype.group)
-    obj = await _body(request)
+    obj = await _body(request, rtype)
     if not isinstance(obj, dict):
         raise errors.bad_request("the body of the request is not an object")
     v = sim.objects.create(
@@ -282,7 +292,7 @@ async def write_handler(
     opts = WriteOptions(manager=_manager(request, query), subresource=target.subresource)
     existed = sim.objects.get(rtype, target.namespace, target.name) is not None
     if verb == "update":
-        obj = await _body(request)
+        obj = await _body(request, rtype)
         if not isinstance(obj, dict):
             raise errors.bad_request("the body of the request is not an object")
         v = sim.objects.update(rtype, obj, namespace=target.namespace, name=target.name, opts=opts)
@@ -297,7 +307,7 @@ async def write_handler(
 async def delete_handler(request: web.Request, sim: Simulator, target: Route) -> web.Response:
     rtype = target.rtype
     assert rtype is not None
-    options = await _body(request) if request.can_read_body else {}
+    options = await _body(request, rtype) if request.can_read_body else {}
     pre = options.get("preconditions") if isinstance(options, dict) else None
     v = sim.objects.delete(
         rtype, target.namespace, target.name, preconditions=pre if isinstance(pre, dict) else None
