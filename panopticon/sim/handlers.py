@@ -30,6 +30,7 @@ from panopticon.sim.protowire import ProtoError
 from panopticon.sim.resources import ResourceType
 from panopticon.sim.responses import GZIP_CACHE_KEY, base_headers, json_response, list_response
 from panopticon.sim.routing import Route
+from panopticon.sim.scale import patched_scale, replicas_of, scale_of, serves_scale, with_replicas
 from panopticon.sim.simulator import Simulator
 from panopticon.sim.watch import Watch, plan_start
 
@@ -45,6 +46,9 @@ async def handle(
         return await watch_handler(request, sim, target, query, user=user)
     if verb == "get":
         return await get_handler(request, sim, target)
+    scalable = target.rtype is not None and serves_scale(target.rtype)
+    if target.subresource == "scale" and scalable and verb in ("update", "patch"):
+        return await scale_write_handler(request, sim, target, query, verb=verb)
     if target.subresource and target.subresource != "status":
         rtype = target.rtype
         assert rtype is not None
@@ -218,9 +222,11 @@ async def get_handler(request: web.Request, sim: Simulator, target: Route) -> we
     rtype = target.rtype
     assert rtype is not None
     view = negotiate(request)
-    if target.subresource == "scale":
+    if target.subresource == "scale" and not serves_scale(rtype):
         raise errors.method_not_allowed("get", f"{rtype.plural}/scale", group=rtype.group)
     v = sim.objects.require(rtype, target.namespace, target.name)
+    if target.subresource == "scale":
+        return await json_response(sim, request, orjson.dumps(scale_of(v.obj())))
     if view == "partial":
         return await json_response(sim, request, PARTIAL_PREFIX + partial_item(v.item)[1:])
     return await json_response(sim, request, object_bytes(rtype, target.version, v.item))
@@ -302,6 +308,32 @@ async def write_handler(
     return await json_response(
         sim, request, object_bytes(rtype, target.version, v.item), status=200 if existed else 201
     )
+
+
+async def scale_write_handler(
+    request: web.Request, sim: Simulator, target: Route, query: dict[str, str], *, verb: str
+) -> web.Response:
+    """PUT or PATCH of `…/scale`: only `spec.replicas` reaches the object (see `scale`)."""
+    rtype = target.rtype
+    assert rtype is not None
+    old = sim.objects.require(rtype, target.namespace, target.name)
+    current = old.obj()
+    if verb == "update":
+        written = await _body(request, rtype)
+    else:
+        written = patched_scale(
+            scale_of(current), await request.read(), request.headers.get("Content-Type", "")
+        )
+    replicas = replicas_of(written, rtype, name=target.name, current_rv=str(old.rev))
+    opts = WriteOptions(manager=_manager(request, query), subresource="scale")
+    v = sim.objects.update(
+        rtype,
+        with_replicas(current, replicas),
+        namespace=target.namespace,
+        name=target.name,
+        opts=opts,
+    )
+    return await json_response(sim, request, orjson.dumps(scale_of(v.obj())))
 
 
 async def delete_handler(request: web.Request, sim: Simulator, target: Route) -> web.Response:

@@ -373,10 +373,13 @@ class Objects:
         entry = managed_entry(
             obj, manager=opts.manager, api_version=rtype.storage_api_version, now=self.clock(), status=status
         )
+        if opts.subresource == "scale":  # a scale write owns spec.replicas only (apiserver >= 1.26)
+            entry["fieldsV1"] = {"f:spec": {"f:replicas": {}}}
+            entry["subresource"] = "scale"
         kept = [
             e
             for e in meta.get("managedFields") or []
-            if not (e.get("manager") == opts.manager and bool(e.get("subresource")) == status)
+            if not (e.get("manager") == opts.manager and e.get("subresource", "") == opts.subresource)
         ]
         meta["managedFields"] = [*kept, entry]
 
