@@ -32,6 +32,7 @@ from panopticon.sim.responses import GZIP_CACHE_KEY, base_headers, json_response
 from panopticon.sim.routing import Route
 from panopticon.sim.scale import patched_scale, replicas_of, scale_of, serves_scale, with_replicas
 from panopticon.sim.simulator import Simulator
+from panopticon.sim.tables import include_object, table
 from panopticon.sim.watch import Watch, plan_start
 
 
@@ -66,12 +67,10 @@ async def handle(
     raise errors.method_not_allowed(verb, rtype.plural, group=rtype.group)
 
 
-def negotiate(request: web.Request) -> str:
-    """ "json", or "partial" for metadata-only views; 406 when neither is acceptable.
-
-    Tables and protobuf are not served (B.11): a client that also accepts JSON,
-    as kubectl does, gets JSON.
-    """
+def negotiate(request: web.Request, *, tables: bool = True) -> str:
+    """ "json", "partial" for metadata-only views or "table" (server-side printing, `tables`);
+    406 when none is acceptable. Protobuf is not served: a client that also accepts JSON,
+    as kubectl does, gets JSON."""
     accept = request.headers.get("Accept", "")
     if not accept:
         return "json"
@@ -83,12 +82,27 @@ def negotiate(request: web.Request) -> str:
         kind = params.get("as")
         if kind is None:
             return "json"
-        if (
-            kind in ("PartialObjectMetadata", "PartialObjectMetadataList")
-            and params.get("g") == "meta.k8s.io"
-        ):
+        if params.get("g") != "meta.k8s.io" or params.get("v", "v1") != "v1":
+            continue
+        if kind in ("PartialObjectMetadata", "PartialObjectMetadataList"):
             return "partial"
+        if kind == "Table" and tables:
+            return "table"
     raise errors.not_acceptable(accept)
+
+
+async def table_response(
+    request: web.Request,
+    sim: Simulator,
+    target: Route,
+    objects: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> web.Response:
+    rtype = target.rtype
+    assert rtype is not None
+    include = include_object(dict(request.query))
+    body = table(rtype, target.version, objects, meta, include=include, now=sim.objects.clock())
+    return await json_response(sim, request, orjson.dumps(body))
 
 
 async def list_handler(
@@ -108,6 +122,8 @@ async def list_handler(
         result = list_objects(st, sim.storage, opts, namespace=target.namespace, cfg=cfg)
     if view == "partial":
         return await json_response(sim, request, b"".join(partial_list_chunks(result.items, result.meta())))
+    if view == "table":
+        return await table_response(request, sim, target, [v.obj() for v in result.items], result.meta())
     cache = request.app[GZIP_CACHE_KEY]
     return await list_response(
         sim, request, cache, rtype=rtype, version=target.version, items=result.items, meta=result.meta()
@@ -132,7 +148,7 @@ async def watch_handler(
 ) -> web.StreamResponse:
     rtype = target.rtype
     assert rtype is not None
-    view = negotiate(request)
+    view = negotiate(request, tables=False)
     cfg = sim.config
     opts = parse_list_options(_watch_query(target, query), rtype, cfg, watch=True)
     rv = parse_resource_version(opts.resource_version, rtype, watch=True)
@@ -229,6 +245,8 @@ async def get_handler(request: web.Request, sim: Simulator, target: Route) -> we
         return await json_response(sim, request, orjson.dumps(scale_of(v.obj())))
     if view == "partial":
         return await json_response(sim, request, PARTIAL_PREFIX + partial_item(v.item)[1:])
+    if view == "table":
+        return await table_response(request, sim, target, [v.obj()], {"resourceVersion": str(v.rev)})
     return await json_response(sim, request, object_bytes(rtype, target.version, v.item))
 
 
