@@ -32,7 +32,7 @@ from panopticon.sim.responses import GZIP_CACHE_KEY, base_headers, json_response
 from panopticon.sim.routing import Route
 from panopticon.sim.scale import patched_scale, replicas_of, scale_of, serves_scale, with_replicas
 from panopticon.sim.simulator import Simulator
-from panopticon.sim.tables import include_object, table
+from panopticon.sim.tables import WatchTables, include_object, table
 from panopticon.sim.watch import Watch, plan_start
 
 
@@ -148,7 +148,7 @@ async def watch_handler(
 ) -> web.StreamResponse:
     rtype = target.rtype
     assert rtype is not None
-    view = negotiate(request, tables=False)
+    view = negotiate(request)
     cfg = sim.config
     opts = parse_list_options(_watch_query(target, query), rtype, cfg, watch=True)
     rv = parse_resource_version(opts.resource_version, rtype, watch=True)
@@ -170,6 +170,9 @@ async def watch_handler(
         user=user,
         metadata_only=view == "partial",
     )
+    tables = None
+    if view == "table":
+        tables = WatchTables(rtype, target.version, include=include_object(query), clock=sim.objects.clock)
     headers = base_headers(sim)
     compressor = None
     if (
@@ -190,7 +193,8 @@ async def watch_handler(
     sim.watches.add(watch)
     st.watchers.add(watch)
     try:
-        async for data in watch.stream(start, sim.storage, lambda: sim.config):
+        async for batch in watch.stream(start, sim.storage, lambda: sim.config):
+            data = batch if tables is None else tables.convert(batch)
             out = (
                 data
                 if compressor is None

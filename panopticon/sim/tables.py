@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
 from panopticon.sim import errors
 from panopticon.sim.jsonpath import Getter, JsonPathError, compile_path
 from panopticon.sim.printers import NAME_COLUMN, PRINTERS, human_age, parse_time
@@ -151,3 +153,45 @@ def table(
         "columnDefinitions": defs,
         "rows": rows,
     }
+
+
+class WatchTables:
+    """Watch events re-encoded with a one-row Table as each object (`kubectl get -w`).
+
+    Column definitions go with the first event only, as the apiserver's watch sets
+    `TableOptions.NoHeaders` after it; BOOKMARK and ERROR events pass unchanged.
+    """
+
+    def __init__(
+        self, rtype: ResourceType, version: str, *, include: str, clock: Callable[[], float]
+    ) -> None:
+        self.rtype = rtype
+        self.version = version
+        self.include = include
+        self.clock = clock
+        self.headers_sent = False
+
+    def convert(self, data: bytes) -> bytes:
+        out = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            event = orjson.loads(line)
+            obj = event.get("object")
+            if event.get("type") in ("ADDED", "MODIFIED", "DELETED") and isinstance(obj, dict):
+                stored = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+                rv = (stored.get("metadata") or {}).get("resourceVersion", "")
+                one = table(
+                    self.rtype,
+                    self.version,
+                    [stored],
+                    {"resourceVersion": rv},
+                    include=self.include,
+                    now=self.clock(),
+                )
+                if self.headers_sent:
+                    one["columnDefinitions"] = None
+                self.headers_sent = True
+                event["object"] = one
+            out.append(orjson.dumps(event) + b"\n")
+        return b"".join(out)
