@@ -12,7 +12,10 @@ from panopticon.sim.printers import human_duration
 from tests.panopticon.sim.client import Api
 
 CRD_FILE = Path(__file__).parents[3] / "panopticon/data/crds/metricsconfigurations.metrics.appscode.com.yaml"
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE = (  # what kubectl get sends
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
+    "application/json"
+)
 
 
 @pytest.mark.parametrize(
