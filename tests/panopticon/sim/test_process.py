@@ -172,3 +172,24 @@ def test_sigterm_stops_the_process_cleanly(tmp_path: Path) -> None:
             child.wait()
         assert child.stdout is not None
         child.stdout.close()
+
+
+@pytest.mark.parametrize("https", [False, True])
+def test_a_plain_http_kubeconfig_comes_with_a_warning_that_kubectl_needs_https(
+    tmp_path: Path, https: bool
+) -> None:
+    cmd = [sys.executable, "-m", "panopticon", "sim", "--port", "0", "--scale", "0", "--namespaces", "0",
+           "--nodes", "0", "--kubeconfig-out", str(tmp_path / "kc")]  # fmt: skip
+    cmd += ["--https"] if https else []
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith("READY http")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    warned = "kubectl (client-go) sends the bearer token only over TLS" in err
+    assert warned is not https
