@@ -71,6 +71,8 @@ def test_put_scale_checks_the_resource_version_and_the_replica_count(api: Api, n
     assert negative.status == 422 and negative.json["reason"] == "Invalid"
     assert negative.json["details"]["causes"][0]["field"] == "spec.replicas"
     assert api.get(f"{path}/missing/scale").status == 404
+    api.must(api.post(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "c"}}), 201)
+    assert api.get(f"/api/v1/namespaces/{ns}/configmaps/c/scale").status == 404  # no such subresource
 
 
 def test_scaling_a_statefulset_changes_the_shard_count_a_shard_reads(api: Api, ns: str) -> None:
@@ -88,8 +90,3 @@ def test_a_deployment_without_replicas_scales_from_the_default_of_one(api: Api, 
     path = f"/apis/apps/v1/namespaces/{ns}/deployments"
     api.must(api.post(path, workload("Deployment", "bare", None)), 201)
     assert api.must(api.get(f"{path}/bare/scale"), 200)["spec"] == {"replicas": 1}
-
-
-def test_kinds_without_a_scale_subresource_answer_404(api: Api, ns: str) -> None:
-    api.must(api.post(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "c"}}), 201)
-    assert api.get(f"/api/v1/namespaces/{ns}/configmaps/c/scale").status == 404
