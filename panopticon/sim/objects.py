@@ -23,7 +23,7 @@ import orjson
 from panopticon.documents import parse_documents
 from panopticon.errors import DocumentError
 from panopticon.sim import errors
-from panopticon.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from panopticon.sim.patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, PatchError, apply_patch
 from panopticon.sim.resources import NAMESPACE_TYPE, Registry, ResourceType
 from panopticon.sim.storage import ObjVersion, Storage, object_key
 
@@ -31,10 +31,6 @@ PrepareHook = Callable[[dict[str, Any], dict[str, Any] | None], None]
 CommitHook = Callable[[ResourceType, ObjVersion], None]
 DeleteHook = Callable[[ResourceType, ObjVersion], None]
 
-MERGE = "application/merge-patch+json"
-STRATEGIC = "application/strategic-merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-APPLY = "application/apply-patch+yaml"
 _META_ORDER = (
     "name",
     "generateName",
@@ -293,15 +289,10 @@ class Objects:
         """Apply a decoded patch document of media type `kind`."""
         old = self.require(rtype, namespace, name)
         current = old.obj()
+        if kind == STRATEGIC and rtype.crd:
+            raise errors.unsupported_media_type(kind)
         try:
-            if kind == MERGE:
-                patched = merge_patch(current, doc)
-            elif kind == STRATEGIC:
-                if rtype.crd:
-                    raise errors.unsupported_media_type(kind)
-                patched = strategic_merge_patch(current, doc)
-            else:
-                patched = json_patch(current, doc)
+            patched = apply_patch(current, doc, kind)
         except PatchError as e:
             raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
         if not isinstance(patched, dict):

@@ -32,6 +32,12 @@ MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "resourceClaims": ("name",),
 }
 PRIMITIVE_MERGE_LISTS = frozenset({"finalizers"})
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE, APPLY, STRATEGIC)
+"""The patch media types, in the order the apiserver's 415 lists them."""
 
 
 class PatchError(PanopticonError):
@@ -180,3 +186,12 @@ def _apply_op(doc: Any, op: dict[str, Any]) -> Any:
     else:
         raise ValueError(f"unknown op {kind!r}")
     return doc
+
+
+def apply_patch(current: Any, doc: Any, kind: str) -> Any:
+    """`doc`, a decoded patch of media type `kind` (merge, strategic or JSON patch), applied."""
+    if kind == MERGE:
+        return merge_patch(current, doc)
+    if kind == STRATEGIC:
+        return strategic_merge_patch(current, doc)
+    return json_patch(current, doc)

@@ -18,17 +18,13 @@ from typing import Any
 
 import orjson
 
+from panopticon.documents import parse_documents
+from panopticon.errors import DocumentError
 from panopticon.sim import errors
-from panopticon.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from panopticon.sim.patch import APPLY, MERGE, PATCH_TYPES, PatchError, apply_patch
 from panopticon.sim.resources import ResourceType
 
 SCALE_API_VERSION = "autoscaling/v1"
-MERGE, STRATEGIC, JSON_PATCH = (
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-    "application/json-patch+json",
-)
-_PATCH_TYPES = (JSON_PATCH, MERGE, "application/apply-patch+yaml", STRATEGIC)
 
 
 def serves_scale(rtype: ResourceType) -> bool:
@@ -80,21 +76,20 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def patched_scale(current: dict[str, Any], body: bytes, content_type: str) -> dict[str, Any]:
-    """A PATCH of the Scale (merge, strategic or JSON patch; apply as a merge)."""
+    """A PATCH of the Scale: merge, strategic or JSON patch; an apply patch (YAML) merges."""
     kind = content_type.split(";", maxsplit=1)[0].strip()
-    if kind not in _PATCH_TYPES:
+    if kind not in PATCH_TYPES:
         raise errors.unsupported_media_type(kind)
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
+        if kind == APPLY:
+            docs = parse_documents(body, source="request body")
+            doc, kind = (docs[0].body if docs else {}), MERGE
+        else:
+            doc = orjson.loads(body)
+    except (orjson.JSONDecodeError, DocumentError) as e:
         raise errors.bad_request(f"error decoding patch: {e}") from None
     try:
-        if kind == JSON_PATCH:
-            result = json_patch(current, doc)
-        elif kind == STRATEGIC:
-            result = strategic_merge_patch(current, doc)
-        else:
-            result = merge_patch(current, doc)
+        result = apply_patch(current, doc, kind)
     except PatchError as e:
         raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
     if not isinstance(result, dict):

@@ -54,6 +54,11 @@ def test_patching_scale_writes_spec_replicas_only_and_returns_the_new_scale(api:
     if api.is_sim:
         scale_entries = [e for e in after["metadata"]["managedFields"] if e.get("subresource") == "scale"]
         assert [e["fieldsV1"] for e in scale_entries] == [{"f:spec": {"f:replicas": {}}}]
+    applied = api.request(
+        "PATCH", f"{path}/web/scale", params={"fieldManager": "t"},
+        body=b"spec:\n  replicas: 7\n", content_type="application/apply-patch+yaml",
+    )  # fmt: skip
+    assert api.must(applied, 200)["spec"] == {"replicas": 7}
     ops = [{"op": "replace", "path": "/spec/replicas", "value": 0}]
     zero = api.must(api.patch(f"{path}/web/scale", ops, content_type="application/json-patch+json"), 200)
     assert zero["spec"] == {"replicas": 0}
