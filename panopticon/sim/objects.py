@@ -70,6 +70,18 @@ def fields_v1(value: Any) -> dict[str, Any]:
     return out
 
 
+def patched_object(current: dict[str, Any], doc: Any, kind: str) -> dict[str, Any]:
+    """`current` with the decoded patch `doc` of media type `kind` applied; 422 if it does
+    not apply, 400 if the result is not an object."""
+    try:
+        patched = apply_patch(current, doc, kind)
+    except PatchError as e:
+        raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
+    if not isinstance(patched, dict):
+        raise errors.bad_request("the patched document is not an object")
+    return patched
+
+
 def managed_entry(
     obj: dict[str, Any], *, manager: str, api_version: str, now: float, status: bool
 ) -> dict[str, Any]:
@@ -291,12 +303,7 @@ class Objects:
         current = old.obj()
         if kind == STRATEGIC and rtype.crd:
             raise errors.unsupported_media_type(kind)
-        try:
-            patched = apply_patch(current, doc, kind)
-        except PatchError as e:
-            raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
-        if not isinstance(patched, dict):
-            raise errors.bad_request("the patched document is not an object")
+        patched = patched_object(current, doc, kind)
         rv = (patched.get("metadata") or {}).get("resourceVersion")
         if rv and rv != str(old.rev):
             raise errors.conflict(rtype.plural, name, "the object has been modified", group=rtype.group)

@@ -113,10 +113,10 @@ def _map_entry(type_: str, buf: bytes, *, where: str) -> dict[str, Any]:
 
 
 def _quantity(buf: bytes, *, where: str) -> str:
-    for number, wire, value in fields(buf):
-        if number == 1 and wire == LEN and isinstance(value, bytes):
-            return utf8(value)
-    raise ProtoError(f"{where}: a Quantity without its string")
+    strings = [v for n, w, v in fields(buf) if n == 1 and w == LEN and isinstance(v, bytes)]
+    if not strings:
+        raise ProtoError(f"{where}: a Quantity without its string")
+    return utf8(strings[-1])
 
 
 def _time(buf: bytes, *, where: str) -> str | None:

@@ -21,7 +21,8 @@ import orjson
 from panopticon.documents import parse_documents
 from panopticon.errors import DocumentError
 from panopticon.sim import errors
-from panopticon.sim.patch import APPLY, MERGE, PATCH_TYPES, PatchError, apply_patch
+from panopticon.sim.objects import patched_object
+from panopticon.sim.patch import APPLY, MERGE, PATCH_TYPES
 from panopticon.sim.resources import ResourceType
 
 SCALE_API_VERSION = "autoscaling/v1"
@@ -88,13 +89,7 @@ def patched_scale(current: dict[str, Any], body: bytes, content_type: str) -> di
             doc = orjson.loads(body)
     except (orjson.JSONDecodeError, DocumentError) as e:
         raise errors.bad_request(f"error decoding patch: {e}") from None
-    try:
-        result = apply_patch(current, doc, kind)
-    except PatchError as e:
-        raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
-    if not isinstance(result, dict):
-        raise errors.bad_request("the patched document is not an object")
-    return result
+    return patched_object(current, doc, kind)
 
 
 def replicas_of(scale: Any, rtype: ResourceType, *, name: str, current_rv: str) -> int:
