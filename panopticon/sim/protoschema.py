@@ -3,7 +3,7 @@
 Field numbers come from k8s.io/api `*/generated.proto` (core/v1, apps/v1,
 batch/v1) and k8s.io/apimachinery `pkg/apis/meta/v1/generated.proto`; only the
 messages that `kubectl create namespace|configmap|secret|serviceaccount|
-deployment|job|cronjob` and `kubectl run` fill are listed. A field a body sets
+deployment|job|cronjob|service` and `kubectl run` fill are listed. A field a body sets
 that is not listed here is refused (`protobody`), never guessed: decoding is
 exact for what is listed, and the simulator says so for the rest.
 
@@ -83,6 +83,28 @@ MESSAGES: Final[dict[str, Message]] = {
         4: _f("automountServiceAccountToken", "?", KEEP),
     },
     "LocalObjectReference": {1: _f("name")},
+    "Service": {1: _f("metadata", "ObjectMeta"), 2: _f("spec", "ServiceSpec")},
+    "ServiceSpec": {
+        1: _f("ports", "ServicePort", REPEATED),
+        2: _f("selector", "ss"),
+        3: _f("clusterIP"),
+        4: _f("type"),
+        5: _f("externalIPs", "s", REPEATED),
+        7: _f("sessionAffinity"),
+        8: _f("loadBalancerIP"),
+        9: _f("loadBalancerSourceRanges", "s", REPEATED),
+        10: _f("externalName"),
+        11: _f("externalTrafficPolicy"),
+        12: _f("healthCheckNodePort", "i"),
+        13: _f("publishNotReadyAddresses", "?"),
+    },
+    "ServicePort": {
+        1: _f("name"),
+        2: _f("protocol"),
+        3: _f("port", "i"),
+        4: _f("targetPort", "ios"),
+        5: _f("nodePort", "i"),
+    },
     "Pod": {1: _f("metadata", "ObjectMeta"), 2: _f("spec", "PodSpec")},
     "PodTemplateSpec": {1: _f("metadata", "ObjectMeta"), 2: _f("spec", "PodSpec")},
     "PodSpec": {
@@ -176,6 +198,7 @@ KINDS: Final[dict[tuple[str, str], str]] = {
     ("v1", "ConfigMap"): "ConfigMap",
     ("v1", "Secret"): "Secret",
     ("v1", "ServiceAccount"): "ServiceAccount",
+    ("v1", "Service"): "Service",
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("batch/v1", "Job"): "Job",

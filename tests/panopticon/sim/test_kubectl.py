@@ -85,6 +85,7 @@ def test_kubectl_create_generators_post_protobuf_and_the_objects_arrive(
     run(kubectl, "create", "deployment", "web", "-n", ns, "--image=nginx", "--replicas=2", "--port=80")
     mark = sim.call(lambda: sim.sim.requests.last_seq)
     run(kubectl, "create", "serviceaccount", "robot", "-n", ns)
+    run(kubectl, "create", "service", "nodeport", "front", "-n", ns, "--tcp=443:https", "--node-port=30001")
     posted = [r for r in sim.call(sim.sim.requests.since, mark) if r.method == "POST"]
     assert posted and all(
         r.headers.get("Content-Type") == "application/vnd.kubernetes.protobuf" for r in posted
@@ -99,6 +100,14 @@ def test_kubectl_create_generators_post_protobuf_and_the_objects_arrive(
         {"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}
     ]
     assert "creationTimestamp" in web["metadata"] and web["metadata"]["labels"] == {"app": "web"}
+    front = sim.call(sim.sim.get, "v1", "Service", "front", namespace=ns)
+    assert front["spec"] == {
+        "ports": [
+            {"name": "443-https", "protocol": "TCP", "port": 443, "targetPort": "https", "nodePort": 30001}
+        ],
+        "selector": {"app": "front"},
+        "type": "NodePort",
+    }
 
 
 def test_kubectl_scale_then_get_deployments_shows_ready_up_to_date_available(
