@@ -42,6 +42,8 @@ class ScrapeSettings:
     """Scrapes served at once; more get 503 (each can stream hundreds of MB)."""
     gzip_level: int = 1
     """zlib level: 1 is several times cheaper than the default 6 for ~10% more bytes."""
+    gzip_engine: str = "auto"
+    """`auto` (ISA-L when its wheel imports, else zlib), `isal` or `zlib`."""
     heartbeat_stale_after: float = 15.0
     """Seconds without a heartbeat after which a shard counts as down."""
     ready_timeout: float = 2.0
@@ -108,7 +110,11 @@ async def _serve(
             yield chunk
 
     chunks = (
-        body() if not gzip else gzip_stream(body(), level=settings.gzip_level, executor=request.app[EXECUTOR])
+        body()
+        if not gzip
+        else gzip_stream(
+            body(), level=settings.gzip_level, executor=request.app[EXECUTOR], engine=settings.gzip_engine
+        )
     )
     transport = request.transport
     watch = StallWatch(transport, lambda: stats.bytes, settings.stall_timeout) if transport else None
