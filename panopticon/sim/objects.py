@@ -23,7 +23,7 @@ import orjson
 from panopticon.documents import parse_documents
 from panopticon.errors import DocumentError
 from panopticon.sim import errors
-from panopticon.sim.patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, PatchError, apply_patch
+from panopticon.sim.patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, patched_object
 from panopticon.sim.resources import NAMESPACE_TYPE, Registry, ResourceType
 from panopticon.sim.storage import ObjVersion, Storage, object_key
 
@@ -68,18 +68,6 @@ def fields_v1(value: Any) -> dict[str, Any]:
             if isinstance(item, dict) and isinstance(item.get("name"), str):
                 out[f'k:{{"name":"{item["name"]}"}}'] = {".": {}, **fields_v1(item)}
     return out
-
-
-def patched_object(current: dict[str, Any], doc: Any, kind: str) -> dict[str, Any]:
-    """`current` with the decoded patch `doc` of media type `kind` applied; 422 if it does
-    not apply, 400 if the result is not an object."""
-    try:
-        patched = apply_patch(current, doc, kind)
-    except PatchError as e:
-        raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
-    if not isinstance(patched, dict):
-        raise errors.bad_request("the patched document is not an object")
-    return patched
 
 
 def managed_entry(

@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from panopticon.errors import PanopticonError
+from panopticon.sim import errors
 
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "containers": ("name",),
@@ -195,3 +196,15 @@ def apply_patch(current: Any, doc: Any, kind: str) -> Any:
     if kind == STRATEGIC:
         return strategic_merge_patch(current, doc)
     return json_patch(current, doc)
+
+
+def patched_object(current: dict[str, Any], doc: Any, kind: str) -> dict[str, Any]:
+    """`current` with the decoded patch `doc` of media type `kind` applied; 422 if it does
+    not apply, 400 if the result is not an object."""
+    try:
+        patched = apply_patch(current, doc, kind)
+    except PatchError as e:
+        raise errors.ApiError(422, errors.status(422, "Invalid", str(e))) from None
+    if not isinstance(patched, dict):
+        raise errors.bad_request("the patched document is not an object")
+    return patched

@@ -21,8 +21,7 @@ import orjson
 from panopticon.documents import parse_documents
 from panopticon.errors import DocumentError
 from panopticon.sim import errors
-from panopticon.sim.objects import patched_object
-from panopticon.sim.patch import APPLY, MERGE, PATCH_TYPES
+from panopticon.sim.patch import APPLY, MERGE, PATCH_TYPES, patched_object
 from panopticon.sim.resources import ResourceType
 
 SCALE_API_VERSION = "autoscaling/v1"
