@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from panopticon.eachspec import EachSpec, read_each, read_flag
 from panopticon.expr.values import format_number
+from panopticon.valuemapspec import read_value_map
 
 API_GROUP = "metrics.appscode.com"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -80,6 +81,10 @@ class ValueSpec:
     value_from_path: str | None
     value_from_expression: str | None
     where: str
+    value_map: tuple[tuple[str, int | float], ...] | None = None
+    """`valueMap` (a Panopticon extension): the path's value, as text, to a number."""
+    default: int | float | None = None
+    """The number for a value `valueMap` does not list; None: no series."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +328,14 @@ def _value(r: _Reader, raw: Any, where: str) -> ValueSpec | None:
     elif path and expression:
         r.warn(f"{where}.valueFromExpression", "ignored: valueFromPath takes precedence")
         expression = None
-    return ValueSpec(value, path or None, expression or None, where)
+    value_map, default = read_value_map(item.get("valueMap"), item.get("default"), where, r.error)
+    if value_map is not None and not path:
+        r.error(f"{where}.valueMap", "needs valueFromPath: it maps the value read from the path")
+        value_map = default = None
+    elif default is not None and value_map is None:
+        r.error(f"{where}.default", "needs valueMap: it is the number for values the map does not list")
+        default = None
+    return ValueSpec(value, path or None, expression or None, where, value_map, default)
 
 
 def _metric(r: _Reader, raw: Any, where: str) -> MetricSpec | None:

@@ -63,6 +63,7 @@ from panopticon.series import (
     expression_value,
     path_value,
 )
+from panopticon.valuemap import mapped_value
 
 __all__ = [
     "MAX_LABEL_VALUE",
@@ -369,6 +370,8 @@ class _ConfigCompiler:
             path = self.scoped_path(v.value_from_path, f"{v.where}.valueFromPath", fanout)
             if path is None:
                 return None
+            if v.value_map is not None:
+                return _Value(mapped_value(*_source(path), v.value_map, v.default))
             return _Value(path_value(*_source(path), path.text, date_time), path=path)
         assert v.value_from_expression is not None
         try:
