@@ -32,7 +32,7 @@ from panopticon.sim.responses import GZIP_CACHE_KEY, base_headers, json_response
 from panopticon.sim.routing import Route
 from panopticon.sim.scale import patched_scale, replicas_of, scale_of, serves_scale, with_replicas
 from panopticon.sim.simulator import Simulator
-from panopticon.sim.tables import WatchTables, include_object, table
+from panopticon.sim.tables import WatchTables, include_object, scale_table, table
 from panopticon.sim.watch import Watch, plan_start
 
 
@@ -246,7 +246,10 @@ async def get_handler(request: web.Request, sim: Simulator, target: Route) -> we
         raise errors.method_not_allowed("get", f"{rtype.plural}/scale", group=rtype.group)
     v = sim.objects.require(rtype, target.namespace, target.name)
     if target.subresource == "scale":
-        return await json_response(sim, request, orjson.dumps(scale_of(v.obj())))
+        scale = scale_of(v.obj())
+        if view == "table":
+            scale = scale_table(scale, include=include_object(dict(request.query)))
+        return await json_response(sim, request, orjson.dumps(scale))
     if view == "partial":
         return await json_response(sim, request, PARTIAL_PREFIX + partial_item(v.item)[1:])
     if view == "table":

@@ -195,3 +195,29 @@ class WatchTables:
                 event["object"] = one
             out.append(orjson.dumps(event) + b"\n")
         return b"".join(out)
+
+
+SCALE_COLUMNS: list[Column] = [
+    NAME_COLUMN,
+    {"name": "Desired", "type": "integer", "format": "", "description": "", "priority": 0},
+    {"name": "Available", "type": "integer", "format": "", "description": "", "priority": 0},
+]
+
+
+def scale_table(scale: dict[str, Any], *, include: str) -> dict[str, Any]:
+    """`kubectl get … --subresource=scale`: printers.go `printScale` (Name, Desired, Available)."""
+    meta = scale.get("metadata") or {}
+    row: dict[str, Any] = {
+        "cells": [meta.get("name", ""), scale["spec"]["replicas"], scale["status"]["replicas"]]
+    }
+    if include == "Object":
+        row["object"] = scale
+    elif include == "Metadata":
+        row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": meta.get("resourceVersion", "")},
+        "columnDefinitions": SCALE_COLUMNS,
+        "rows": [row],
+    }

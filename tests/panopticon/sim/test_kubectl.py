@@ -129,6 +129,8 @@ def test_kubectl_scale_then_get_deployments_shows_ready_up_to_date_available(
     wide = run(kubectl, "get", "deployment", "scaled", "-n", ns, "-o", "wide").stdout.splitlines()
     assert wide[0].split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
     assert wide[1].split()[-3:] == ["nginx", "nginx", "app=scaled"]
+    scale = run(kubectl, "get", "deployment", "scaled", "-n", ns, "--subresource=scale").stdout.split()
+    assert scale == ["NAME", "DESIRED", "AVAILABLE", "scaled", "3", "3"]
     wrong = run(
         kubectl,
         "scale",
