@@ -154,8 +154,8 @@ class Worker:
         self.epoch, self.store_was_empty = await self.store.epoch()
         try:
             async with asyncio.TaskGroup() as tasks:
-                for name, coro in self._loops():
-                    tasks.create_task(_logged(name, coro), name=name)
+                for name, loop in self._loops():
+                    tasks.create_task(_logged(name, loop), name=name)
                 await stop.wait()
                 raise _Stop
         except* _Stop:
@@ -170,16 +170,16 @@ class Worker:
                     await self.queue.flush(self.ownership.token)
                 await self.store.forget_shard(self.settings.index)
 
-    def _loops(self) -> list[tuple[str, Awaitable[None]]]:
+    def _loops(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         return [
-            ("configs", self._configs_loop()),
-            ("crds", self._crds_loop()),
-            ("membership", self._membership_loop()),
-            ("flush", self._flush_loop()),
-            ("heartbeat", self._heartbeat_loop()),
-            ("sync", self._sync_loop()),
-            ("status", self._status_loop()),
-            ("retired", self._retired_loop()),
+            ("configs", self._configs_loop),
+            ("crds", self._crds_loop),
+            ("membership", self._membership_loop),
+            ("flush", self._flush_loop),
+            ("heartbeat", self._heartbeat_loop),
+            ("sync", self._sync_loop),
+            ("status", self._status_loop),
+            ("retired", self._retired_loop),
         ]
 
     # --- configs and CRDs -------------------------------------------------------------
@@ -729,9 +729,13 @@ def release_memory() -> None:
         trim(0)
 
 
-async def _logged(name: str, coro: Awaitable[None]) -> None:
+async def _logged(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run one loop, logging its death. The loop's coroutine is made here, not by the
+    caller: a task cancelled before it first runs (the exporter failing at start-up)
+    then leaves no never-awaited coroutine, whose RuntimeWarning would land on stderr
+    after the one-line error."""
     try:
-        await coro
+        await loop()
     except asyncio.CancelledError:
         raise
     except Exception:

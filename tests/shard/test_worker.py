@@ -5,7 +5,9 @@ queue that outgrew one script call."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import warnings
 from collections.abc import Sequence
 
 from panopticon.errors import StoreError
@@ -344,3 +346,19 @@ def test_a_cancelled_flush_puts_back_refused_operations_too() -> None:
         assert len(queue) == ROUND_TRIP_FIELDS + 1
 
     asyncio.run(body())
+
+
+def test_a_worker_stopped_before_its_loops_start_leaves_no_never_awaited_coroutine() -> None:
+    """An exporter that fails at start-up (a port in use) stops its worker before the
+    loops' tasks first run: no "coroutine ... was never awaited" may follow the error."""
+
+    async def body() -> None:
+        stop = asyncio.Event()
+        stop.set()  # run() creates its tasks, then stops before any of them ran
+        await worker(MemoryStore(LAYOUT)).run(stop)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(body())
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
