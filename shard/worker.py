@@ -409,7 +409,7 @@ class Worker:
             # cancel a flush that carries every target's operations.
             await asyncio.wait({previous})
         if self._background_flush is previous:  # another target may have started one meanwhile
-            task = asyncio.create_task(_logged("flush", self.flush()), name="flush")
+            task = asyncio.create_task(_logged("flush", self.flush), name="flush")
             self._background_flush = task
             self._flush_tasks.add(task)
             task.add_done_callback(self._flush_tasks.discard)
