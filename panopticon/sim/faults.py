@@ -93,7 +93,9 @@ class Faults:
                         self.unavailable = None
                 return errors.service_unavailable()
         if self.discovery_outages and self._discovery_down(path):
-            return errors.service_unavailable()
+            # As kube-aggregator's proxy answers for an unavailable APIService: plain
+            # text, no Retry-After (so clients do not wait it out, they fail discovery).
+            return errors.ApiError(503, text="service unavailable\n")
         for t in self.throttles:
             if t.path_prefix and not path.startswith(t.path_prefix):
                 continue

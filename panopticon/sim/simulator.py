@@ -24,7 +24,15 @@ from panopticon.sim.churn import Churn, ChurnStats
 from panopticon.sim.config import SimConfig
 from panopticon.sim.crds import CrdController, builtin_crds
 from panopticon.sim.encoding import object_dict
-from panopticon.sim.faults import ChunkSplit, DiscoveryOutage, Faults, RequestLog, Throttle, ThrottleForm, Unavailable
+from panopticon.sim.faults import (
+    ChunkSplit,
+    DiscoveryOutage,
+    Faults,
+    RequestLog,
+    Throttle,
+    ThrottleForm,
+    Unavailable,
+)
 from panopticon.sim.objects import Objects, WriteOptions
 from panopticon.sim.resources import Registry, ResourceType
 from panopticon.sim.storage import ObjVersion, Storage
