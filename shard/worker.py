@@ -32,6 +32,7 @@ from typing import Any
 
 from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
+from panopticon.fencing import SUPERSEDED, highest_fence
 from panopticon.kube.discovery import Discovery, ResourceRef, split_api_version
 from panopticon.ring import Ring
 from panopticon.store import Store
@@ -83,6 +84,10 @@ class WorkerSettings:
     """Seconds between heartbeats and store epoch checks (Redis restart detection)."""
     status_interval: float = 30.0
     """Seconds between status refreshes of the configs this shard answers for."""
+    ownership_interval: float = 10.0
+    """Seconds between checks that the store still names this shard owner of its buckets:
+    buckets another ring took are let go even when nothing is written to them, so that
+    a shard fenced out of all of them says so (not ready) within this time."""
     retired_interval: float = 300.0
     """Seconds between sweeps of the retired families (a few EXISTS and HKEYS each)."""
     retired_grace: float = 3600.0
@@ -116,6 +121,8 @@ class Worker:
         self.ring_source = ring_source
         self.configs = ConfigSet()
         self.ownership = Ownership(store, settings.index)
+        self.ring_spec: RingSpec | None = None
+        """The ring adopted last, as the StatefulSet or the flags describe it."""
         self.queue = WriteQueue(store)
         self.targets: dict[TargetKey, Target] = {}
         self.kinds = KindResolution(discovery)
@@ -134,6 +141,7 @@ class Worker:
         self.reconciled = False
         """True when every configured target exists (or is known to be unserved)."""
         self.synced_once = False
+        self._was_ready = False
         """The first full sync is done (readiness also needs every kind resolved and
         the ring's buckets owned: `_update_readiness`)."""
         self._status_due = asyncio.Event()
@@ -184,6 +192,7 @@ class Worker:
             ("membership", self._membership_loop()),
             ("flush", self._flush_loop()),
             ("heartbeat", self._heartbeat_loop()),
+            ("ownership", self._ownership_loop()),
             ("sync", self._sync_loop()),
             ("status", self._status_loop()),
             ("retired", self._retired_loop()),
@@ -353,24 +362,45 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _fenced_ring(self, spec: RingSpec) -> Ring | None:
+        """`spec` as a ring whose generation is the store's fence for it
+        (`panopticon.fencing`); None when its StatefulSet was replaced since."""
+        current = self.ownership.ring.generation if self.ownership.ring is not None else 0
+        floor = max(highest_fence((await self.store.owners()).values()), current)
+        fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=spec.static)
+        if fence == SUPERSEDED:
+            log.warning("ring %s: its StatefulSet was replaced since (a lagging watch?): ignored", spec)
+            return None
+        return Ring(spec.shards, fence, self.store.layout.space)
+
+    def _ring_metrics(self, spec: RingSpec) -> None:
+        ring = self.ownership.ring
+        self.metrics.ring_shards.set(spec.shards)
+        self.metrics.ring_generation.set(spec.generation)
+        self.metrics.ring_fence.set(ring.generation if ring is not None else 0)
+        self.metrics.ring_buckets.set(len(self.ownership.assigned))
+        self.metrics.owned_buckets.set(len(self.ownership.owned))
+
     async def _adopt(self, spec: RingSpec) -> None:
-        ring = Ring(spec.shards, spec.generation, self.store.layout.space)
+        ring = await self._fenced_ring(spec)
+        if ring is None:
+            return
         async with self._lock:
             first = self.ownership.ring is None
             gained, lost = await self.ownership.adopt(ring)
+            self.ring_spec = spec
             self.metrics.ring_changes.inc()
-            self.metrics.ring_shards.set(ring.shards)
-            self.metrics.ring_generation.set(ring.generation)
-            self.metrics.owned_buckets.set(len(self.ownership.owned))
+            self._ring_metrics(spec)
             if self.ownership.refused:
                 log.warning(
-                    "%d buckets are owned at a newer ring generation: not mine yet",
+                    "%d buckets are owned at a newer ring fence: not mine yet",
                     len(self.ownership.refused),
                 )
             owned = len(self.ownership.owned)
             log.info(
-                "ring: %d shards (generation %d); shard %d owns %d buckets (+%d -%d)",
-                *(ring.shards, ring.generation, self.settings.index, owned, len(gained), len(lost)),
+                "ring: %d shards (generation %d of %s, fence %d); shard %d owns %d buckets (+%d -%d)",
+                *(ring.shards, spec.generation, spec.lineage, ring.generation),
+                *(self.settings.index, owned, len(gained), len(lost)),
             )
             if not (first and self.store_was_empty):
                 # An empty store holds nothing stale: no collection after the first sync.
@@ -476,6 +506,21 @@ class Worker:
             for target in self.targets.values():
                 target.set_filter(shard_filter, frozenset(lost))
 
+    async def _ownership_loop(self) -> None:
+        await self.ring_ready.wait()
+        while True:
+            await asyncio.sleep(self.settings.ownership_interval)
+            try:
+                owners = await self.store.owners()
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("reading the bucket owners failed (will retry): %s", e)
+                continue
+            token = self.ownership.token
+            taken = {b for b in self.ownership.owned if owners.get(b) != token}
+            if taken:
+                await self._refused(taken)  # reclaimed if merely forgotten, else let go
+
     async def _sync_loop(self) -> None:
         """Readiness after the first full sync; garbage collection after every re-sync."""
         await self.configs_synced.wait()
@@ -518,11 +563,12 @@ class Worker:
         else:
             reason = ""
         ready = not reason
-        if self.synced_once and ready != self.health.ready:
-            if ready:
-                log.info("ready again")
-            else:
+        if ready != self.health.ready and self.synced_once:
+            if not ready:
                 log.warning("not ready: %s", reason)
+            elif self._was_ready:
+                log.info("ready again")
+        self._was_ready |= ready
         self.health.ready = ready
         self.health.reason = reason
         self.metrics.ready.set(1 if ready else 0)
@@ -664,8 +710,13 @@ class Worker:
         self.metrics.epoch_changes.inc()
         await self.store.ensure_layout()
         async with self._lock:
-            if self.ownership.ring is not None:
-                await self.ownership.adopt(self.ownership.ring)
+            # The store lost its ring lineages too: fence the ring again (every shard
+            # of it gets the same fence, at least the one it had).
+            spec = self.ring_spec
+            ring = await self._fenced_ring(spec) if spec is not None else None
+            if spec is not None and ring is not None:
+                await self.ownership.adopt(ring)
+                self._ring_metrics(spec)
             # The store is empty, but a lagging shard may write into it before we claim
             # again: collect once the targets have re-synced.
             self.pending_gc = set(self.ownership.owned)
