@@ -141,9 +141,9 @@ class Worker:
         self.reconciled = False
         """True when every configured target exists (or is known to be unserved)."""
         self.synced_once = False
-        self._was_ready = False
         """The first full sync is done (readiness also needs every kind resolved and
         the ring's buckets owned: `_update_readiness`)."""
+        self._was_ready = False
         self._status_due = asyncio.Event()
         """Set after each reconcile: statuses are written then, not a status interval later."""
         self._lock = asyncio.Lock()
