@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
+from panopticon.fencing import ring_fence
 from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token, write_each
 
 
@@ -25,6 +26,7 @@ class MemoryStore:
         self._registry: dict[str, RegistryEntry] = {}
         self._retired: dict[str, int] = {}
         self._shards: dict[int, dict[str, object]] = {}
+        self._rings: dict[str, int | str] = {}
 
     async def ensure_layout(self) -> None:
         if self._layout_seen is None:
@@ -53,6 +55,12 @@ class MemoryStore:
             else:
                 refused.append(b)
         return ClaimResult(tuple(claimed), tuple(refused))
+
+    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
+        return ring_fence(self._rings, lineage, generation, floor=floor, renew=renew)
+
+    async def owners(self) -> dict[int, str]:
+        return dict(self._owners)
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         return await self.write_batch(slot, owner, Batch.of(ops))

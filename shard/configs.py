@@ -39,7 +39,7 @@ class ConfigState:
     def valid(self) -> bool:
         return self.compiled.program is not None
 
-    def status(self, *, target_found: bool = True) -> dict[str, Any]:
+    def status(self, *, target_found: bool = True, discovery_error: str = "") -> dict[str, Any]:
         """The `status` this config should carry (conditions with field-level messages)."""
         errors = [f for f in self.compiled.findings if f.severity == "error"] + self.conflicts
         warnings = [f for f in self.compiled.findings if f.severity == "warning"]
@@ -50,6 +50,10 @@ class ConfigState:
             ready = _condition(
                 "Ready", False, "TargetNotFound", "the target kind is not served by the API server"
             )
+            invalid = _condition("Invalid", False, "Valid", "")
+        elif discovery_error:
+            message = f"discovery of the target kind failed (retrying; series kept): {discovery_error}"
+            ready = _condition("Ready", False, "TargetDiscoveryFailed", message)
             invalid = _condition("Invalid", False, "Valid", "")
         elif self.conflicts:
             ready = _condition("Ready", True, "PartiallyReady", _summary(self.conflicts))
