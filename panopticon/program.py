@@ -32,6 +32,7 @@ from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, 
 from panopticon.expr.compiler import Expression, Indicator, compile_expression
 from panopticon.expr.functions import SUMMARY_CACHE, figure_offset
 from panopticon.expr.values import numeric_or_none
+from panopticon.isolation import fault_text
 from panopticon.model import (
     METRIC_NAME,
     ConfigSpec,
@@ -124,9 +125,32 @@ class Program:
         return replace(self, metrics=kept, families=tuple(m.header for m in kept))
 
     def render(self, obj: Any, *, namespaced: bool | None = None) -> RenderOutput:
-        """Render every metric for one object. Never raises for any object content."""
+        """Render every metric for one object. Never raises (the isolation boundary,
+        `panopticon.isolation`): an unexpected exception costs the series of the metric
+        it came from, and is reported as a `RenderError` marked as a fault."""
         errors: list[RenderError] = []
+        try:
+            base = self._base(obj, namespaced, errors)
+        except Exception as e:  # the boundary: anything, reported as a fault
+            return RenderOutput({}, [RenderError("", fault_text("rendering the object's labels", e), True)])
         families: dict[str, str] = {}
+        env: Env = {SUMMARY_CACHE: {}}
+        for metric in self.metrics:
+            # A try costs nothing in CPython 3.11+ until something raises.
+            try:
+                text = metric.render(obj, base, env, errors)
+            except RecursionError:
+                errors.append(RenderError(metric.name, "object nested too deeply"))
+                continue
+            except Exception as e:  # the boundary, as above
+                errors.append(RenderError(metric.name, fault_text("rendering", e), True))
+                continue
+            if text:
+                families[metric.name] = text
+        return RenderOutput(families, errors)
+
+    def _base(self, obj: Any, namespaced: bool | None, errors: list[RenderError]) -> str:
+        """The labels every series of `obj` starts with: its name, namespace, common labels."""
         base = ""
         meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
         if isinstance(meta, dict):
@@ -142,16 +166,7 @@ class Program:
                 base += f',namespace="{ns}"'
         if self.common:
             base = add_labels(base, self.common, obj, "commonLabels", errors)
-        env: Env = {SUMMARY_CACHE: {}}
-        for metric in self.metrics:
-            try:
-                text = metric.render(obj, base, env, errors)
-            except RecursionError:
-                errors.append(RenderError(metric.name, "object nested too deeply"))
-                continue
-            if text:
-                families[metric.name] = text
-        return RenderOutput(families, errors)
+        return base
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +174,9 @@ class CompiledConfig:
     spec: ConfigSpec | None
     program: Program | None
     findings: tuple[Finding, ...]
+    fault: str | None = None
+    """Set when compiling raised unexpectedly (the isolation boundary caught it): the
+    config is invalid, with this as its one finding."""
 
     @property
     def errors(self) -> list[Finding]:
@@ -175,11 +193,15 @@ def compile_config(body: Any, *, schemas: SchemaIndex | None = None) -> Compiled
 
     With `schemas`, every path is also checked against the target kind's schema
     when the index knows it (see `panopticon.schema`)."""
-    spec, findings = parse_config(body)
-    if spec is None or spec.target is None:
-        return CompiledConfig(spec, None, tuple(findings))
-    compiler = _ConfigCompiler(spec, spec.target, findings, schemas)
-    program = compiler.compile()
+    try:
+        spec, findings = parse_config(body)
+        if spec is None or spec.target is None:
+            return CompiledConfig(spec, None, tuple(findings))
+        compiler = _ConfigCompiler(spec, spec.target, findings, schemas)
+        program = compiler.compile()
+    except Exception as e:  # the isolation boundary (panopticon.isolation)
+        fault = Finding("spec", fault_text("compiling the config", e), "error")
+        return CompiledConfig(None, None, (fault,), fault=fault.message)
     ok = not any(f.severity == "error" for f in findings)
     return CompiledConfig(spec, program if ok else None, tuple(findings))
 

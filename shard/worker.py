@@ -31,10 +31,11 @@ from typing import Any
 
 from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
+from panopticon.isolation import ErrorTally, merge_tallies
 from panopticon.kube.discovery import Discovery, ResourceRef, split_api_version
 from panopticon.ring import Ring
 from panopticon.store import Store
-from shard.configs import ConfigSet
+from shard.configs import ConfigSet, ConfigState
 from shard.membership import RingSpec, watch_ring
 from shard.status import StatusWriter
 from shard.targets import Source, SourceFactory, Target, TargetKey
@@ -194,6 +195,9 @@ class Worker:
                 name = _name_of(event.obj)
                 if name:
                     self.configs.delete(name)
+                    for stage in ("compile", "render"):
+                        with contextlib.suppress(KeyError):
+                            self.metrics.config_faults.remove(name, stage)
                     if self.status is not None:
                         # A config created again under this name is a new object, with
                         # no status yet; and names come and go: nothing kept per name.
@@ -201,11 +205,21 @@ class Worker:
             elif event.obj is not None:
                 state = self.configs.upsert(event.obj)
                 if state is not None and not state.valid:
-                    log.warning(
-                        "config %s is invalid: %s", state.name, "; ".join(map(str, state.compiled.errors))
-                    )
+                    self._invalid(state)
             if self.configs_synced.is_set():
                 await self.reconcile()
+
+    def _invalid(self, state: ConfigState) -> None:
+        """Report a config whose latest generation is invalid (a fault is counted too)."""
+        if state.compiled.fault is not None:
+            self.metrics.config_faults.labels(state.name, "compile").inc()
+        served = (
+            f"; serving generation {state.last_good_generation}, the last valid one"
+            if state.last_good is not None
+            else ""
+        )
+        errors = "; ".join(map(str, state.compiled.errors))
+        log.warning("config %s is invalid: %s%s", state.name, errors, served)
 
     async def _crds_loop(self) -> None:
         source = self.make_source(CRD_RESOURCE, None, None)
@@ -263,6 +277,7 @@ class Worker:
                         make_source=self.make_source,
                         owns=self._owns,
                         relieve=self.relieve,
+                        errors=self.configs.errors,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)
@@ -613,6 +628,7 @@ class Worker:
                         "buckets": len(self.ownership.owned),
                         "objects": self._objects(),
                         "epoch": self.epoch,
+                        "render_errors": self.configs.errors.snapshot(),
                     },
                 )
             except StoreError as e:
@@ -691,6 +707,7 @@ class Worker:
             self._status_due.clear()
             ring = self.ownership.ring
             if ring is not None and self.reconciled:
+                tallies = await self._render_error_tallies()
                 for state in list(self.configs.configs.values()):
                     if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
                         target = (
@@ -699,7 +716,18 @@ class Worker:
                             else None
                         )
                         found = target is None or target not in self.unresolved
-                        await self.status.write(state.name, state.status(target_found=found))
+                        status = state.status(target_found=found, errors=tallies.get(state.name))
+                        await self.status.write(state.name, status)
+
+    async def _render_error_tallies(self) -> dict[str, ErrorTally]:
+        """Every shard's render errors by config (from their heartbeats; this shard's
+        own, current, in place of its heartbeat's)."""
+        try:
+            shards = await self.store.shards()
+        except StoreError:
+            shards = {}
+        shards[self.settings.index] = {"render_errors": self.configs.errors.snapshot()}
+        return merge_tallies(info.get("render_errors") for info in shards.values())
 
 
 COLLECT_RETRY = 5.0

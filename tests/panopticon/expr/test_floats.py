@@ -85,7 +85,14 @@ def test_mod_gives_what_go_math_mod_gives(x: float, y: float, expected: float) -
 
 @pytest.mark.parametrize(
     ("x", "y", "expected"),
-    [(1.0, 0.0, INF), (-1.0, 0.0, -INF), (1.0, -0.0, -INF), (0.0, 0.0, NAN), (NAN, 0.0, NAN), (INF, INF, NAN)],
+    [
+        (1.0, 0.0, INF),
+        (-1.0, 0.0, -INF),
+        (1.0, -0.0, -INF),
+        (0.0, 0.0, NAN),
+        (NAN, 0.0, NAN),
+        (INF, INF, NAN),
+    ],
 )
 def test_division_is_ieee_754_float_division(x: float, y: float, expected: float) -> None:
     assert same(go_div(x, y), expected)
