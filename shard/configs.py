@@ -45,6 +45,8 @@ class ConfigState:
     last seen is invalid: Prometheus keeps its old configuration when a reload fails.
     None when the config was never valid (it serves nothing)."""
     last_good_generation: int = 0
+    reported: bool = False
+    """Whether this version's problems were logged (and a compile fault counted)."""
 
     @property
     def valid(self) -> bool:
@@ -150,6 +152,25 @@ class ConfigSet:
         self.configs[name] = state
         self._resolve()
         return state
+
+    def restore(self, name: str, body: dict[str, Any], generation: int) -> bool:
+        """Serve `body`, generation `generation` of config `name` (its last valid version,
+        kept by the store), if the config is known, never valid here yet and `body` is
+        an older version of the same object. True when it is served now.
+
+        It is compiled without schemas: it was valid when it was kept, and a CRD change
+        since then does not stop a shard that saw it valid from serving it either."""
+        state = self.configs.get(name)
+        meta = body.get("metadata")
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        if state is None or state.served is not None or uid != state.uid or generation >= state.generation:
+            return False
+        compiled = compile_config(body)
+        if compiled.program is None:
+            return False
+        state.last_good, state.last_good_generation = compiled, generation
+        self._resolve()
+        return True
 
     def delete(self, name: str) -> ConfigState | None:
         state = self.configs.pop(name, None)

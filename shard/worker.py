@@ -36,6 +36,7 @@ from panopticon.kube.discovery import Discovery, ResourceRef, split_api_version
 from panopticon.ring import Ring
 from panopticon.store import Store
 from shard.configs import ConfigSet, ConfigState
+from shard.lastvalid import LastValid
 from shard.membership import RingSpec, watch_ring
 from shard.status import StatusWriter
 from shard.targets import Source, SourceFactory, Target, TargetKey
@@ -114,6 +115,7 @@ class Worker:
         self.health = health
         self.ring_source = ring_source
         self.configs = ConfigSet()
+        self.last_valid = LastValid(store, self.configs)
         self.ownership = Ownership(store, settings.index)
         self.queue = WriteQueue(store)
         self.targets: dict[TargetKey, Target] = {}
@@ -195,6 +197,7 @@ class Worker:
                 name = _name_of(event.obj)
                 if name:
                     self.configs.delete(name)
+                    await self.last_valid.forget(name)
                     for stage in ("compile", "render"):
                         with contextlib.suppress(KeyError):
                             self.metrics.config_faults.remove(name, stage)
@@ -204,13 +207,20 @@ class Worker:
                         self.status.forget(name)
             elif event.obj is not None:
                 state = self.configs.upsert(event.obj)
-                if state is not None and not state.valid:
+                if state is not None and state.valid:
+                    await self.last_valid.save(state)
+                elif state is not None:
+                    await self.last_valid.restore(state)
                     self._invalid(state)
             if self.configs_synced.is_set():
                 await self.reconcile()
 
     def _invalid(self, state: ConfigState) -> None:
-        """Report a config whose latest generation is invalid (a fault is counted too)."""
+        """Report a config whose latest generation is invalid (a fault is counted too),
+        once per version (every status write comes back as an event)."""
+        if state.reported:
+            return
+        state.reported = True
         if state.compiled.fault is not None:
             self.metrics.config_faults.labels(state.name, "compile").inc()
         served = (
