@@ -129,14 +129,27 @@ class Program:
         `panopticon.isolation`): an unexpected exception costs the series of the metric
         it came from, and is reported as a `RenderError` marked as a fault."""
         errors: list[RenderError] = []
-        try:
-            base = self._base(obj, namespaced, errors)
+        base = ""
+        try:  # A try costs nothing in CPython 3.11+ until something raises.
+            meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
+            if isinstance(meta, dict):
+                name = meta.get("name")
+                if isinstance(name, str) and name:
+                    if "\\" in name or '"' in name or "\n" in name:
+                        name = escape_label_value(name)
+                    base = f',{self.kind_label}="{name}"'
+                ns = meta.get("namespace")
+                if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
+                    if "\\" in ns or '"' in ns or "\n" in ns:
+                        ns = escape_label_value(ns)
+                    base += f',namespace="{ns}"'
+            if self.common:
+                base = add_labels(base, self.common, obj, "commonLabels", errors)
         except Exception as e:  # the boundary: anything, reported as a fault
             return RenderOutput({}, [RenderError("", fault_text("rendering the object's labels", e), True)])
         families: dict[str, str] = {}
         env: Env = {SUMMARY_CACHE: {}}
         for metric in self.metrics:
-            # A try costs nothing in CPython 3.11+ until something raises.
             try:
                 text = metric.render(obj, base, env, errors)
             except RecursionError:
@@ -148,25 +161,6 @@ class Program:
             if text:
                 families[metric.name] = text
         return RenderOutput(families, errors)
-
-    def _base(self, obj: Any, namespaced: bool | None, errors: list[RenderError]) -> str:
-        """The labels every series of `obj` starts with: its name, namespace, common labels."""
-        base = ""
-        meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
-        if isinstance(meta, dict):
-            name = meta.get("name")
-            if isinstance(name, str) and name:
-                if "\\" in name or '"' in name or "\n" in name:
-                    name = escape_label_value(name)
-                base = f',{self.kind_label}="{name}"'
-            ns = meta.get("namespace")
-            if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
-                if "\\" in ns or '"' in ns or "\n" in ns:
-                    ns = escape_label_value(ns)
-                base += f',namespace="{ns}"'
-        if self.common:
-            base = add_labels(base, self.common, obj, "commonLabels", errors)
-        return base
 
 
 @dataclass(frozen=True, slots=True)
