@@ -324,9 +324,12 @@ class Store(Protocol):
     async def forget_valid_config(self, name: str) -> None:
         """The config was deleted: its last valid version goes with it."""
 
-    def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
-        """Every stored line of each family, in the order given, slot after slot, as
-        `(family, chunk)` pairs; a chunk holds whole lines and is never empty."""
+    def read_families(
+        self, families: Sequence[str], slots: Sequence[int] | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """Every stored line of each family, in the order given, slot after slot (only
+        `slots`, ascending, when given: a partitioned scrape), as `(family, chunk)`
+        pairs; a chunk holds whole lines and is never empty."""
         ...
 
     async def close(self) -> None: ...
