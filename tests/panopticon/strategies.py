@@ -7,7 +7,8 @@
 - `paths()`: path text from the grammar of `panopticon.paths` (keys, escapes, quoted
   keys, indexes, `[*]`, `[name=text]`, `key=value`), sometimes broken;
 - `configs()`: MetricsConfiguration objects built from those, with every value
-  form, labels, params, states, fields, `each` metrics, and hostile junk anywhere;
+  form (value maps too), labels, params, states, fields, `each` metrics, selectors,
+  filters, and hostile junk anywhere;
 - `objects()`: objects of the targets with edge values where configs read.
 """
 
@@ -191,7 +192,13 @@ def _value(draw: st.DrawFn) -> dict[str, Any]:
     if form == 0:
         return {"value": draw(st.one_of(st.sampled_from(LOOKALIKES), st.sampled_from(EDGE_FLOATS), SCALARS))}
     if form == 1:
-        return {"valueFromPath": draw(paths())}
+        value: dict[str, Any] = {"valueFromPath": draw(paths())}
+        if draw(st.booleans()):  # a value map (issue 17)
+            keys = st.one_of(st.sampled_from(LOOKALIKES), st.text(max_size=6))
+            value["valueMap"] = draw(st.dictionaries(keys, st.one_of(SCALARS, JSON), max_size=4))
+            if draw(st.booleans()):
+                value["default"] = draw(SCALARS)
+        return value
     if form == 2:
         return {"valueFromExpression": draw(expressions())}
     return draw(
@@ -270,6 +277,21 @@ def configs(draw: st.DrawFn) -> Any:
         spec["commonLabels"] = draw(st.lists(_label(), max_size=2))
     if draw(st.integers(0, 4)) == 0:
         spec["defaultLabels"] = draw(st.sampled_from([False, True, "no"]))
+    if draw(st.integers(0, 3)) == 0:
+        spec["selector"] = {
+            "matchLabels": {draw(st.sampled_from(KEYS)): draw(st.sampled_from(LOOKALIKES))},
+            "matchExpressions": [
+                {"key": draw(st.sampled_from(KEYS)),
+                 "operator": draw(st.sampled_from(["In", "NotIn", "Exists", "DoesNotExist", "Bogus"])),
+                 "values": draw(st.lists(st.sampled_from(LOOKALIKES), max_size=2))}
+            ],
+        }  # fmt: skip
+    if draw(st.integers(0, 3)) == 0:
+        spec["filter"] = {
+            "params": [{"key": p, "valuePath": draw(paths())} for p in ("a", "b")]
+            + [{"key": "obj", "valuePath": "."}],
+            "expression": draw(expressions()),
+        }
     body: dict[str, Any] = {
         "apiVersion": "metrics.appscode.com/v1alpha1",
         "kind": "MetricsConfiguration",
