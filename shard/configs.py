@@ -156,14 +156,15 @@ class ConfigSet:
     def restore(self, name: str, body: dict[str, Any], generation: int) -> bool:
         """Serve `body`, generation `generation` of config `name` (its last valid version,
         kept by the store), if the config is known, never valid here yet and `body` is
-        an older version of the same object. True when it is served now.
+        this version or an older one of the same object (the same generation, when a
+        CRD change made it invalid here). True when it is served now.
 
         It is compiled without schemas: it was valid when it was kept, and a CRD change
         since then does not stop a shard that saw it valid from serving it either."""
         state = self.configs.get(name)
         meta = body.get("metadata")
         uid = meta.get("uid") if isinstance(meta, dict) else None
-        if state is None or state.served is not None or uid != state.uid or generation >= state.generation:
+        if state is None or state.served is not None or uid != state.uid or generation > state.generation:
             return False
         compiled = compile_config(body)
         if compiled.program is None:

@@ -145,6 +145,14 @@ def test_a_shard_that_starts_after_the_bad_edit_serves_the_recorded_last_valid_v
         assert served_families(late) == ["widget_size"]
         assert "serving generation 1" in conditions(state.status())["Invalid"]["message"]
 
+        # The same generation, invalid here only because this shard has a newer CRD.
+        newer_crd = ConfigSet()
+        newer_crd.schemas.add_crd(widget_crd("length"))
+        same = newer_crd.upsert(config(1))
+        assert same is not None and not same.valid and served_families(newer_crd) == []
+        assert await LastValid(store, newer_crd).restore(same)
+        assert served_families(newer_crd) == ["widget_size"]
+
         # Not another object's version, and nothing once the config is deleted.
         other = ConfigSet()
         assert not await LastValid(store, other).restore(other.upsert(config(2, metric="x y", uid="u9")))  # type: ignore[arg-type]
