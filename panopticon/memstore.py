@@ -27,6 +27,7 @@ class MemoryStore:
         self._retired: dict[str, int] = {}
         self._shards: dict[int, dict[str, object]] = {}
         self._rings: dict[str, int | str] = {}
+        self._valid_configs: dict[str, bytes] = {}
 
     async def ensure_layout(self) -> None:
         if self._layout_seen is None:
@@ -131,6 +132,15 @@ class MemoryStore:
 
     async def forget_shard(self, shard: int) -> None:
         self._shards.pop(shard, None)
+
+    async def save_valid_config(self, name: str, record: bytes) -> None:
+        self._valid_configs[name] = record
+
+    async def valid_config(self, name: str) -> bytes | None:
+        return self._valid_configs.get(name)
+
+    async def forget_valid_config(self, name: str) -> None:
+        self._valid_configs.pop(name, None)
 
     async def shards(self) -> dict[int, dict[str, object]]:
         return {k: dict(v) for k, v in self._shards.items()}

@@ -326,6 +326,16 @@ class RedisStore:
     async def forget_shard(self, shard: int) -> None:
         await self._run("heartbeat", self._client.hdel(self.layout.shards_key, str(shard)))
 
+    async def save_valid_config(self, name: str, record: bytes) -> None:
+        await self._run("valid configs", self._client.hset(self.layout.valid_configs_key, name, record))
+
+    async def valid_config(self, name: str) -> bytes | None:
+        record = await self._run("valid configs", self._client.hget(self.layout.valid_configs_key, name))
+        return bytes(record) if record is not None else None
+
+    async def forget_valid_config(self, name: str) -> None:
+        await self._run("valid configs", self._client.hdel(self.layout.valid_configs_key, name))
+
     async def shards(self) -> dict[int, dict[str, object]]:
         raw = await self._run("shards", self._client.hgetall(self.layout.shards_key))
         return {int(k): orjson.loads(v) for k, v in raw.items()}

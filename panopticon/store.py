@@ -105,6 +105,10 @@ class Layout:
     def rings_key(self) -> str:
         return f"{self.prefix}:rings"
 
+    @property
+    def valid_configs_key(self) -> str:
+        return f"{self.prefix}:valid-configs"
+
     def owners_key(self, slot: int) -> str:
         return f"{self.prefix}:{{s{slot}}}:owners"
 
@@ -323,6 +327,16 @@ class Store(Protocol):
         """Remove a shard's heartbeat (it stopped on purpose)."""
 
     async def shards(self) -> dict[int, dict[str, object]]: ...
+
+    async def save_valid_config(self, name: str, record: bytes) -> None:
+        """Keep the last valid version of config `name` (see `shard.configs`): a shard
+        that starts after a bad edit serves it, as the shards that saw it do."""
+
+    async def valid_config(self, name: str) -> bytes | None:
+        """The record `save_valid_config` kept for `name`, if any."""
+
+    async def forget_valid_config(self, name: str) -> None:
+        """The config was deleted: its last valid version goes with it."""
 
     def read_families(
         self, families: Sequence[str], slots: Sequence[int] | None = None

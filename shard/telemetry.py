@@ -35,6 +35,12 @@ class ShardMetrics:
             ["config", "family"],
             registry=r,
         )
+        self.config_faults = Counter(
+            "panopticon_shard_config_faults",
+            "Unexpected errors caught by the isolation boundary, by config and stage (compile, render).",
+            ["config", "stage"],
+            registry=r,
+        )
         self.write_seconds = Histogram(
             "panopticon_shard_redis_write_seconds",
             "Duration of one flush to the store.",

@@ -33,10 +33,12 @@ from typing import Any
 from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
 from panopticon.fencing import SUPERSEDED, highest_fence
+from panopticon.isolation import ErrorTally, merge_tallies
 from panopticon.kube.discovery import Discovery, ResourceRef, split_api_version
 from panopticon.ring import Ring
 from panopticon.store import Store
-from shard.configs import ConfigSet
+from shard.configs import ConfigSet, ConfigState
+from shard.lastvalid import LastValid
 from shard.membership import RingSpec, watch_ring
 from shard.resolution import KindResolution
 from shard.status import StatusWriter
@@ -120,6 +122,7 @@ class Worker:
         self.health = health
         self.ring_source = ring_source
         self.configs = ConfigSet()
+        self.last_valid = LastValid(store, self.configs)
         self.ownership = Ownership(store, settings.index)
         self.ring_spec: RingSpec | None = None
         """The ring adopted last, as the StatefulSet or the flags describe it."""
@@ -210,18 +213,39 @@ class Worker:
                 name = _name_of(event.obj)
                 if name:
                     self.configs.delete(name)
+                    await self.last_valid.forget(name)
+                    for stage in ("compile", "render"):
+                        with contextlib.suppress(KeyError):
+                            self.metrics.config_faults.remove(name, stage)
                     if self.status is not None:
                         # A config created again under this name is a new object, with
                         # no status yet; and names come and go: nothing kept per name.
                         self.status.forget(name)
             elif event.obj is not None:
                 state = self.configs.upsert(event.obj)
-                if state is not None and not state.valid:
-                    log.warning(
-                        "config %s is invalid: %s", state.name, "; ".join(map(str, state.compiled.errors))
-                    )
+                if state is not None and state.valid:
+                    await self.last_valid.save(state)
+                elif state is not None:
+                    await self.last_valid.restore(state)
+                    self._invalid(state)
             if self.configs_synced.is_set():
                 await self.reconcile()
+
+    def _invalid(self, state: ConfigState) -> None:
+        """Report a config whose latest generation is invalid (a fault is counted too),
+        once per version (every status write comes back as an event)."""
+        if state.reported:
+            return
+        state.reported = True
+        if state.compiled.fault is not None:
+            self.metrics.config_faults.labels(state.name, "compile").inc()
+        served = (
+            f"; serving generation {state.last_good_generation}, the last valid one"
+            if state.last_good is not None
+            else ""
+        )
+        errors = "; ".join(map(str, state.compiled.errors))
+        log.warning("config %s is invalid: %s%s", state.name, errors, served)
 
     async def _crds_loop(self) -> None:
         source = self.make_source(CRD_RESOURCE, None, None)
@@ -284,6 +308,7 @@ class Worker:
                         make_source=self.make_source,
                         owns=self._owns,
                         relieve=self.relieve,
+                        errors=self.configs.errors,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)
@@ -697,6 +722,7 @@ class Worker:
                         "buckets": len(self.ownership.owned),
                         "objects": self._objects(),
                         "epoch": self.epoch,
+                        "render_errors": self.configs.errors.snapshot(),
                     },
                 )
             except StoreError as e:
@@ -780,6 +806,7 @@ class Worker:
             self._status_due.clear()
             ring = self.ownership.ring
             if ring is not None and self.reconciled:
+                tallies = await self._render_error_tallies()
                 for state in list(self.configs.configs.values()):
                     if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
                         target = (
@@ -789,9 +816,20 @@ class Worker:
                         )
                         found = target is None or target not in self.kinds.not_served
                         failed = self.kinds.failed.get(target, "") if target is not None else ""
-                        await self.status.write(
-                            state.name, state.status(target_found=found, discovery_error=failed)
+                        status = state.status(
+                            target_found=found, discovery_error=failed, errors=tallies.get(state.name)
                         )
+                        await self.status.write(state.name, status)
+
+    async def _render_error_tallies(self) -> dict[str, ErrorTally]:
+        """Every shard's render errors by config (from their heartbeats; this shard's
+        own, current, in place of its heartbeat's)."""
+        try:
+            shards = await self.store.shards()
+        except StoreError:
+            shards = {}
+        shards[self.settings.index] = {"render_errors": self.configs.errors.snapshot()}
+        return merge_tallies(info.get("render_errors") for info in shards.values())
 
 
 COLLECT_RETRY = 5.0
