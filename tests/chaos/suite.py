@@ -4,7 +4,10 @@ Runs the simulator, a redis-server and a StatefulSet's worth of shard processes,
 objects churning, and for `--duration` seconds applies seeded random disruptions:
 SIGKILL of a shard (restarted a moment later), Redis restarted empty, watch
 connections dropped, in-band 410s and compaction forcing relists, stalled watches,
-and scaling the StatefulSet up or down (shards started or stopped accordingly). Then
+scaling the StatefulSet up or down (shards started or stopped accordingly), one
+group-version's discovery failing for a while (a shard restarted meanwhile), and
+the StatefulSet deleted with `--cascade=orphan` and created again (a new uid,
+generation 1; its shards keep running). Then
 churn stops, the shards of the final ring are all running, and the store must equal
 the offline render line for line: zero missing, duplicate or stale series.
 
@@ -44,6 +47,8 @@ ACTIONS = (
     "stall",
     "scale",
     "reconfigure",
+    "discovery_outage",
+    "recreate_statefulset",
 )
 CHURNED = (
     "pods", "deployments.apps", "mongodbs.kubedb.com", "postgreses.kubedb.com", "mysqls.kubedb.com",
@@ -149,6 +154,27 @@ class Chaos:
             self._scale(self.rng.choice(choices))
         elif action == "reconfigure":
             self._reconfigure()
+        elif action == "discovery_outage":
+            self._discovery_outage()
+        elif action == "recreate_statefulset":
+            self._recreate_statefulset()
+
+    def _discovery_outage(self) -> None:
+        """One group-version's discovery document answers 503 for a while, and a shard
+        starts meanwhile: its kinds there cannot be resolved (their series must stay)."""
+        group_version = self.rng.choice(["kubedb.com/v1", "apps/v1", "v1"])
+        self.sim.admin.fail_discovery(group_version, seconds=self.rng.uniform(3.0, 10.0))
+        index = self.rng.choice(sorted(self.shards))
+        self.shards[index].kill()
+        self._start_shard(index)
+
+    def _recreate_statefulset(self) -> None:
+        """`kubectl delete sts --cascade=orphan`, then apply it again: the pods keep
+        running; the StatefulSet has a new uid and starts again at generation 1."""
+        ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": STATEFULSET, "namespace": NAMESPACE}
+        self.sim.admin.bulk([{"op": "delete", **ref}])
+        time.sleep(self.rng.uniform(0.0, 2.0))
+        self.sim.admin.bulk([{"op": "create", "object": statefulset(self.replicas)}])
 
     def _reconfigure(self) -> None:
         """Delete a config, bring a deleted one back, or change a metric's HELP."""
