@@ -1,8 +1,12 @@
 """Ownership balance, movement and contiguity over real-looking uids (deterministic, seeded).
 
 For N = 1..64 shards, two ownerships side by side:
-- `ranges` (panopticon.ranges, contiguous bucket ranges built one shard at a time);
-- `ring` (panopticon.ring, today's consistent-hash ring with 32 points per shard);
+- `ranges`: the shards' ownership (panopticon.ring over panopticon.ranges, contiguous
+  bucket ranges built one shard at a time);
+- `hash-ring`: classic consistent hashing with 32 points per shard (md5 of
+  `shard-i#j`, a bucket goes to the next point clockwise of md5 of its name), what the
+  shards used before (through the `hashring` library) and what most sharded exporters
+  do;
 
 and for each: max/mean objects per shard, the share of objects that move going from
 N-1 to N shards and back (in units of the ideal 1/N), and the most ranges of the hash
@@ -17,6 +21,8 @@ objects).
 from __future__ import annotations
 
 import argparse
+import bisect
+import hashlib
 import random
 import sys
 import uuid
@@ -24,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from panopticon.buckets import MAX_SELECTOR_RANGES, BucketSpace
-from panopticon.ranges import assign, cover
+from panopticon.ranges import cover
 from panopticon.ring import Ring
 
 Owners = Callable[[int], Sequence[int]]
@@ -77,8 +83,23 @@ def measure(per_bucket: list[int], owners_of: Owners, max_shards: int) -> list[R
 
 
 def ring_owners(ring: Ring) -> list[int]:
-    """The owner of every bucket of a consistent-hash ring."""
+    """The owner of every bucket of a `panopticon.ring.Ring`."""
     return [ring.owner(b) for b in range(ring.space.count)]
+
+
+def hash_ring_owners(shards: int, buckets: int, points: int = 32) -> list[int]:
+    """Classic consistent hashing: `points` points per shard on an md5 circle."""
+    circle = sorted(
+        (int.from_bytes(hashlib.md5(f"shard-{i}#{j}".encode()).digest()[:8], "big"), i)
+        for i in range(shards)
+        for j in range(points)
+    )
+    keys = [k for k, _ in circle]
+    owners = []
+    for b in range(buckets):
+        h = int.from_bytes(hashlib.md5(f"bucket-{b}".encode()).digest()[:8], "big")
+        owners.append(circle[bisect.bisect(keys, h) % len(circle)][1])
+    return owners
 
 
 def bucket_counts(objects: int, seed: int, space: BucketSpace) -> list[int]:
@@ -99,8 +120,8 @@ def main() -> int:
     space = BucketSpace()
     per_bucket = bucket_counts(args.objects, args.seed, space)
     contenders: dict[str, Owners] = {
-        "ranges": lambda n: assign(space.count, n),
-        "ring": lambda n: ring_owners(Ring(n, n, space)),
+        "ranges": lambda n: ring_owners(Ring(n, n, space)),
+        "hash-ring": lambda n: hash_ring_owners(n, space.count),
     }
     results = {name: measure(per_bucket, fn, args.max_shards) for name, fn in contenders.items()}
     print(f"{args.objects} objects, {space.count} buckets; moved in units of the ideal 1/N")

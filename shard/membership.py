@@ -22,6 +22,7 @@ from typing import Any
 
 from panopticon.errors import PanopticonError
 from panopticon.kube.events import Event
+from panopticon.ring import ASSIGNMENT
 
 
 class MembershipError(PanopticonError):
@@ -48,7 +49,10 @@ class RingSpec:
     shards: int
     generation: int
     lineage: str = "static"
-    """`statefulset:<uid>`, or `static:<shards>:<generation>` for flags."""
+    """`statefulset:<uid>:<assignment>`, or `static:<shards>:<generation>:<assignment>`
+    for flags. The assignment (`panopticon.ring.ASSIGNMENT`) makes shards of a version
+    that assigned buckets otherwise another lineage: during an upgrade the new version's
+    ring is fenced above every owner the old one wrote, and never claims at its fence."""
     static: bool = True
     """From flags: started again after other flags, the lineage is current again."""
 
@@ -57,7 +61,7 @@ def static_ring(shards: int, generation: int) -> RingSpec:
     """The ring `--shards` and `--ring-generation` give. The pair is its own lineage,
     so changing `--shards` without raising the generation (or lowering it) is a new
     ring, fenced above every earlier one."""
-    return RingSpec(shards, generation, f"static:{shards}:{generation}", static=True)
+    return RingSpec(shards, generation, f"static:{shards}:{generation}:{ASSIGNMENT}", static=True)
 
 
 def ring_of_statefulset(obj: dict[str, Any]) -> RingSpec | None:
@@ -69,7 +73,7 @@ def ring_of_statefulset(obj: dict[str, Any]) -> RingSpec | None:
     uid = meta.get("uid", "") if isinstance(meta, dict) else ""
     if type(replicas) is not int or type(generation) is not int or replicas < 0 or not isinstance(uid, str):
         return None
-    return RingSpec(max(replicas, 1), generation, f"statefulset:{uid}", static=False)
+    return RingSpec(max(replicas, 1), generation, f"statefulset:{uid}:{ASSIGNMENT}", static=False)
 
 
 async def watch_ring(events: AsyncIterator[Event], on_ring: Callable[[RingSpec], Any]) -> None:
