@@ -9,8 +9,10 @@ ends the worker, which the process supervisor restarts):
   installed after start-up are picked up without a restart;
 - membership: the ring (flags, or the shard StatefulSet watched);
 - flush: batched fenced writes every `flush_interval`;
-- heartbeat: liveness in the store, and the store epoch check that republishes
-  everything when Redis restarted empty;
+- heartbeat: liveness in the store, and the store checks that rewrite everything
+  when Redis restarted empty (epoch), restarted or failed over (run ids), or forgot
+  writes it had acknowledged (write counters: a crash, a lagging replica, an older
+  snapshot);
 - status: conditions on the configs this shard is responsible for;
 - retired: families no config defines any more, swept out of this shard's buckets
   and, once no slot holds any of their fields, out of the store's retired set.
@@ -143,6 +145,11 @@ class Worker:
         self._rewrite_due = False
         """The write backlog was dropped: the heartbeat loop rewrites everything once the
         store answers."""
+        self._servers: dict[str, str] | None = None
+        """Run id of each Redis server at the last heartbeat (None before the first)."""
+        self._recovery_due = False
+        """The store restarted or forgot acknowledged writes: the heartbeat loop
+        rewrites everything (retried at each heartbeat until it succeeds)."""
         self._rewrite_backoff = REWRITE_BACKOFF
         self._rewrite_not_before = 0.0
         self._last_rewrite = -REWRITE_BACKOFF_RESET
@@ -597,6 +604,10 @@ class Worker:
                 epoch, _ = await self.store.epoch()
                 if epoch != self.epoch:
                     await self._republish(epoch)
+                else:
+                    await self._check_store()
+                if self._recovery_due:
+                    await self._recover()
                 elif self._rewrite_due:
                     await self._rewrite()  # publishes the registry first
                 elif self._registry_dirty:
@@ -626,6 +637,9 @@ class Worker:
         self.metrics.epoch_changes.inc()
         await self.store.ensure_layout()
         async with self._lock:
+            # Every slot forgot this shard's writes: known already, not news for the
+            # next heartbeat's check.
+            await self.store.lost_writes()
             if self.ownership.ring is not None:
                 await self.ownership.adopt(self.ownership.ring)
             # The store is empty, but a lagging shard may write into it before we claim
@@ -636,6 +650,56 @@ class Worker:
             self._restart_targets()
         # Only now: if anything above failed, the next heartbeat tries again.
         self.epoch = epoch
+        self._recovery_due = False  # an empty store: everything was just rewritten
+        self._servers = None  # the restarted server's run id is the new baseline
+        self.metrics.store_rewrites.inc()
+
+    async def _check_store(self) -> None:
+        """Note a Redis restart or failover (a run id changed, a server came or went),
+        or slots that forgot writes they acknowledged to this shard."""
+        servers = await self.store.servers()
+        if self._servers is not None and servers != self._servers:
+            changed = sorted(a for a, run in servers.items() if self._servers.get(a) != run)
+            self.metrics.store_restarts.inc(max(len(changed), 1))
+            log.warning(
+                "Redis restarted or failed over (new run id at %s): it may have lost acknowledged "
+                "writes; rewriting everything this shard owns",
+                ", ".join(a or "the server" for a in changed) or "a server that left",
+            )
+            self._recovery_due = True
+        self._servers = servers
+        lost = await self.store.lost_writes()
+        if lost:
+            self.metrics.store_lost_writes.inc(len(lost))
+            log.warning(
+                "Redis holds fewer of this shard's writes than it acknowledged in %d slots (a crash, "
+                "a lagging replica or an older snapshot): rewriting everything this shard owns",
+                len(lost),
+            )
+            self._recovery_due = True
+
+    async def _recover(self) -> None:
+        """The store may hold less than it acknowledged: an older state of any key.
+
+        Claims are made again (owners may be older), the registry is read and written
+        again (families removed since that state are retired again, families added
+        since are registered again), and every target relists and rewrites every
+        object it renders, over what the store holds: nothing is deleted before it is
+        rewritten. Once the targets have re-synced, garbage collection removes the
+        series of objects deleted since that state (the lost deletes)."""
+        async with self._lock:
+            await self.store.ensure_layout()
+            if self.ownership.ring is not None:
+                await self.ownership.adopt(self.ownership.ring)
+            self._registry_read = False
+            self.published = set()
+            await self._publish_registry()
+            if self._registry_dirty:
+                return  # the store fails again: the next heartbeat retries
+            self.pending_gc = set(self.ownership.owned)
+            self._restart_targets()
+        self._recovery_due = False
+        self.metrics.store_rewrites.inc()
 
     async def _rewrite(self) -> None:
         """The store answers again after writes were dropped: write everything again.
@@ -661,6 +725,7 @@ class Worker:
             log.warning("the store answers again: relisting and rewriting everything this shard owns")
             self.pending_gc = set(self.ownership.owned)  # deletes that were dropped
             self._restart_targets()
+            self.metrics.store_rewrites.inc()
 
     def _restart_targets(self) -> None:
         """Every target relists and rewrites every object (digests forgotten)."""
