@@ -618,7 +618,7 @@ class Worker:
                     self.settings.index,
                     {
                         "time": time.time(),
-                        "synced": self.health.ready,
+                        "synced": self._serving_all(),
                         "pod": self.settings.pod,
                         "ring": [ring.shards, ring.generation] if ring else None,
                         "buckets": len(self.ownership.owned),
@@ -653,6 +653,17 @@ class Worker:
         self._recovery_due = False  # an empty store: everything was just rewritten
         self._servers = None  # the restarted server's run id is the new baseline
         self.metrics.store_rewrites.inc()
+
+    def _serving_all(self) -> bool:
+        """What the heartbeat reports as `synced`: ready, and not relisting or
+        rewriting now (after a store recovery, a config or a ring change), so that
+        an aggregator, or an operator, can tell a store that may lack series."""
+        return (
+            self.health.ready
+            and self.reconciled
+            and not (self._recovery_due or self._rewrite_due)
+            and all(t.synced.is_set() for t in self.targets.values())
+        )
 
     async def _check_store(self) -> None:
         """Note a Redis restart or failover (a run id changed, a server came or went),

@@ -1,0 +1,286 @@
+"""What must hold at every moment of the chaos suite, checked on scrapes taken during it.
+
+A thread repeats, for as long as the disruptions last: read the ground truth from the
+simulator (`render_truth`: which objects exist, which families have series), read
+the shards' heartbeats from the store, scrape a real aggregator process over HTTP,
+read the heartbeats again, and read the store's fields with their object uids. Each
+scrape answered 200 is checked for:
+
+- valid exposition: every line matches the strict text-format grammar, and
+  Prometheus' own parser reads the whole body;
+- no duplicate: no series (name and labels) twice, no family header twice;
+- no whole family missing: a family that had series in the ground truth at every
+  poll from `FAMILY_BOUND` seconds before the scrape to the first poll after it
+  must be in a scrape taken while every shard's heartbeat in the store was fresh
+  and synced, before and after it (a shard that is rewriting, or heartbeats lost
+  with Redis, say not synced);
+
+and each read of the store for:
+
+- no stale object: no field of an object absent from the ground truth for more
+  than `STALE_BOUND` seconds (counted from the latest of: its last poll alive, when
+  the store was first seen holding it, the last restore of Redis from an older
+  snapshot, which brings back objects deleted since the snapshot was taken).
+
+`STALE_BOUND` is derived from the suite's timings: a deleted object's series are
+removed by its owner within a flush (20 ms) of the watch event, unless the owner is
+down or relisting. The longest such path is a SIGKILLed shard (restarted after up
+to 2 s) whose restart and first list take up to 20 s on a loaded machine, plus a
+stalled watch (3 s), a heartbeat (0.5 s) to notice a Redis restore, and a failed
+collection's retry (5 s): 30 s. `FAMILY_BOUND` (5 s) is a flush plus the truth and
+scrape polls' spacing. The counts, and the oldest stale field seen, go in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from panopticon.errors import StoreError
+from panopticon.redisio import RedisOptions, RedisStore
+from panopticon.sim import SimProcess
+from panopticon.store import Layout
+from tests.support.cluster import render_truth
+
+STALE_BOUND = 30.0
+FAMILY_BOUND = 5.0
+HEARTBEAT_FRESH = 2.0
+"""Seconds a heartbeat stays fresh (the shards beat every 0.5 s)."""
+
+
+@dataclass
+class InFlight:
+    """The in-flight checks' counts (they go into the suite's report)."""
+
+    scrapes: int = 0
+    scrapes_ok: int = 0
+    scrapes_failed: int = 0
+    """Answers other than 200 (503 while Redis is down): allowed, counted."""
+    scrapes_covered: int = 0
+    """200s taken while every shard reported synced: the missing-family check's scope."""
+    invalid: int = 0
+    duplicate_series: int = 0
+    duplicate_headers: int = 0
+    missing_families: int = 0
+    store_reads: int = 0
+    store_unavailable: int = 0
+    """Rounds cut short because Redis did not answer the checker (restarting)."""
+    stale_objects: int = 0
+    oldest_stale: float = 0.0
+    """Seconds: the longest an object absent from the truth was seen still stored."""
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def violations(self) -> int:
+        return (
+            self.invalid
+            + self.duplicate_series
+            + self.duplicate_headers
+            + self.missing_families
+            + self.stale_objects
+        )
+
+    def note(self, text: str) -> None:
+        if len(self.examples) < 10:
+            self.examples.append(text)
+
+
+@dataclass
+class _Scrape:
+    started: float
+    ended: float
+    families: set[str]
+    covered: bool
+
+
+class InFlightChecker(threading.Thread):
+    def __init__(self, sim: SimProcess, redis_url: str, aggregator: str, *, cluster: bool = False) -> None:
+        super().__init__(name="in-flight checks", daemon=True)
+        self.sim = sim
+        self.redis_url = redis_url
+        self.aggregator = aggregator
+        self.cluster = cluster
+        self.counts = InFlight()
+        self._halt = threading.Event()
+        self._polls: list[tuple[float, set[str]]] = []
+        """(time, families with series) of every truth poll."""
+        self._scrapes: list[_Scrape] = []
+        self._alive: dict[str, float] = {}
+        """uid -> the last truth poll that found it."""
+        self._first_stored: dict[str, float] = {}
+        self._restored_at = 0.0
+        self.error: BaseException | None = None
+
+    def store_restored(self) -> None:
+        """Redis was just restored from an older snapshot: objects deleted since it was
+        taken are stored again, and their time starts again from now."""
+        self._restored_at = time.time()
+
+    def stop(self) -> InFlight:
+        self._halt.set()
+        self.join(120)
+        self._judge_families()
+        return self.counts
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._loop())
+        except BaseException as e:  # reported by the suite, not lost in a thread
+            self.error = e
+
+    async def _loop(self) -> None:
+        store = RedisStore.connect(
+            RedisOptions(url=self.redis_url, cluster=self.cluster, timeout=5), Layout()
+        )
+        try:
+            while not self._halt.is_set():
+                try:
+                    await self._round(store)
+                except StoreError:
+                    self.counts.store_unavailable += 1  # Redis restarting: the next round reads again
+                await asyncio.sleep(0.2)
+            await self._poll_truth()  # the poll after the last scrape
+        finally:
+            await store.close()
+
+    async def _round(self, store: RedisStore) -> None:
+        await self._poll_truth()
+        before = await _synced(store)
+        started = time.time()
+        status, body = await asyncio.to_thread(self._scrape)
+        ended = time.time()
+        after = await _synced(store)
+        self.counts.scrapes += 1
+        if status != 200:
+            self.counts.scrapes_failed += 1
+        else:
+            self.counts.scrapes_ok += 1
+            families = self._check_exposition(body)
+            covered = before and after
+            self.counts.scrapes_covered += covered
+            self._scrapes.append(_Scrape(started, ended, families, covered))
+        await self._check_store(store)
+
+    async def _poll_truth(self) -> None:
+        try:
+            truth = await asyncio.to_thread(render_truth, self.sim)
+        except OSError:
+            return  # the simulator is busy: the next round polls again
+        now = time.time()
+        self._polls.append((now, truth.families))
+        for uid in truth.uids:
+            self._alive[uid] = now
+
+    def _scrape(self) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://{self.aggregator}/metrics", timeout=20) as r:
+                return int(r.status), r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            return int(e.code), ""
+        except OSError:
+            return 0, ""
+
+    def _check_exposition(self, body: str) -> set[str]:
+        """The families in a 200's body, counting what is wrong with it."""
+        from tests.panopticon.test_properties import LINE  # the strict line grammar
+
+        families: list[str] = []
+        series: collections.Counter[str] = collections.Counter()
+        bad = 0
+        for line in body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"):
+            if line.startswith("# TYPE "):
+                families.append(line.split(" ")[2])
+            elif line.startswith("# HELP "):
+                continue
+            elif not LINE.fullmatch(line):
+                bad += 1
+                self.counts.note(f"invalid line: {line[:120]}")
+            else:
+                series[line.rsplit(" ", 1)[0]] += 1
+        try:
+            list(text_string_to_metric_families(body))
+        except ValueError as e:
+            bad += 1
+            self.counts.note(f"parser: {e}")
+        if body and not body.endswith("\n"):
+            bad += 1
+        self.counts.invalid += bad > 0
+        dupes = [s for s, n in series.items() if n > 1]
+        if dupes:
+            self.counts.duplicate_series += len(dupes)
+            self.counts.note(f"duplicate series: {dupes[0][:120]}")
+        headers = collections.Counter(families)
+        self.counts.duplicate_headers += sum(1 for n in headers.values() if n > 1)
+        return set(families)
+
+    async def _check_store(self, store: RedisStore) -> None:
+        now = time.time()
+        stored = await _stored_uids(store)
+        self.counts.store_reads += 1
+        alive_poll = self._polls[-1][0] if self._polls else now
+        for uid in stored:
+            first = self._first_stored.setdefault(uid, now)
+            last_alive = self._alive.get(uid)
+            if last_alive is not None and last_alive >= alive_poll:
+                continue  # alive at the latest poll
+            age = now - max(last_alive or first, first, self._restored_at)
+            self.counts.oldest_stale = max(self.counts.oldest_stale, age)
+            if age > STALE_BOUND:
+                self.counts.stale_objects += 1
+                self.counts.note(f"object {uid} stored {age:.0f}s after it was last seen alive")
+                self._first_stored[uid] = now  # counted once per bound, not at every read
+
+    def _judge_families(self) -> None:
+        polls = self._polls
+        for scrape in self._scrapes:
+            if not scrape.covered:
+                continue
+            after = [t for t, _ in polls if t > scrape.ended]
+            if not after or not any(t < scrape.started - FAMILY_BOUND for t, _ in polls):
+                continue  # no truth poll after it, or none reaching back far enough
+            window = [fams for t, fams in polls if scrape.started - FAMILY_BOUND <= t <= after[0]]
+            missing = set.intersection(*window) - scrape.families
+            if missing:
+                self.counts.missing_families += len(missing)
+                self.counts.note(f"200 at {scrape.started:.1f} lacks {sorted(missing)[:3]}")
+
+
+async def _synced(store: RedisStore) -> bool:
+    """Every shard of the ring has a fresh heartbeat saying synced."""
+    try:
+        beats = await store.shards()
+    except Exception:
+        return False
+    now = time.time()
+    rings = {str(b.get("ring")) for b in beats.values()}
+    ring = next(iter(beats.values())).get("ring") if len(rings) == 1 else None
+    if not isinstance(ring, list) or not ring:
+        return False
+    shards = ring[0]
+    return all(
+        i in beats and beats[i].get("synced") is True and now - _time(beats[i]) <= HEARTBEAT_FRESH
+        for i in range(int(shards))
+    )
+
+
+def _time(beat: dict[str, Any]) -> float:
+    value = beat.get("time")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+async def _stored_uids(store: RedisStore) -> set[str]:
+    """Every object uid the store holds a field of, in registered families."""
+    uids: set[str] = set()
+    families = sorted(await store.registry())
+    for slot in range(store.layout.slots):
+        for fields in await store.fields_of(slot, families):
+            uids.update(fields)
+    return uids
