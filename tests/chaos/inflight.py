@@ -94,11 +94,43 @@ class InFlight:
 
 
 @dataclass
-class _Scrape:
+class Scrape:
     started: float
     ended: float
     families: set[str]
     covered: bool
+    """Every shard's heartbeat said synced, before and after it."""
+
+
+class StaleObjects:
+    """When each object was last seen alive, to tell how long a stored one is stale."""
+
+    def __init__(self) -> None:
+        self.alive: dict[str, float] = {}
+        """uid -> the last truth poll that found it."""
+        self.last_poll = 0.0
+        self.first_stored: dict[str, float] = {}
+        self.restored_at = 0.0
+
+    def polled(self, uids: set[str], at: float) -> None:
+        self.last_poll = at
+        for uid in uids:
+            self.alive[uid] = at
+
+    def check(self, stored: set[str], now: float, counts: InFlight) -> None:
+        """Count the stored objects absent from the truth for more than `STALE_BOUND`."""
+        counts.store_reads += 1
+        for uid in stored:
+            first = self.first_stored.setdefault(uid, now)
+            last_alive = self.alive.get(uid)
+            if last_alive is not None and last_alive >= self.last_poll:
+                continue  # alive at the latest poll
+            age = now - max(last_alive or first, first, self.restored_at)
+            counts.oldest_stale = max(counts.oldest_stale, age)
+            if age > STALE_BOUND:
+                counts.stale_objects += 1
+                counts.note(f"object {uid} stored {age:.0f}s after it was last seen alive")
+                self.first_stored[uid] = now  # counted once per bound, not at every read
 
 
 class InFlightChecker(threading.Thread):
@@ -112,22 +144,19 @@ class InFlightChecker(threading.Thread):
         self._halt = threading.Event()
         self._polls: list[tuple[float, set[str]]] = []
         """(time, families with series) of every truth poll."""
-        self._scrapes: list[_Scrape] = []
-        self._alive: dict[str, float] = {}
-        """uid -> the last truth poll that found it."""
-        self._first_stored: dict[str, float] = {}
-        self._restored_at = 0.0
+        self._scrapes: list[Scrape] = []
+        self._stale = StaleObjects()
         self.error: BaseException | None = None
 
     def store_restored(self) -> None:
         """Redis was just restored from an older snapshot: objects deleted since it was
         taken are stored again, and their time starts again from now."""
-        self._restored_at = time.time()
+        self._stale.restored_at = time.time()
 
     def stop(self) -> InFlight:
         self._halt.set()
         self.join(120)
-        self._judge_families()
+        judge_families(self._polls, self._scrapes, self.counts)
         return self.counts
 
     def run(self) -> None:
@@ -163,11 +192,12 @@ class InFlightChecker(threading.Thread):
             self.counts.scrapes_failed += 1
         else:
             self.counts.scrapes_ok += 1
-            families = self._check_exposition(body)
+            families = check_exposition(body, self.counts)
             covered = before and after
             self.counts.scrapes_covered += covered
-            self._scrapes.append(_Scrape(started, ended, families, covered))
-        await self._check_store(store)
+            self._scrapes.append(Scrape(started, ended, families, covered))
+        stored = await _stored_uids(store)
+        self._stale.check(stored, time.time(), self.counts)
 
     async def _poll_truth(self) -> None:
         try:
@@ -176,8 +206,7 @@ class InFlightChecker(threading.Thread):
             return  # the simulator is busy: the next round polls again
         now = time.time()
         self._polls.append((now, truth.families))
-        for uid in truth.uids:
-            self._alive[uid] = now
+        self._stale.polled(truth.uids, now)
 
     def _scrape(self) -> tuple[int, str]:
         try:
@@ -188,69 +217,55 @@ class InFlightChecker(threading.Thread):
         except OSError:
             return 0, ""
 
-    def _check_exposition(self, body: str) -> set[str]:
-        """The families in a 200's body, counting what is wrong with it."""
-        from tests.panopticon.test_properties import LINE  # the strict line grammar
 
-        families: list[str] = []
-        series: collections.Counter[str] = collections.Counter()
-        bad = 0
-        for line in body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"):
-            if line.startswith("# TYPE "):
-                families.append(line.split(" ")[2])
-            elif line.startswith("# HELP "):
-                continue
-            elif not LINE.fullmatch(line):
-                bad += 1
-                self.counts.note(f"invalid line: {line[:120]}")
-            else:
-                series[line.rsplit(" ", 1)[0]] += 1
-        try:
-            list(text_string_to_metric_families(body))
-        except ValueError as e:
+def check_exposition(body: str, counts: InFlight) -> set[str]:
+    """The families in a 200's body, counting what is wrong with it."""
+    from tests.panopticon.test_properties import LINE  # the strict line grammar
+
+    families: list[str] = []
+    series: collections.Counter[str] = collections.Counter()
+    bad = 0
+    for line in body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"):
+        if line.startswith("# TYPE "):
+            families.append(line.split(" ")[2])
+        elif line.startswith("# HELP "):
+            continue
+        elif not LINE.fullmatch(line):
             bad += 1
-            self.counts.note(f"parser: {e}")
-        if body and not body.endswith("\n"):
-            bad += 1
-        self.counts.invalid += bad > 0
-        dupes = [s for s, n in series.items() if n > 1]
-        if dupes:
-            self.counts.duplicate_series += len(dupes)
-            self.counts.note(f"duplicate series: {dupes[0][:120]}")
-        headers = collections.Counter(families)
-        self.counts.duplicate_headers += sum(1 for n in headers.values() if n > 1)
-        return set(families)
+            counts.note(f"invalid line: {line[:120]}")
+        else:
+            series[line.rsplit(" ", 1)[0]] += 1
+    try:
+        list(text_string_to_metric_families(body))
+    except ValueError as e:
+        bad += 1
+        counts.note(f"parser: {e}")
+    if body and not body.endswith("\n"):
+        bad += 1
+    counts.invalid += bad > 0
+    dupes = [s for s, n in series.items() if n > 1]
+    if dupes:
+        counts.duplicate_series += len(dupes)
+        counts.note(f"duplicate series: {dupes[0][:120]}")
+    headers = collections.Counter(families)
+    counts.duplicate_headers += sum(1 for n in headers.values() if n > 1)
+    return set(families)
 
-    async def _check_store(self, store: RedisStore) -> None:
-        now = time.time()
-        stored = await _stored_uids(store)
-        self.counts.store_reads += 1
-        alive_poll = self._polls[-1][0] if self._polls else now
-        for uid in stored:
-            first = self._first_stored.setdefault(uid, now)
-            last_alive = self._alive.get(uid)
-            if last_alive is not None and last_alive >= alive_poll:
-                continue  # alive at the latest poll
-            age = now - max(last_alive or first, first, self._restored_at)
-            self.counts.oldest_stale = max(self.counts.oldest_stale, age)
-            if age > STALE_BOUND:
-                self.counts.stale_objects += 1
-                self.counts.note(f"object {uid} stored {age:.0f}s after it was last seen alive")
-                self._first_stored[uid] = now  # counted once per bound, not at every read
 
-    def _judge_families(self) -> None:
-        polls = self._polls
-        for scrape in self._scrapes:
-            if not scrape.covered:
-                continue
-            after = [t for t, _ in polls if t > scrape.ended]
-            if not after or not any(t < scrape.started - FAMILY_BOUND for t, _ in polls):
-                continue  # no truth poll after it, or none reaching back far enough
-            window = [fams for t, fams in polls if scrape.started - FAMILY_BOUND <= t <= after[0]]
-            missing = set.intersection(*window) - scrape.families
-            if missing:
-                self.counts.missing_families += len(missing)
-                self.counts.note(f"200 at {scrape.started:.1f} lacks {sorted(missing)[:3]}")
+def judge_families(polls: list[tuple[float, set[str]]], scrapes: list[Scrape], counts: InFlight) -> None:
+    """Count the families missing from covered 200s that the truth had throughout
+    (from `FAMILY_BOUND` before each scrape to the first poll after it)."""
+    for scrape in scrapes:
+        if not scrape.covered:
+            continue
+        after = [t for t, _ in polls if t > scrape.ended]
+        if not after or not any(t < scrape.started - FAMILY_BOUND for t, _ in polls):
+            continue  # no truth poll after it, or none reaching back far enough
+        window = [fams for t, fams in polls if scrape.started - FAMILY_BOUND <= t <= after[0]]
+        missing = set.intersection(*window) - scrape.families
+        if missing:
+            counts.missing_families += len(missing)
+            counts.note(f"200 at {scrape.started:.1f} lacks {sorted(missing)[:3]}")
 
 
 async def _synced(store: RedisStore) -> bool:
