@@ -1,10 +1,10 @@
 """What must hold at every moment of the chaos suite, checked on scrapes taken during it.
 
-A thread repeats, for as long as the disruptions last: read the ground truth from the
-simulator (`render_truth`: which objects exist, which families have series), read
+A thread repeats two rounds side by side, for as long as the disruptions last: read
 the shards' heartbeats from the store, scrape a real aggregator process over HTTP,
-read the heartbeats again, and read the store's fields with their object uids. Each
-scrape answered 200 is checked for:
+read the heartbeats again; and read the ground truth from the simulator
+(`render_truth`: which objects exist, which families have series), then the store's
+fields with their object uids. Each scrape answered 200 is checked for:
 
 - valid exposition: every line matches the strict text-format grammar, and
   Prometheus' own parser reads the whole body;
@@ -39,10 +39,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from panopticon.errors import StoreError
 from panopticon.redisio import RedisOptions, RedisStore
@@ -71,6 +74,8 @@ class InFlight:
     duplicate_headers: int = 0
     missing_families: int = 0
     store_reads: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Time spent per part of the rounds (truth polls, scrapes, store reads)."""
     store_unavailable: int = 0
     """Rounds cut short because Redis did not answer the checker (restarting)."""
     stale_objects: int = 0
@@ -87,6 +92,9 @@ class InFlight:
             + self.missing_families
             + self.stale_objects
         )
+
+    def spent(self, part: str, since: float) -> None:
+        self.seconds[part] = round(self.seconds.get(part, 0.0) + time.monotonic() - since, 1)
 
     def note(self, text: str) -> None:
         if len(self.examples) < 10:
@@ -134,10 +142,14 @@ class StaleObjects:
 
 
 class InFlightChecker(threading.Thread):
-    def __init__(self, sim: SimProcess, redis_url: str, aggregator: str, *, cluster: bool = False) -> None:
+    def __init__(
+        self, sim: SimProcess, redis_url: str, aggregator: str, *, node_urls: list[str], cluster: bool = False
+    ) -> None:
         super().__init__(name="in-flight checks", daemon=True)
         self.sim = sim
         self.redis_url = redis_url
+        self.node_urls = node_urls
+        """Each Redis server (every node of a cluster), for reading fields node by node."""
         self.aggregator = aggregator
         self.cluster = cluster
         self.counts = InFlight()
@@ -166,37 +178,52 @@ class InFlightChecker(threading.Thread):
             self.error = e
 
     async def _loop(self) -> None:
-        store = RedisStore.connect(
-            RedisOptions(url=self.redis_url, cluster=self.cluster, timeout=5), Layout()
-        )
+        options = RedisOptions(url=self.redis_url, cluster=self.cluster, timeout=5)
+        store = RedisStore.connect(options, Layout())
+        nodes = [Redis.from_url(url, socket_timeout=5) for url in self.node_urls]
         try:
-            while not self._halt.is_set():
-                try:
-                    await self._round(store)
-                except StoreError:
-                    self.counts.store_unavailable += 1  # Redis restarting: the next round reads again
-                await asyncio.sleep(0.2)
+            await asyncio.gather(
+                self._repeat(lambda: self._scrape_round(store)),
+                self._repeat(lambda: self._truth_round(store, nodes)),
+            )
             await self._poll_truth()  # the poll after the last scrape
         finally:
+            for node in nodes:
+                await node.aclose()
             await store.close()
 
-    async def _round(self, store: RedisStore) -> None:
-        await self._poll_truth()
+    async def _repeat(self, round_: Callable[[], Awaitable[None]]) -> None:
+        while not self._halt.is_set():
+            try:
+                await round_()
+            except StoreError:
+                self.counts.store_unavailable += 1  # Redis restarting: the next round reads again
+            await asyncio.sleep(0.2)
+
+    async def _scrape_round(self, store: RedisStore) -> None:
         before = await _synced(store)
-        started = time.time()
+        started, clock = time.time(), time.monotonic()
         status, body = await asyncio.to_thread(self._scrape)
         ended = time.time()
+        self.counts.spent("scrape", clock)
         after = await _synced(store)
         self.counts.scrapes += 1
         if status != 200:
             self.counts.scrapes_failed += 1
-        else:
-            self.counts.scrapes_ok += 1
-            families = check_exposition(body, self.counts)
-            covered = before and after
-            self.counts.scrapes_covered += covered
-            self._scrapes.append(Scrape(started, ended, families, covered))
-        stored = await _stored_uids(store)
+            return
+        self.counts.scrapes_ok += 1
+        families = check_exposition(body, self.counts)
+        covered = before and after
+        self.counts.scrapes_covered += covered
+        self._scrapes.append(Scrape(started, ended, families, covered))
+
+    async def _truth_round(self, store: RedisStore, nodes: list[Any]) -> None:
+        clock = time.monotonic()
+        await self._poll_truth()
+        self.counts.spent("truth", clock)
+        clock = time.monotonic()
+        stored = await _stored_uids(store, nodes)
+        self.counts.spent("store", clock)
         self._stale.check(stored, time.time(), self.counts)
 
     async def _poll_truth(self) -> None:
@@ -291,11 +318,25 @@ def _time(beat: dict[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-async def _stored_uids(store: RedisStore) -> set[str]:
-    """Every object uid the store holds a field of, in registered families."""
+async def _stored_uids(store: RedisStore, nodes: list[Any]) -> set[str]:
+    """Every object uid the store holds a field of, in registered families: each
+    node's family hashes found by SCAN, their HKEYS in one pipeline per node (plain
+    connections: a Redis Cluster node answers for its own keys)."""
+    registered = set(await store.registry())
+    marker = ":f:"
     uids: set[str] = set()
-    families = sorted(await store.registry())
-    for slot in range(store.layout.slots):
-        for fields in await store.fields_of(slot, families):
-            uids.update(fields)
+    try:
+        for node in nodes:
+            keys = [
+                key
+                async for key in node.scan_iter(match=f"{store.layout.prefix}:*{marker}*", count=1000)
+                if key.decode().split(marker, 1)[1] in registered
+            ]
+            pipe = node.pipeline(transaction=False)
+            for key in keys:
+                pipe.hkeys(key)
+            for fields in await pipe.execute():
+                uids.update(uid.decode("utf-8", "surrogatepass") for uid in fields)
+    except (RedisError, OSError) as e:
+        raise StoreError(f"reading the store's fields: {e}") from e
     return uids

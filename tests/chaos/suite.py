@@ -267,7 +267,13 @@ class Chaos:
         started = time.monotonic()
         assert self.aggregator is not None
         cluster = self.redis.cluster
-        self.checker = InFlightChecker(self.sim, self.redis.url, self.aggregator.target, cluster=cluster)
+        self.checker = InFlightChecker(
+            self.sim,
+            self.redis.url,
+            self.aggregator.target,
+            node_urls=[node.url for node in self.redis.nodes],
+            cluster=cluster,
+        )
         self.checker.start()
         self.sim.admin.start_churn(self.churn_rate, seed=self.rng.getrandbits(16), resources=list(CHURNED))
         while time.monotonic() - started < duration:
