@@ -22,13 +22,16 @@ and each read of the store for:
   the store was first seen holding it, the last restore of Redis from an older
   snapshot, which brings back objects deleted since the snapshot was taken).
 
-`STALE_BOUND` is derived from the suite's timings: a deleted object's series are
-removed by its owner within a flush (20 ms) of the watch event, unless the owner is
-down or relisting. The longest such path is a SIGKILLed shard (restarted after up
-to 2 s) whose restart and first list take up to 20 s on a loaded machine, plus a
-stalled watch (3 s), a heartbeat (0.5 s) to notice a Redis restore, and a failed
-collection's retry (5 s): 30 s. `FAMILY_BOUND` (5 s) is a flush plus the truth and
-scrape polls' spacing. The counts, and the oldest stale field seen, go in the report.
+`STALE_BOUND` is derived from the suite's timings. A deleted object's series are
+removed by its owner within a flush (20 ms) of the watch event, unless its bucket
+has no running, synced owner: after a scale-up the old owners let the new shard's
+buckets go at once, and the new shard deletes what was deleted meanwhile after its
+first sync. On this shared 2-core machine a shard process takes up to 40 s from its
+start to its first sync (the suite's `wait_ready` allows 60 s); add the kill's
+restart delay (2 s), a stalled watch (3 s), a failed collection's retry (5 s) and a
+heartbeat to notice a Redis restore (0.5 s): 60 s. `FAMILY_BOUND` (5 s) is a flush
+plus the truth and scrape polls' spacing. The counts, and the oldest stale object
+seen (which shows how far inside the bound a run stayed), go in the report.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from panopticon.sim import SimProcess
 from panopticon.store import Layout
 from tests.support.cluster import render_truth
 
-STALE_BOUND = 30.0
+STALE_BOUND = 60.0
 FAMILY_BOUND = 5.0
 HEARTBEAT_FRESH = 2.0
 """Seconds a heartbeat stays fresh (the shards beat every 0.5 s)."""

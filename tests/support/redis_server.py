@@ -76,8 +76,11 @@ class RedisServer:
         self.proc = None
 
     def restart_empty(self) -> None:
-        """Stop and start again on the same port with no data (no persistence)."""
+        """Stop and start again on the same port with no data (no persistence): a
+        snapshot left in the directory by `snapshot` is removed first, or Redis would
+        load it."""
         self.stop(kill=True)
+        (self.dir / "dump.rdb").unlink(missing_ok=True)
         self.start()
 
     def command(self, *args: str) -> str:
