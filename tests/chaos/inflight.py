@@ -256,7 +256,9 @@ def check_exposition(body: str, counts: InFlight) -> set[str]:
     families: list[str] = []
     series: collections.Counter[str] = collections.Counter()
     bad = 0
-    for line in body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"):
+    # Only "\n" ends a line; an empty body (nothing registered yet) is a valid exposition.
+    lines = body.split("\n")[:-1] if body.endswith("\n") else body.split("\n") if body else []
+    for line in lines:
         if line.startswith("# TYPE "):
             families.append(line.split(" ")[2])
         elif line.startswith("# HELP "):

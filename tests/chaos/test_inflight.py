@@ -16,6 +16,14 @@ def test_a_valid_scrape_counts_nothing_and_lists_its_families() -> None:
     assert counts.violations == 0
 
 
+def test_an_empty_200_is_a_valid_exposition_of_no_family() -> None:
+    counts = InFlight()
+    assert check_exposition("", counts) == set()
+    assert counts.violations == 0
+    check_exposition("\n", counts)
+    assert counts.invalid == 1
+
+
 def test_an_invalid_line_a_duplicate_series_and_a_repeated_family_are_each_counted() -> None:
     counts = InFlight()
     check_exposition(GOOD + "c{x=1} 2\n", counts)
