@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import http.client
 import threading
 import time
 import urllib.error
@@ -70,7 +71,8 @@ class InFlight:
     scrapes: int = 0
     scrapes_ok: int = 0
     scrapes_failed: int = 0
-    """Answers other than 200 (503 while Redis is down): allowed, counted."""
+    """Answers other than 200 (503 while Redis is down) and streams aborted mid-way
+    (Redis gone mid-scrape: Prometheus discards those): allowed, counted."""
     scrapes_covered: int = 0
     """200s taken while every shard reported synced: the missing-family check's scope."""
     invalid: int = 0
@@ -245,8 +247,8 @@ class InFlightChecker(threading.Thread):
                 return int(r.status), r.read().decode("utf-8")
         except urllib.error.HTTPError as e:
             return int(e.code), ""
-        except OSError:
-            return 0, ""
+        except (OSError, http.client.HTTPException):
+            return 0, ""  # refused, or a stream the aggregator aborted (Redis gone mid-scrape)
 
 
 def check_exposition(body: str, counts: InFlight) -> set[str]:
