@@ -75,6 +75,8 @@ class InFlight:
     (Redis gone mid-scrape: Prometheus discards those): allowed, counted."""
     scrapes_covered: int = 0
     """200s taken while every shard reported synced: the missing-family check's scope."""
+    uncovered: dict[str, int] = field(default_factory=dict)
+    """Why the other scrapes were not (a reason before or after the scrape)."""
     invalid: int = 0
     duplicate_series: int = 0
     duplicate_headers: int = 0
@@ -214,12 +216,14 @@ class InFlightChecker(threading.Thread):
         self.counts.spent("scrape", clock)
         after = await _synced(store)
         self.counts.scrapes += 1
+        for reason in {before, after} - {""}:
+            self.counts.uncovered[reason] = self.counts.uncovered.get(reason, 0) + 1
         if status != 200:
             self.counts.scrapes_failed += 1
             return
         self.counts.scrapes_ok += 1
         families = check_exposition(body, self.counts)
-        covered = before and after
+        covered = not (before or after)
         self.counts.scrapes_covered += covered
         self._scrapes.append(Scrape(started, ended, families, covered))
 
@@ -303,22 +307,32 @@ def judge_families(polls: list[tuple[float, set[str]]], scrapes: list[Scrape], c
             counts.note(f"200 at {scrape.started:.1f} lacks {sorted(missing)[:3]}")
 
 
-async def _synced(store: RedisStore) -> bool:
-    """Every shard of the ring has a fresh heartbeat saying synced."""
+async def _synced(store: RedisStore) -> str:
+    """ "" when every shard of the newest ring has a fresh heartbeat saying synced,
+    else why not. Heartbeats of other rings (a shard killed, then scaled away) are
+    ignored, as the aggregator does."""
     try:
         beats = await store.shards()
-    except Exception:
-        return False
-    now = time.time()
-    rings = {str(b.get("ring")) for b in beats.values()}
-    ring = next(iter(beats.values())).get("ring") if len(rings) == 1 else None
-    if not isinstance(ring, list) or not ring:
-        return False
-    shards = ring[0]
-    return all(
-        i in beats and beats[i].get("synced") is True and now - _time(beats[i]) <= HEARTBEAT_FRESH
-        for i in range(int(shards))
-    )
+    except StoreError:
+        return "store"
+    return why_not_synced(beats, time.time())
+
+
+def why_not_synced(beats: dict[int, dict[str, Any]], now: float) -> str:
+    fresh = {i: b for i, b in beats.items() if now - _time(b) <= HEARTBEAT_FRESH}
+    rings = [b["ring"] for b in fresh.values() if isinstance(b.get("ring"), list) and len(b["ring"]) == 2]
+    if not rings:
+        return "no fresh heartbeat"
+    shards, generation = max(rings, key=lambda ring: (ring[1], ring[0]))
+    for i in range(int(shards)):
+        beat = fresh.get(i)
+        if beat is None:
+            return "a heartbeat missing or stale"
+        if beat.get("ring") != [shards, generation]:
+            return "a shard on another ring"
+        if beat.get("synced") is not True:
+            return "a shard relisting"
+    return ""
 
 
 def _time(beat: dict[str, Any]) -> float:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.chaos.inflight import STALE_BOUND, InFlight, Scrape, StaleObjects, check_exposition, judge_families
+from tests.chaos.inflight import (
+    STALE_BOUND,
+    InFlight,
+    Scrape,
+    StaleObjects,
+    check_exposition,
+    judge_families,
+    why_not_synced,
+)
 
 GOOD = (
     '# HELP a_total A.\n# TYPE a_total counter\na_total{x="1"} 1\na_total{x="2"} 2\n'
@@ -74,3 +82,17 @@ def test_a_restore_restarts_the_clock_of_objects_it_brought_back() -> None:
     stale.restored_at = STALE_BOUND
     stale.check({"u1"}, STALE_BOUND + 2, counts)
     assert counts.stale_objects == 0
+
+
+def test_scrapes_are_judged_only_while_every_shard_of_the_newest_ring_beats_synced() -> None:
+    now = 1000.0
+    beats = {
+        0: {"time": now, "synced": True, "ring": [2, 5]},
+        1: {"time": now - 0.5, "synced": True, "ring": [2, 5]},
+        3: {"time": now - 60, "synced": True, "ring": [4, 4]},  # killed, then scaled away
+    }
+    assert why_not_synced(beats, now) == ""
+    assert why_not_synced({**beats, 1: {**beats[1], "synced": False}}, now) == "a shard relisting"
+    assert why_not_synced({**beats, 1: {**beats[1], "time": now - 5}}, now) == "a heartbeat missing or stale"
+    assert why_not_synced({**beats, 1: {**beats[1], "ring": [2, 4]}}, now) == "a shard on another ring"
+    assert why_not_synced({}, now) == "no fresh heartbeat"
