@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from aggregator.compress import gzip_stream
 from aggregator.negotiation import choose_format, wants_gzip
+from aggregator.partition import Partition, PartitionError, parse_partition
 from aggregator.scrape import ScrapeStats, exposition
 from aggregator.telemetry import AggregatorMetrics
 from panopticon.errors import StoreError
@@ -42,6 +43,8 @@ class ScrapeSettings:
     """Scrapes served at once; more get 503 (each can stream hundreds of MB)."""
     gzip_level: int = 1
     """zlib level: 1 is several times cheaper than the default 6 for ~10% more bytes."""
+    gzip_engine: str = "auto"
+    """`auto` (ISA-L when its wheel imports, else zlib), `isal` or `zlib`."""
     heartbeat_stale_after: float = 15.0
     """Seconds without a heartbeat after which a shard counts as down."""
     ready_timeout: float = 2.0
@@ -66,6 +69,11 @@ def _store(request: web.Request) -> Store:
 async def metrics(request: web.Request) -> web.StreamResponse:
     app = request.app
     telemetry = app[METRICS]
+    try:
+        partition = parse_partition(request.query, _store(request).layout.slots)
+    except PartitionError as e:
+        telemetry.reject("bad_partition")
+        return web.Response(status=400, text=f"{e}\n")
     if request.method == "HEAD":
         # The headers only: no store read, no scrape slot, not counted as a scrape.
         return web.Response(headers=_headers(request))
@@ -74,7 +82,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         telemetry.rejected.inc()
         return web.Response(status=503, text="too many concurrent scrapes\n", headers={"Retry-After": "1"})
     async with slots:
-        return await _serve(request, _store(request), app[SETTINGS], telemetry)
+        return await _serve(request, _store(request), app[SETTINGS], telemetry, partition)
 
 
 def _headers(request: web.Request) -> dict[str, str]:
@@ -86,13 +94,18 @@ def _headers(request: web.Request) -> dict[str, str]:
 
 
 async def _serve(
-    request: web.Request, store: Store, settings: ScrapeSettings, telemetry: AggregatorMetrics
+    request: web.Request,
+    store: Store,
+    settings: ScrapeSettings,
+    telemetry: AggregatorMetrics,
+    partition: Partition | None,
 ) -> web.StreamResponse:
     fmt = choose_format(request.headers.get("Accept"))
     gzip = wants_gzip(request.headers.get("Accept-Encoding"))
     started = time.perf_counter()
     stats = ScrapeStats()
-    stream = exposition(store, fmt, stats)
+    slots = partition.slots(store.layout.slots) if partition is not None else None
+    stream = exposition(store, fmt, stats, slots)
     try:
         first = await anext(stream, None)  # a store failure here still gets a clean 503
     except StoreError as e:
@@ -100,6 +113,12 @@ async def _serve(
         log.warning("scrape failed before the first byte: %s", e)
         return web.Response(status=503, text=f"store unavailable: {e}\n")
     response = web.StreamResponse(headers=_headers(request))
+    if partition is not None:
+        # One connection per partitioned scrape: Prometheus would otherwise reuse one
+        # keep-alive connection for every partition, and a Service balances connections,
+        # so all the parts would land on one replica. A handshake per scrape is nothing
+        # beside the scrape.
+        response.force_close()
 
     async def body() -> AsyncIterator[bytes]:
         if first is not None:
@@ -108,7 +127,11 @@ async def _serve(
             yield chunk
 
     chunks = (
-        body() if not gzip else gzip_stream(body(), level=settings.gzip_level, executor=request.app[EXECUTOR])
+        body()
+        if not gzip
+        else gzip_stream(
+            body(), level=settings.gzip_level, executor=request.app[EXECUTOR], engine=settings.gzip_engine
+        )
     )
     transport = request.transport
     watch = StallWatch(transport, lambda: stats.bytes, settings.stall_timeout) if transport else None
@@ -136,7 +159,7 @@ async def _serve(
             watch.cancel()
         await stream.aclose()  # its Redis connection now, not when the generator is collected
     elapsed = time.perf_counter() - started
-    telemetry.observe(fmt.value, "gzip" if gzip else "identity", elapsed, stats)
+    telemetry.observe(fmt.value, "gzip" if gzip else "identity", elapsed, stats, partition)
     return response
 
 

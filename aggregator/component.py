@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from aggregator.app import METRICS, ScrapeSettings, build_apps
+from aggregator.compress import ENGINES, resolve_engine
 from panopticon import flags, serving
 from panopticon.store import Store
 
@@ -31,11 +32,27 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         default=4,
         help="scrapes served at once; more get 503 (also the gzip thread pool's size)",
     )
-    parser.add_argument("--gzip-level", type=int, default=1, choices=range(1, 10))
+    parser.add_argument(
+        "--gzip-level",
+        type=int,
+        default=1,
+        choices=range(1, 10),
+        help="zlib's levels; isal maps them to its 1-3",
+    )
+    parser.add_argument(
+        "--gzip-engine",
+        default="auto",
+        choices=ENGINES,
+        help="deflate implementation: auto = isal when installed, else zlib",
+    )
 
 
 def scrape_settings(args: argparse.Namespace) -> ScrapeSettings:
-    return ScrapeSettings(max_concurrent=args.max_concurrent_scrapes, gzip_level=args.gzip_level)
+    return ScrapeSettings(
+        max_concurrent=args.max_concurrent_scrapes,
+        gzip_level=args.gzip_level,
+        gzip_engine=resolve_engine(args.gzip_engine),
+    )
 
 
 async def run(args: argparse.Namespace, store: Store, stop: asyncio.Event) -> None:

@@ -8,7 +8,7 @@ family without any stored line is left out (its header would only be noise).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from panopticon.exposition import OPENMETRICS_EOF, Format
@@ -23,14 +23,14 @@ class ScrapeStats:
 
 
 async def exposition(
-    store: Store, fmt: Format, stats: ScrapeStats | None = None
+    store: Store, fmt: Format, stats: ScrapeStats | None = None, slots: Sequence[int] | None = None
 ) -> AsyncGenerator[bytes, None]:
-    """Yield the whole exposition in chunks of complete lines."""
+    """Yield the whole exposition (only `slots`' lines when given) in chunks of complete lines."""
     stats = stats if stats is not None else ScrapeStats()
     registry = await store.registry()
     om = fmt is Format.OPENMETRICS
     current = None
-    async for family, chunk in store.read_families(sorted(registry)):
+    async for family, chunk in store.read_families(sorted(registry), slots):
         if family != current:
             current = family
             entry = registry[family]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from aggregator.partition import Partition
 from aggregator.scrape import ScrapeStats
 
 _DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -32,6 +33,12 @@ class AggregatorMetrics:
         self.last_families = Gauge(
             "panopticon_aggregator_last_scrape_families",
             "Families in the last complete scrape.",
+            registry=registry,
+        )
+        self.partition_series = Gauge(
+            "panopticon_aggregator_last_partition_series",
+            "Series in this aggregator's last completed scrape of each partition (/metrics?partition=&of=).",
+            ["partition", "of"],
             registry=registry,
         )
         self.rejected = Counter(
@@ -80,11 +87,16 @@ class AggregatorMetrics:
         """`panopticon.httpguard`'s report of a client it refused."""
         self.http_rejected.labels(reason).inc()
 
-    def observe(self, fmt: str, encoding: str, seconds: float, stats: ScrapeStats) -> None:
+    def observe(
+        self, fmt: str, encoding: str, seconds: float, stats: ScrapeStats, partition: Partition | None = None
+    ) -> None:
         self.scrape_duration.labels(fmt, encoding).observe(seconds)
         self.scrape_bytes.inc(stats.bytes)
-        self.last_series.set(stats.series)
-        self.last_families.set(stats.families)
+        if partition is None:
+            self.last_series.set(stats.series)
+            self.last_families.set(stats.families)
+        else:
+            self.partition_series.labels(partition.label, str(partition.count)).set(stats.series)
 
     def update_shards(
         self, shards: Mapping[int, Mapping[str, object]], *, now: float, stale_after: float

@@ -2,7 +2,8 @@
 
 Contenders, each a separate server process pinned to one core (the client and Redis
 share the other):
-- `panopticon`: `panopticon aggregator` streaming from Redis (identity and gzip);
+- `panopticon/<engine>`: `panopticon aggregator` streaming from Redis (identity and
+  gzip), once per `--gzip-engines` entry (isal and zlib by default);
 - `naive`: an aiohttp app that HGETALLs every hash (one command at a time), joins
   everything and writes it in one response, with aiohttp's own compression for gzip;
 - `embedded`: the aggregator app over the in-process store (`panopticon run`), filled
@@ -223,6 +224,22 @@ async def fill_memory(series: int, families: int, seed: int = 1) -> Any:
     return store
 
 
+def measure_partitions(url: str, parts: int, repeats: int) -> dict[str, Any]:
+    """Best of `repeats` of the summed time of scraping parts 0..k-1 one after the other."""
+    results: dict[str, Any] = {"name": f"  {parts} parts, sum"}
+    for gzip in (False, True):
+        best = (float("inf"), 0.0, 0)
+        for _ in range(repeats):
+            got = [asyncio.run(scrape(f"{url}?partition={i}&of={parts}", gzip)) for i in range(parts)]
+            total = (sum(g[0] for g in got), got[0][1], sum(g[2] for g in got))
+            best = min(best, total)
+        results["gzip" if gzip else "identity"] = {
+            "seconds": best[0], "first_byte": best[1], "bytes": best[2], "redis_seconds": None,
+        }  # fmt: skip
+    results["peak_rss_mb"] = 0.0
+    return results
+
+
 def measure(name: str, url: str, pid: int, redis_port: int | None, repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {"name": name}
     for gzip in (False, True):
@@ -250,6 +267,10 @@ def main() -> int:
     parser.add_argument("--families", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--partitions", type=int, default=4, help="also scrape in k parts (1: don't)")
+    parser.add_argument(
+        "--gzip-engines", default="isal,zlib", help="one aggregator run per engine (comma-separated)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pan-agg-bench-"))
     redis_port = free_port()
@@ -265,18 +286,26 @@ def main() -> int:
             f"filled {args.series} series in {args.families} families in {time.perf_counter() - started:.1f}s"
         )
         rows = []
-        port = free_port()
-        agg = subprocess.Popen(
-            [sys.executable, "-m", "panopticon", "aggregator", "--redis", f"redis://127.0.0.1:{redis_port}/0",
-             "--host", "127.0.0.1", "--port", str(port), "--telemetry-port", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        procs.append(agg)
-        pin(agg, 1)
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        rows.append(
-            measure("panopticon", f"http://127.0.0.1:{port}/metrics", agg.pid, redis_port, args.repeats)
-        )
+        for engine in args.gzip_engines.split(","):
+            port = free_port()
+            agg = subprocess.Popen(
+                [sys.executable, "-m", "panopticon", "aggregator", "--redis", f"redis://127.0.0.1:{redis_port}/0",
+                 "--host", "127.0.0.1", "--port", str(port), "--telemetry-port", "0",
+                 "--gzip-engine", engine],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(agg)
+            pin(agg, 1)
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+            url = f"http://127.0.0.1:{port}/metrics"
+            rows.append(measure(f"panopticon/{engine}", url, agg.pid, redis_port, args.repeats))
+            if args.partitions > 1:
+                rows.append(measure_partitions(url, args.partitions, args.repeats))
+                full, parts = rows[-2], rows[-1]
+                for enc in ("identity", "gzip"):
+                    parts[enc]["vs_full"] = parts[enc]["seconds"] / full[enc]["seconds"]
+            agg.terminate()
+            agg.wait(10)
         if not args.skip_naive:
             nport = free_port()
             naive = subprocess.Popen(
@@ -312,22 +341,25 @@ def main() -> int:
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"{args.series} series, {args.families} families; best of {args.repeats} (naive: 1)")
     print(
-        f"{'server':12s} {'encoding':9s} {'seconds':>8s} {'x Redis':>8s} {'1st byte':>9s} "
+        f"{'server':16s} {'encoding':9s} {'seconds':>8s} {'x Redis':>8s} {'1st byte':>9s} "
         f"{'MB sent':>8s} {'peak RSS':>9s}"
     )
     for row in rows:
         for enc in ("identity", "gzip"):
             r = row[enc]
             ratio = f"{r['seconds'] / r['redis_seconds']:.2f}" if r["redis_seconds"] else "-"
+            if "vs_full" in r:
+                ratio = f"{r['vs_full']:.2f}xfull"
             print(
-                f"{row['name']:12s} {enc:9s} {r['seconds']:8.2f} {ratio:>8s} {r['first_byte'] * 1000:7.1f}ms "
+                f"{row['name']:16s} {enc:9s} {r['seconds']:8.2f} {ratio:>8s} {r['first_byte'] * 1000:7.1f}ms "
                 f"{r['bytes'] / 1e6:8.1f} {row['peak_rss_mb']:7.0f}MB"
             )
     redis_s = rows[0]["identity"]["redis_seconds"]
     print(f"Redis' own read time (commandstats, HVALS): {redis_s:.2f}s")
     print(
         "reproduce: .venv/bin/python benchmarks/aggregator_bench.py "
-        f"--series {args.series} --families {args.families}"
+        f"--series {args.series} --families {args.families} --gzip-engines {args.gzip_engines}"
+        f" --partitions {args.partitions}"
     )
 
 

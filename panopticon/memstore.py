@@ -142,9 +142,12 @@ class MemoryStore:
     async def shards(self) -> dict[int, dict[str, object]]:
         return {k: dict(v) for k, v in self._shards.items()}
 
-    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+    async def read_families(
+        self, families: Sequence[str], slots: Sequence[int] | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        chosen = range(self.layout.slots) if slots is None else slots
         for family in families:
-            for slot in range(self.layout.slots):
+            for slot in chosen:
                 fields = self._families.get((family, slot))
                 if fields:
                     yield family, b"".join(fields.values())

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from panopticon.eachspec import EachSpec, read_each, read_flag
 from panopticon.expr.values import format_number
+from panopticon.scopespec import FilterSpec, SelectorSpec, read_filter, read_selector
+from panopticon.valuemapspec import read_value_map
 
 API_GROUP = "metrics.appscode.com"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -80,6 +82,10 @@ class ValueSpec:
     value_from_path: str | None
     value_from_expression: str | None
     where: str
+    value_map: tuple[tuple[str, int | float], ...] | None = None
+    """`valueMap` (a Panopticon extension): the path's value, as text, to a number."""
+    default: int | float | None = None
+    """The number for a value `valueMap` does not list; None: no series."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,10 @@ class ConfigSpec:
     default_labels: bool = True
     """Whether series carry the object's name and namespace (`spec.defaultLabels`, an
     extension: false for configs converted from kube-state-metrics)."""
+    selector: SelectorSpec | None = None
+    """`spec.selector` (an extension): a LabelSelector on the target objects."""
+    filter: FilterSpec | None = None
+    """`spec.filter` (an extension): an expression an object must make true."""
 
 
 class _Reader:
@@ -232,6 +242,11 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         r.error("spec.metrics", "is required")
     metrics = tuple(_metric(r, item, f"spec.metrics[{i}]") for i, item in enumerate(raw_metrics))
     default_labels = read_flag(r, spec, "defaultLabels", "spec", default=True)
+    selector = read_selector(spec.get("selector"), "spec.selector", r.error)
+    object_filter = read_filter(spec.get("filter"), "spec.filter", r.error)
+    for planned in ("namespaceSelector", "limits"):
+        if planned in spec:
+            r.error(f"spec.{planned}", "is not supported by this version of Panopticon")
     config = ConfigSpec(
         name=name,
         uid=uid,  # type: ignore[arg-type]
@@ -241,6 +256,8 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         common_labels=tuple(label for label in common if label is not None),
         metrics=tuple(m for m in metrics if m is not None),
         default_labels=default_labels,
+        selector=selector,
+        filter=object_filter,
     )
     return config, r.findings
 
@@ -323,7 +340,14 @@ def _value(r: _Reader, raw: Any, where: str) -> ValueSpec | None:
     elif path and expression:
         r.warn(f"{where}.valueFromExpression", "ignored: valueFromPath takes precedence")
         expression = None
-    return ValueSpec(value, path or None, expression or None, where)
+    value_map, default = read_value_map(item.get("valueMap"), item.get("default"), where, r.error)
+    if value_map is not None and not path:
+        r.error(f"{where}.valueMap", "needs valueFromPath: it maps the value read from the path")
+        value_map = default = None
+    elif default is not None and value_map is None:
+        r.error(f"{where}.default", "needs valueMap: it is the number for values the map does not list")
+        default = None
+    return ValueSpec(value, path or None, expression or None, where, value_map, default)
 
 
 def _metric(r: _Reader, raw: Any, where: str) -> MetricSpec | None:

@@ -44,6 +44,7 @@ from panopticon.model import (
 )
 from panopticon.paths import FanOut, Getter, Path, compile_path
 from panopticon.schema import SchemaIndex, check_path
+from panopticon.scope import Gate, compile_filter, gate_of
 from panopticon.series import (
     MAX_LABEL_VALUE,
     MAX_SERIES_PER_METRIC,
@@ -63,6 +64,7 @@ from panopticon.series import (
     expression_value,
     path_value,
 )
+from panopticon.valuemap import mapped_value
 
 __all__ = [
     "MAX_LABEL_VALUE",
@@ -110,6 +112,8 @@ class Program:
     metrics: tuple[Metric, ...] = field(repr=False)
     default_labels: bool = True
     """Whether series carry the object's name and namespace (`spec.defaultLabels`)."""
+    gate: Gate | None = field(default=None, repr=False, compare=False)
+    """`spec.selector` and `spec.filter`: objects outside them render nothing."""
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -127,6 +131,8 @@ class Program:
         """Render every metric for one object. Never raises for any object content."""
         errors: list[RenderError] = []
         families: dict[str, str] = {}
+        if self.gate is not None and not self.gate(obj, errors):
+            return RenderOutput(families, errors)
         base = ""
         meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
         if isinstance(meta, dict):
@@ -210,6 +216,13 @@ class _ConfigCompiler:
                 self.findings.append(finding)
         return path
 
+    def gate(self) -> Gate | None:
+        """The config's scope (selector and filter) as one test; None when it has none."""
+        keep = None
+        if self.spec.filter is not None:
+            keep = compile_filter(self.spec.filter, self.path, self.error)
+        return gate_of(self.spec.selector, keep)
+
     def compile(self) -> Program:
         reserved = {self.kind_label: "the object name label", "namespace": "the namespace label"}
         if not self.spec.default_labels:
@@ -241,6 +254,7 @@ class _ConfigCompiler:
             common=tuple(label_chunks(common)),
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
+            gate=self.gate(),
         )
 
     def compile_each(self, reserved: frozenset[str]) -> Program:
@@ -262,6 +276,7 @@ class _ConfigCompiler:
             common=(),
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
+            gate=self.gate(),
         )
 
     def labels(
@@ -369,6 +384,8 @@ class _ConfigCompiler:
             path = self.scoped_path(v.value_from_path, f"{v.where}.valueFromPath", fanout)
             if path is None:
                 return None
+            if v.value_map is not None:
+                return _Value(mapped_value(*_source(path), v.value_map, v.default))
             return _Value(path_value(*_source(path), path.text, date_time), path=path)
         assert v.value_from_expression is not None
         try:

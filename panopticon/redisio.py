@@ -349,19 +349,21 @@ class RedisStore:
         raw = await self._run("shards", self._client.hgetall(self.layout.shards_key))
         return {int(k): orjson.loads(v) for k, v in raw.items()}
 
-    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+    async def read_families(
+        self, families: Sequence[str], slots: Sequence[int] | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        chosen = range(self.layout.slots) if slots is None else slots
         if self._endpoint is not None:
-            keys = {self.layout.family_key(slot, f): f for f in families for slot in range(self.layout.slots)}
+            keys = {self.layout.family_key(slot, f): f for f in families for slot in chosen}
             async with HvalsStream(self._endpoint) as stream:
                 async for key, chunk in stream.values(keys):
                     if chunk:
                         yield keys[key], chunk
             return
         for family in families:
-            slots = range(self.layout.slots)
-            for start in range(0, len(slots), READ_BATCH):
+            for start in range(0, len(chosen), READ_BATCH):
                 pipe = self._client.pipeline(transaction=False)
-                for slot in slots[start : start + READ_BATCH]:
+                for slot in chosen[start : start + READ_BATCH]:
                     pipe.hvals(self.layout.family_key(slot, family))
                 for values in await self._run("read", pipe.execute()):
                     if values:

@@ -326,9 +326,12 @@ class Store(Protocol):
 
     async def shards(self) -> dict[int, dict[str, object]]: ...
 
-    def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
-        """Every stored line of each family, in the order given, slot after slot, as
-        `(family, chunk)` pairs; a chunk holds whole lines and is never empty."""
+    def read_families(
+        self, families: Sequence[str], slots: Sequence[int] | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """Every stored line of each family, in the order given, slot after slot (only
+        `slots`, ascending, when given: a partitioned scrape), as `(family, chunk)`
+        pairs; a chunk holds whole lines and is never empty."""
         ...
 
     async def close(self) -> None: ...

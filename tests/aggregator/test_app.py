@@ -24,9 +24,9 @@ from panopticon.exposition import FamilyHeader
 from panopticon.memstore import MemoryStore
 from panopticon.redisio import RedisOptions, RedisStore
 from panopticon.store import Layout, Op, RegistryEntry, Store, token
+from tests.aggregator.conftest import LAYOUT
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
-LAYOUT = Layout(prefix="a", buckets=64, slots=8)
 OM_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 
@@ -78,17 +78,6 @@ def with_aggregator(
 
 def series(text: str, parser: Any = parse_text) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
     return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in parser(text) for s in f.samples}
-
-
-@pytest.fixture(params=["memory", "redis"])
-def make_store(request: pytest.FixtureRequest) -> Callable[[], Store]:
-    if request.param == "memory":
-        return lambda: MemoryStore(LAYOUT)
-    server: RedisServer = request.getfixturevalue("redis_server")
-    prefix = f"a{uuid.uuid4().hex[:8]}"
-    return lambda: RedisStore.connect(
-        RedisOptions(url=server.url), Layout(prefix=prefix, buckets=64, slots=8)
-    )
 
 
 def test_text_openmetrics_and_gzip_carry_the_same_series_and_each_family_once(make_store) -> None:  # type: ignore[no-untyped-def]
@@ -160,8 +149,10 @@ class FailingStore(MemoryStore):
         self.good = good
         self.armed = False
 
-    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
-        async for family, chunk in super().read_families(families):
+    async def read_families(
+        self, families: Sequence[str], slots: Sequence[int] | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        async for family, chunk in super().read_families(families, slots):
             if self.armed:
                 if self.good <= 0:
                     raise StoreError("redis read: Connection reset by peer")
@@ -201,8 +192,10 @@ def test_a_store_down_before_the_first_byte_gives_503() -> None:
 
 
 class SlowStore(MemoryStore):
-    async def read_families(self, families: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
-        async for family, chunk in super().read_families(families):
+    async def read_families(
+        self, families: Sequence[str], slots: Sequence[int] | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        async for family, chunk in super().read_families(families, slots):
             await asyncio.sleep(0.2)
             yield family, chunk
 

@@ -7,7 +7,8 @@
   for that check and checked structurally instead;
 - every metric name in the alerts and the dashboard is one the shard or the aggregator
   exports (read from their telemetry classes), every dashboard query parses as PromQL;
-- the job names agree between the ServiceMonitors, the plain config and the alerts.
+- the job names agree between the ServiceMonitors/ScrapeConfig, the plain config and the alerts;
+- the users' metrics are scraped in partitions through the aggregator Service, alike in both.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def test_the_plain_scrape_config_passes_promtool_check_config(promtool: str, tmp
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     assert {job["job_name"] for job in config["scrape_configs"]} == JOBS
     for job in config["scrape_configs"]:
+        if job["job_name"] == "panopticon":
+            check_partitions(job["static_configs"], job["params"], job["relabel_configs"])
+            continue
         (sd,) = job.pop("kubernetes_sd_configs")
         assert sd == {"role": "endpointslice", "namespaces": {"names": ["panopticon"]}}, job["job_name"]
         keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
@@ -104,6 +108,20 @@ def test_the_plain_scrape_config_passes_promtool_check_config(promtool: str, tmp
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     run_promtool(promtool, "check", "config", path)
+
+
+def check_partitions(
+    static: list[dict[str, Any]], params: dict[str, list[str]], relabel: list[dict[str, Any]]
+) -> None:
+    """k targets on the aggregator Service, partitions 0..k-1, `of` = k, the label into the URL."""
+    (of,) = params["of"]
+    assert [s["targets"] for s in static] == [["panopticon-aggregator.panopticon.svc:8080"]] * int(of)
+    assert [s["labels"]["partition"] for s in static] == [str(i) for i in range(int(of))]
+    assert any(
+        r.get("targetLabel", r.get("target_label")) == "__param_partition"
+        and r.get("sourceLabels", r.get("source_labels")) == ["partition"]
+        for r in relabel
+    )
 
 
 def exported_series_names() -> set[str]:
@@ -133,7 +151,9 @@ def test_alerts_and_dashboard_use_only_the_documented_jobs() -> None:
     assert jobs == JOBS
 
 
-def test_the_servicemonitors_produce_the_same_jobs_as_the_plain_config(rendered: dict[str, Rendered]) -> None:
+def test_the_monitoring_objects_produce_the_same_jobs_as_the_plain_config(
+    rendered: dict[str, Rendered],
+) -> None:
     r = rendered["overlays/large"]
     services = {s["metadata"]["name"]: s for s in r.of_kind("Service")}
     jobs = set()
@@ -147,8 +167,16 @@ def test_the_servicemonitors_produce_the_same_jobs_as_the_plain_config(rendered:
             for name in selected:
                 if endpoint["port"] in [p["name"] for p in services[name]["spec"]["ports"]]:
                     jobs.add(relabeled[-1] if relabeled else name)
-        if any(e["port"] == "http-metrics" for e in monitor["spec"]["endpoints"]):
-            assert all(e.get("honorLabels") for e in monitor["spec"]["endpoints"])
+        assert all(e["port"] != "http-metrics" for e in monitor["spec"]["endpoints"]), "scraped per pod"
+    (scrape,) = r.of_kind("ScrapeConfig")
+    spec = scrape["spec"]
+    assert spec["honorLabels"] is True
+    check_partitions(spec["staticConfigs"], spec["params"], spec["relabelings"])
+    service = services["panopticon-aggregator"]
+    host, port = spec["staticConfigs"][0]["targets"][0].rsplit(":", 1)
+    assert host == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    assert int(port) in [p["port"] for p in service["spec"]["ports"] if p["name"] == "http-metrics"]
+    jobs.update(s["labels"]["job"] for s in spec["staticConfigs"])
     assert jobs == JOBS
 
 

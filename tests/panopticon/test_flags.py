@@ -167,7 +167,8 @@ def test_a_bad_flag_value_exits_2_with_one_line_naming_the_flag(
 BAD_VALUES: dict[str, dict[str, str]] = {
     "aggregator": {
         "--port": "70000", "--telemetry-port": "-1", "--max-concurrent-scrapes": "0",
-        "--gzip-level": "10", "--shutdown-grace": "-1", "--redis-timeout": "0", "--buckets": "3000",
+        "--gzip-level": "10", "--gzip-engine": "brotli", "--shutdown-grace": "-1", "--redis-timeout": "0",
+        "--buckets": "3000",
         "--slots": "0", "--prefix": "a{b", "--log-level": "chatty", "--redis-ca-file": "/nonexistent/ca.pem",
     },
     "shard": {
@@ -178,7 +179,8 @@ BAD_VALUES: dict[str, dict[str, str]] = {
     },
     "run": {
         "--port": "70000", "--telemetry-port": "65536", "--shard-port": "-8",
-        "--max-concurrent-scrapes": "-1", "--gzip-level": "0", "--flush-interval": "-0.1",
+        "--max-concurrent-scrapes": "-1", "--gzip-level": "0", "--gzip-engine": "lz4",
+        "--flush-interval": "-0.1",
         "--max-backlog": "-1", "--heartbeat-interval": "0", "--status-interval": "-1",
         "--redis-timeout": "-3", "--buckets": "0", "--slots": "5", "--prefix": "a b", "--log-level": "loud",
         "--redis-ca-file": "/nonexistent",

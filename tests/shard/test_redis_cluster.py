@@ -85,6 +85,12 @@ def test_the_store_contract_holds_on_a_redis_cluster(redis_cluster: RedisCluster
             expected = {f'fam{{s="{slot}"}} 1' for slot in range(LAYOUT.slots)}
             expected |= {f'other{{s="{slot}"}} 2' for slot in range(LAYOUT.slots)}
             assert lines == Counter(expected)
+            # A partitioned scrape's reads (slot mod 3), over the nodes: disjoint, and together all.
+            parts: Counter[str] = Counter()
+            for i in range(3):
+                async for _, chunk in store.read_families(["fam", "other"], range(i, LAYOUT.slots, 3)):
+                    parts.update(chunk.decode().splitlines())
+            assert parts == Counter(expected)
 
             # Deletes through the same fenced script, then the fields are gone.
             deletes = [

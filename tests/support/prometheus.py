@@ -20,22 +20,33 @@ from tests.support.redis_server import free_port
 
 
 class PrometheusServer:
-    def __init__(self, targets: list[str], *, job: str = "panopticon", interval: str = "1s") -> None:
+    def __init__(
+        self,
+        targets: list[str],
+        *,
+        job: str = "panopticon",
+        interval: str = "1s",
+        scrape_configs: list[dict[str, Any]] | None = None,
+    ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus not found (scripts/setup installs Debian's package)")
         self.binary = binary
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="pan-prom-"))
-        targets_yaml = ", ".join(f"'{t}'" for t in targets)
-        (self.dir / "prometheus.yml").write_text(
-            f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}\n"
-            f"scrape_configs:\n"
-            f"  - job_name: {job}\n"
-            f"    honor_labels: true\n"
-            f"    scrape_timeout: {interval}\n"
-            f"    static_configs: [{{targets: [{targets_yaml}]}}]\n"
-        )
+        jobs = scrape_configs or [
+            {
+                "job_name": job,
+                "honor_labels": True,
+                "scrape_timeout": interval,
+                "static_configs": [{"targets": targets}],
+            }
+        ]
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": jobs,
+        }
+        (self.dir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -1,0 +1,78 @@
+"""A round-robin TCP balancer: what a Kubernetes Service does to the aggregator replicas.
+
+kube-proxy picks a backend per connection; this does the same, in a thread of the
+test process, so a Prometheus scrape config that targets "the Service" can be tested
+against several real aggregator processes. Each accepted connection is piped both
+ways to the next backend in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import Counter
+
+from tests.support.redis_server import free_port
+
+
+class Balancer:
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = backends
+        self.port = free_port()
+        self.connections: Counter[str] = Counter()
+        self._turn = itertools.cycle(backends)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Balancer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("balancer did not start")
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        backend = next(self._turn)
+        self.connections[backend] += 1
+        host, port = backend.rsplit(":", 1)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
