@@ -83,6 +83,9 @@ class Report:
     churn_rate: float
     actions: dict[str, int] = field(default_factory=dict)
     churn_events: int = 0
+    exits_restarted: int = 0
+    """Shard processes found exited on their own and started again, as the kubelet
+    would (a shard that starts while Redis is unreachable exits with status 2)."""
     final_shards: int = 0
     series: int = 0
     missing: int = 0
@@ -213,6 +216,13 @@ class Chaos:
             self._start_shard(i)
         self.replicas = replicas
 
+    def revive(self) -> None:
+        """Start again the shard processes that exited on their own."""
+        for index, shard in list(self.shards.items()):
+            if shard.proc is not None and shard.proc.poll() is not None:
+                self.report.exits_restarted += 1
+                self._start_shard(index)
+
     def act(self, action: str) -> None:
         self.report.actions[action] = self.report.actions.get(action, 0) + 1
         admin = self.sim.admin
@@ -280,6 +290,7 @@ class Chaos:
             if self.redis.snapshot_due:
                 self.redis.snapshot()
             time.sleep(self.rng.uniform(1.0, 4.0))
+            self.revive()
             self.act(self.rng.choice(self.actions))
         churn = self.sim.admin.call("GET", "/churn")["churn"] or {}
         self.sim.admin.stop_churn()
@@ -291,6 +302,8 @@ class Chaos:
         if self.checker.error is not None:
             raise RuntimeError("the in-flight checks failed to run") from self.checker.error
         self.sim.admin.clear_faults()
+        time.sleep(1.0)  # a shard started just before the last disruption may exit now
+        self.revive()
         for shard in self.shards.values():
             shard.wait_ready(timeout=120)
         self.report.final_shards = self.replicas
