@@ -10,7 +10,8 @@ objects churning, and for `--duration` seconds applies seeded random disruptions
   their data and the store's epoch may live on one of them);
 - `redis_restore`: Redis restarted from a snapshot taken at least one action earlier
   (on a cluster: one node from its own snapshot), so it comes back with less than it
-  acknowledged: series of objects deleted or updated since, families since removed;
+  acknowledged: series of objects deleted or updated since, families since removed.
+  It is also the last disruption of every run, so that no later one hides it;
 - `drop_watches`, `expire_watches` (in-band 410s), `compact`: watches end, relists;
 - `stall`: watches deliver nothing for 0.5-3 s;
 - `scale`: the StatefulSet scaled up or down, shards started or stopped;
@@ -292,6 +293,8 @@ class Chaos:
             time.sleep(self.rng.uniform(1.0, 4.0))
             self.revive()
             self.act(self.rng.choice(self.actions))
+        if "redis_restore" in self.actions:
+            self._final_restore()
         churn = self.sim.admin.call("GET", "/churn")["churn"] or {}
         self.sim.admin.stop_churn()
         self.report.churn_events = int(
@@ -322,6 +325,17 @@ class Chaos:
             print(describe_difference(expected, stored), file=sys.stderr)
         self.report.converged_after = time.monotonic() - settle
         return self.report
+
+    def _final_restore(self) -> None:
+        """The last disruption is a restore, under churn, from a snapshot older than
+        the last changes, with nothing after it: only the restore's own recovery can
+        remove what it brought back (any later kill, scale or empty restart would
+        collect it too, and hide a recovery that does nothing)."""
+        if self.redis.snapshot_due:
+            self.redis.snapshot()
+            time.sleep(2.0)  # changes the snapshot lacks
+        self.act("redis_restore")
+        time.sleep(2.0)
 
     def _header_differences(self) -> int:
         """Families whose HELP/TYPE header in the aggregator's scrape differs from the
