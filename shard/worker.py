@@ -607,7 +607,7 @@ class Worker:
                 else:
                     await self._check_store()
                 if self._recovery_due:
-                    await self._recover()
+                    await self._rewrite_all()  # retried at the next heartbeat if it fails
                 elif self._rewrite_due:
                     await self._rewrite()  # publishes the registry first
                 elif self._registry_dirty:
@@ -632,27 +632,19 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _republish(self, epoch: str) -> None:
-        """The store lost its data (Redis restarted empty): claim, publish and write everything again."""
+        """The store's epoch changed: Redis lost its data (restarted empty), or went
+        back to a state older than the epoch this shard knew (a snapshot taken before
+        an earlier empty restart), which may register families removed since."""
         log.warning("store epoch changed (%s -> %s): Redis lost its data; republishing", self.epoch, epoch)
         self.metrics.epoch_changes.inc()
-        await self.store.ensure_layout()
-        async with self._lock:
-            # Every slot forgot this shard's writes: known already, not news for the
-            # next heartbeat's check.
-            await self.store.lost_writes()
-            if self.ownership.ring is not None:
-                await self.ownership.adopt(self.ownership.ring)
-            # The store is empty, but a lagging shard may write into it before we claim
-            # again: collect once the targets have re-synced.
-            self.pending_gc = set(self.ownership.owned)
-            self.published = set()
-            await self._publish_registry()
-            self._restart_targets()
+        # Every slot may have forgotten this shard's writes: known already, not news
+        # for the next heartbeat's check.
+        await self.store.lost_writes()
+        if not await self._rewrite_all():
+            return  # the store fails again: the next heartbeat tries again
         # Only now: if anything above failed, the next heartbeat tries again.
         self.epoch = epoch
-        self._recovery_due = False  # an empty store: everything was just rewritten
         self._servers = None  # the restarted server's run id is the new baseline
-        self.metrics.store_rewrites.inc()
 
     def _serving_all(self) -> bool:
         """What the heartbeat reports as `synced`: ready, and not relisting or
@@ -689,13 +681,15 @@ class Worker:
             )
             self._recovery_due = True
 
-    async def _recover(self) -> None:
-        """The store may hold less than it acknowledged: an older state of any key.
+    async def _rewrite_all(self) -> bool:
+        """The store may hold less than it acknowledged, or nothing: an older state of
+        any key. False if the store failed meanwhile (the caller retries).
 
-        Claims are made again (owners may be older), the registry is read and written
-        again (families removed since that state are retired again, families added
-        since are registered again), and every target relists and rewrites every
-        object it renders, over what the store holds: nothing is deleted before it is
+        Claims are made again (owners may be older, or gone), the registry is read and
+        written again (families removed since that state are retired again, families
+        added since are registered again; a lagging shard may write into an emptied
+        store before the claims), and every target relists and rewrites every object
+        it renders, over what the store holds: nothing is deleted before it is
         rewritten. Once the targets have re-synced, garbage collection removes the
         series of objects deleted since that state (the lost deletes)."""
         async with self._lock:
@@ -706,11 +700,12 @@ class Worker:
             self.published = set()
             await self._publish_registry()
             if self._registry_dirty:
-                return  # the store fails again: the next heartbeat retries
+                return False
             self.pending_gc = set(self.ownership.owned)
             self._restart_targets()
-        self._recovery_due = False
+        self._recovery_due = False  # whatever was due, everything was just rewritten
         self.metrics.store_rewrites.inc()
+        return True
 
     async def _rewrite(self) -> None:
         """The store answers again after writes were dropped: write everything again.

@@ -111,3 +111,33 @@ def _run_id(info: str) -> str:
     found = re.search(r"^run_id:(\w+)", info, re.MULTILINE)
     assert found, info
     return found.group(1)
+
+
+@pytest.mark.slow
+def test_a_snapshot_from_before_an_empty_restart_loses_the_registry_of_a_deleted_config(
+    running: Setup,
+) -> None:
+    """The snapshot holds an older epoch token (taken before Redis restarted empty)
+    and the families of a config deleted since: they must not be served again."""
+    sim, redis, _ = running
+    converge(sim, redis.url, timeout=60, what="before the snapshot")
+    snapshot = redis.snapshot()
+    redis.restart_empty()
+    configs = sim.admin.call(
+        "GET", "/objects?apiVersion=metrics.appscode.com/v1alpha1&kind=MetricsConfiguration"
+    )
+    doomed = next(c for c in configs["items"] if c["spec"]["targetRef"]["kind"] == "Deployment")
+    sim.admin.bulk(
+        [
+            {
+                "op": "delete",
+                "apiVersion": doomed["apiVersion"],
+                "kind": doomed["kind"],
+                "name": doomed["metadata"]["name"],
+            }
+        ]
+    )
+    converge(sim, redis.url, timeout=60, what="after the restart and the config's deletion")
+    time.sleep(1.5)
+    redis.restart_from(snapshot)
+    converge(sim, redis.url, timeout=45, what="after restarting Redis from the snapshot of the older epoch")
