@@ -14,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from panopticon.ranges import cover
+
 MAX_SELECTOR_RANGES = 32
-"""Most `shardRange` terms sent to the API server. A ring scatters a shard's buckets
-over the hash space, so its exact selector can run to thousands of ranges: longer
-than servers accept in a URL (Go's default header limit is 1 MiB, aiohttp's 8 KiB
-line). Past this, the selector asks for everything and filtering stays client-side."""
+"""Most `shardRange` terms sent to the API server (a URL must stay short: aiohttp's
+request line limit is 8 KiB). Ownership (`panopticon.ranges`) gives shard k at most k
+ranges, so up to 32 shards the selector is exact; above, the smallest gaps between a
+shard's ranges are bridged (`panopticon.ranges.cover`): the server sends a few objects
+more, which the shard's own filter drops."""
 
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
@@ -109,14 +112,13 @@ class ShardFilter:
         """The `shardSelector` query value (Kubernetes 1.36 `ShardedListAndWatch`).
 
         Empty ownership gives an empty range, which matches nothing; ownership needing
-        more than `MAX_SELECTOR_RANGES` ranges gives the whole hash space (the server
-        then filters nothing and `contains` does all the work)."""
+        more than `MAX_SELECTOR_RANGES` ranges is covered by that many, bridging the
+        smallest gaps (a superset: `contains` drops what the server sends beyond it)."""
         if not self._ranges:
             return "shardRange(object.metadata.uid, '0x0000000000000000', '0x0000000000000000')"
-        if len(self._ranges) > MAX_SELECTOR_RANGES:
-            return f"shardRange(object.metadata.uid, '{_hex(0)}', '{_hex(HASH_SPACE)}')"
         return " || ".join(
-            f"shardRange(object.metadata.uid, '{_hex(start)}', '{_hex(end)}')" for start, end in self._ranges
+            f"shardRange(object.metadata.uid, '{_hex(start)}', '{_hex(end)}')"
+            for start, end in cover(list(self._ranges), MAX_SELECTOR_RANGES)
         )
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
+from panopticon.fencing import ring_fence
 from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token, write_each
 from panopticon.writemarks import WriteMarks, writer_of
 
@@ -26,6 +27,8 @@ class MemoryStore:
         self._registry: dict[str, RegistryEntry] = {}
         self._retired: dict[str, int] = {}
         self._shards: dict[int, dict[str, object]] = {}
+        self._rings: dict[str, int | str] = {}
+        self._valid_configs: dict[str, bytes] = {}
         self._writes: dict[tuple[str, int], int] = {}
         self._run_id = secrets.token_hex(20)
         self._marks = WriteMarks()
@@ -65,6 +68,12 @@ class MemoryStore:
             else:
                 refused.append(b)
         return ClaimResult(tuple(claimed), tuple(refused))
+
+    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
+        return ring_fence(self._rings, lineage, generation, floor=floor, renew=renew)
+
+    async def owners(self) -> dict[int, str]:
+        return dict(self._owners)
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         return await self.write_batch(slot, owner, Batch.of(ops))
@@ -138,6 +147,15 @@ class MemoryStore:
 
     async def forget_shard(self, shard: int) -> None:
         self._shards.pop(shard, None)
+
+    async def save_valid_config(self, name: str, record: bytes) -> None:
+        self._valid_configs[name] = record
+
+    async def valid_config(self, name: str) -> bytes | None:
+        return self._valid_configs.get(name)
+
+    async def forget_valid_config(self, name: str) -> None:
+        self._valid_configs.pop(name, None)
 
     async def shards(self) -> dict[int, dict[str, object]]:
         return {k: dict(v) for k, v in self._shards.items()}

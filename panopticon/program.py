@@ -32,6 +32,7 @@ from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, 
 from panopticon.expr.compiler import Expression, Indicator, compile_expression
 from panopticon.expr.functions import SUMMARY_CACHE, figure_offset
 from panopticon.expr.values import numeric_or_none
+from panopticon.isolation import fault_text
 from panopticon.model import (
     METRIC_NAME,
     ConfigSpec,
@@ -128,32 +129,40 @@ class Program:
         return replace(self, metrics=kept, families=tuple(m.header for m in kept))
 
     def render(self, obj: Any, *, namespaced: bool | None = None) -> RenderOutput:
-        """Render every metric for one object. Never raises for any object content."""
+        """Render every metric for one object. Never raises (the isolation boundary,
+        `panopticon.isolation`): an unexpected exception costs the series of the metric
+        it came from, and is reported as a `RenderError` marked as a fault."""
         errors: list[RenderError] = []
-        families: dict[str, str] = {}
-        if self.gate is not None and not self.gate(obj, errors):
-            return RenderOutput(families, errors)
         base = ""
-        meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
-        if isinstance(meta, dict):
-            name = meta.get("name")
-            if isinstance(name, str) and name:
-                if "\\" in name or '"' in name or "\n" in name:
-                    name = escape_label_value(name)
-                base = f',{self.kind_label}="{name}"'
-            ns = meta.get("namespace")
-            if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
-                if "\\" in ns or '"' in ns or "\n" in ns:
-                    ns = escape_label_value(ns)
-                base += f',namespace="{ns}"'
-        if self.common:
-            base = add_labels(base, self.common, obj, "commonLabels", errors)
+        try:  # A try costs nothing in CPython 3.11+ until something raises.
+            if self.gate is not None and not self.gate(obj, errors):
+                return RenderOutput({}, errors)
+            meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
+            if isinstance(meta, dict):
+                name = meta.get("name")
+                if isinstance(name, str) and name:
+                    if "\\" in name or '"' in name or "\n" in name:
+                        name = escape_label_value(name)
+                    base = f',{self.kind_label}="{name}"'
+                ns = meta.get("namespace")
+                if (namespaced is None or namespaced) and isinstance(ns, str) and ns:
+                    if "\\" in ns or '"' in ns or "\n" in ns:
+                        ns = escape_label_value(ns)
+                    base += f',namespace="{ns}"'
+            if self.common:
+                base = add_labels(base, self.common, obj, "commonLabels", errors)
+        except Exception as e:  # the boundary: anything, reported as a fault
+            return RenderOutput({}, [RenderError("", fault_text("scoping or labelling the object", e), True)])
+        families: dict[str, str] = {}
         env: Env = {SUMMARY_CACHE: {}}
         for metric in self.metrics:
             try:
                 text = metric.render(obj, base, env, errors)
             except RecursionError:
                 errors.append(RenderError(metric.name, "object nested too deeply"))
+                continue
+            except Exception as e:  # the boundary, as above
+                errors.append(RenderError(metric.name, fault_text("rendering", e), True))
                 continue
             if text:
                 families[metric.name] = text
@@ -165,6 +174,9 @@ class CompiledConfig:
     spec: ConfigSpec | None
     program: Program | None
     findings: tuple[Finding, ...]
+    fault: str | None = None
+    """Set when compiling raised unexpectedly (the isolation boundary caught it): the
+    config is invalid, with this as its one finding."""
 
     @property
     def errors(self) -> list[Finding]:
@@ -181,11 +193,15 @@ def compile_config(body: Any, *, schemas: SchemaIndex | None = None) -> Compiled
 
     With `schemas`, every path is also checked against the target kind's schema
     when the index knows it (see `panopticon.schema`)."""
-    spec, findings = parse_config(body)
-    if spec is None or spec.target is None:
-        return CompiledConfig(spec, None, tuple(findings))
-    compiler = _ConfigCompiler(spec, spec.target, findings, schemas)
-    program = compiler.compile()
+    try:
+        spec, findings = parse_config(body)
+        if spec is None or spec.target is None:
+            return CompiledConfig(spec, None, tuple(findings))
+        compiler = _ConfigCompiler(spec, spec.target, findings, schemas)
+        program = compiler.compile()
+    except Exception as e:  # the isolation boundary (panopticon.isolation)
+        fault = Finding("spec", fault_text("compiling the config", e), "error")
+        return CompiledConfig(None, None, (fault,), fault=fault.message)
     ok = not any(f.severity == "error" for f in findings)
     return CompiledConfig(spec, program if ok else None, tuple(findings))
 

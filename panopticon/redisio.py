@@ -23,6 +23,7 @@ from redis.asyncio.connection import parse_url
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from panopticon.errors import StoreError
+from panopticon.fencing import RING_FENCE_SCRIPT
 from panopticon.hvals import Endpoint, HvalsStream
 from panopticon.store import (
     CLAIM_SCRIPT,
@@ -103,6 +104,7 @@ class RedisStore:
         self._claim = client.register_script(CLAIM_SCRIPT)
         self._write = client.register_script(WRITE_SCRIPT)
         self._drop_retired = client.register_script(DROP_RETIRED_SCRIPT)
+        self._ring_fence = client.register_script(RING_FENCE_SCRIPT)
         self._marks = WriteMarks()
         """What the store acknowledged to this process, per slot (restore detection)."""
 
@@ -193,6 +195,17 @@ class RedisStore:
             self._claim(keys=[self.layout.owners_key(slot)], args=[shard, generation, *buckets]),
         )
         return ClaimResult(tuple(int(b) for b in claimed), tuple(int(b) for b in refused))
+
+    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
+        keys, args = [self.layout.rings_key], [lineage, generation, floor, "1" if renew else "0"]
+        return int(await self._run("ring fence", self._ring_fence(keys=keys, args=args)))
+
+    async def owners(self) -> dict[int, str]:
+        pipe = self._client.pipeline(transaction=False)
+        for slot in range(self.layout.slots):
+            pipe.hgetall(self.layout.owners_key(slot))
+        replies = await self._run("owners", pipe.execute())
+        return {int(bucket): owner.decode() for reply in replies for bucket, owner in reply.items()}
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         return await self.write_batch(slot, owner, Batch.of(ops))
@@ -344,6 +357,16 @@ class RedisStore:
 
     async def forget_shard(self, shard: int) -> None:
         await self._run("heartbeat", self._client.hdel(self.layout.shards_key, str(shard)))
+
+    async def save_valid_config(self, name: str, record: bytes) -> None:
+        await self._run("valid configs", self._client.hset(self.layout.valid_configs_key, name, record))
+
+    async def valid_config(self, name: str) -> bytes | None:
+        record = await self._run("valid configs", self._client.hget(self.layout.valid_configs_key, name))
+        return bytes(record) if record is not None else None
+
+    async def forget_valid_config(self, name: str) -> None:
+        await self._run("valid configs", self._client.hdel(self.layout.valid_configs_key, name))
 
     async def shards(self) -> dict[int, dict[str, object]]:
         raw = await self._run("shards", self._client.hgetall(self.layout.shards_key))

@@ -1,34 +1,35 @@
-"""Which shard owns which bucket: a consistent hash ring over the shard indexes.
+"""Which shard owns which bucket: contiguous ranges of the bucket space (`panopticon.ranges`).
 
-The only module that imports `hashring`. Every shard and aggregator computes the
-same assignment from the same `(shards, generation)`, so ownership needs no
-coordination; fencing in Redis (see `panopticon.store`) covers the moments when a
-shard lags behind a ring change.
+Every shard and aggregator computes the same assignment from the same shard count, so
+ownership needs no coordination; fencing in Redis (see `panopticon.store` and
+`panopticon.fencing`) covers the moments when a shard lags behind a ring change.
 
-Each shard appears on the ring under `VNODE_NAMES` names (the library gives every
-name the same number of points), which measured here gives max/mean load ≤ 1.11 and
-moves ≤ 1.10/(N+1) of the buckets on N → N+1, for 2..16 shards over 4096 buckets
-(`benchmarks/ring_balance.py`).
+The assignment used to be a consistent-hash ring (the `hashring` library, 32 names
+per shard): max/mean load up to 1.29 and more than a thousand hash ranges per shard,
+so a server-side `shardRange` selector could never narrow what a shard receives.
+Contiguous ranges balance to a bucket, move exactly the new shard's share on N → N+1,
+and give shard k at most k ranges (`benchmarks/ring_balance.py` compares the two).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hashring import HashRing
-
 from panopticon.buckets import BucketSpace, ShardFilter
+from panopticon.ranges import assign
 
-VNODE_NAMES = 32
-"""Ring names per shard: more points per shard, better balance (measured, see above)."""
+ASSIGNMENT = "ranges"
+"""The name of the assignment, part of every ring lineage (`shard.membership`): shards
+of a version that assigned buckets differently are another lineage, fenced below."""
 
 
 @dataclass(frozen=True, slots=True)
 class Ring:
     """The bucket → shard assignment for `shards` shards at ring `generation`.
 
-    `generation` is the fencing epoch of this assignment (the shard StatefulSet's
-    `metadata.generation`, which only grows): it does not change who owns what.
+    `generation` is the fencing epoch of this assignment (the store's fence for the
+    ring's lineage and generation, `panopticon.fencing`): it does not change who owns
+    what.
     """
 
     shards: int
@@ -39,13 +40,7 @@ class Ring:
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise ValueError(f"a ring needs at least one shard, not {self.shards}")
-        if self.shards == 1:
-            owners = (0,) * self.space.count
-        else:
-            names = [f"shard-{i}#{j}" for i in range(self.shards) for j in range(VNODE_NAMES)]
-            ring = HashRing(names)
-            owners = tuple(_index(ring.get_node(f"bucket-{b}")) for b in range(self.space.count))
-        object.__setattr__(self, "_owners", owners)
+        object.__setattr__(self, "_owners", assign(self.space.count, self.shards))
 
     def owner(self, bucket: int) -> int:
         return self._owners[bucket]
@@ -65,7 +60,3 @@ class Ring:
         for owner in self._owners:
             counts[owner] += 1
         return counts
-
-
-def _index(node: str) -> int:
-    return int(node.split("#", 1)[0].removeprefix("shard-"))

@@ -67,6 +67,9 @@ ParamSource = tuple[str, Getter, int]
 class RenderError:
     family: str
     message: str
+    fault: bool = False
+    """An unexpected exception caught by the isolation boundary (`panopticon.isolation`),
+    not an ordinary bad value."""
 
 
 def label_text(value: Any, family: str, key: str, errors: list[RenderError]) -> str:

@@ -14,7 +14,9 @@ Layout (Redis; the in-process store of embedded mode keeps the same shape):
                                left in the slots are garbage, collected by each shard;
                                dropped once no slot holds any and a grace period passed)
     {p}:shards                 hash shard index -> JSON heartbeat
-    {p}:{s<slot>}:owners       hash bucket -> "<shard index>:<ring generation>" (fencing)
+    {p}:rings                  hash: the ring lineages seen and their bases, the current one, the
+                               highest fence handed out (`panopticon.fencing`)
+    {p}:{s<slot>}:owners       hash bucket -> "<shard index>:<ring fence>" (fencing)
     {p}:{s<slot>}:writes       hash shard index -> writes of that shard's to the slot (a
                                store that forgot acknowledged writes answers less:
                                `panopticon.writemarks`)
@@ -26,7 +28,8 @@ range). A slot's keys share the hash tag `{s<slot>}`, so one Lua script can chec
 ownership and write a batch atomically, on a single Redis or on Redis Cluster.
 
 Fencing: a shard first claims its buckets (`CLAIM_SCRIPT`: allowed when the bucket is
-unowned or owned at an older ring generation), then writes only through
+unowned or owned at an older ring fence, a number the store keeps growing across
+StatefulSets recreated: `panopticon.fencing`), then writes only through
 `WRITE_SCRIPT`, which applies a batch's operations for the buckets whose owner token
 is still the writer's and reports the others. A shard that lost a bucket (or lags
 behind a ring change) can therefore never overwrite the current owner.
@@ -100,6 +103,14 @@ class Layout:
     @property
     def shards_key(self) -> str:
         return f"{self.prefix}:shards"
+
+    @property
+    def rings_key(self) -> str:
+        return f"{self.prefix}:rings"
+
+    @property
+    def valid_configs_key(self) -> str:
+        return f"{self.prefix}:valid-configs"
 
     def owners_key(self, slot: int) -> str:
         return f"{self.prefix}:{{s{slot}}}:owners"
@@ -280,6 +291,13 @@ class Store(Protocol):
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult: ...
 
+    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
+        """The fence of ring `generation` of `lineage` (`panopticon.fencing`): what its
+        shards claim and write with; `fencing.SUPERSEDED` (0) for a replaced lineage."""
+
+    async def owners(self) -> dict[int, str]:
+        """Every owned bucket's owner token (4096 short fields: a few ms on Redis)."""
+
     async def write_batch(self, slot: int, owner: str, batch: Batch) -> list[int]:
         """Apply `batch` for the buckets `owner` still owns; return the refused buckets."""
 
@@ -325,6 +343,16 @@ class Store(Protocol):
         """Remove a shard's heartbeat (it stopped on purpose)."""
 
     async def shards(self) -> dict[int, dict[str, object]]: ...
+
+    async def save_valid_config(self, name: str, record: bytes) -> None:
+        """Keep the last valid version of config `name` (see `shard.configs`): a shard
+        that starts after a bad edit serves it, as the shards that saw it do."""
+
+    async def valid_config(self, name: str) -> bytes | None:
+        """The record `save_valid_config` kept for `name`, if any."""
+
+    async def forget_valid_config(self, name: str) -> None:
+        """The config was deleted: its last valid version goes with it."""
 
     def read_families(
         self, families: Sequence[str], slots: Sequence[int] | None = None

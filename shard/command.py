@@ -29,6 +29,7 @@ from panopticon.redisio import RedisStore
 from panopticon.settings import add_store_arguments, layout, redis_options
 from panopticon.store import Store
 from shard.membership import RingSpec, shard_index
+from shard.membership import static_ring as flags_ring
 from shard.status import StatusWriter
 from shard.targets import Source
 from shard.telemetry import Health, ShardMetrics, build_app
@@ -60,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ring-generation",
         type=flags.integer(minimum=1),
         default=1,
-        help="ring generation with --shards (fencing epoch)",
+        help="ring generation with --shards; the store fences every new (--shards, --ring-generation) "
+        "pair above the rings before it, so it need not be raised",
     )
     group.add_argument("--statefulset", help="the shards' StatefulSet, watched for its replicas")
     group.add_argument(
@@ -187,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     )
     serving.tune_gc()
     index = shard_index(args.shard_index)
-    static_ring = RingSpec(args.shards, args.ring_generation) if args.shards else None
+    static_ring = flags_ring(args.shards, args.ring_generation) if args.shards else None
     if static_ring is not None and index >= static_ring.shards:
         log.warning("shard index %d >= --shards %d: this shard will own nothing", index, static_ring.shards)
     options, store_layout = redis_options(args), layout(args)  # bad flags fail before anything starts

@@ -7,7 +7,7 @@ import asyncio
 
 from panopticon.store import Store
 from shard.command import add_kube_arguments, add_worker_arguments, run_worker, worker_settings
-from shard.membership import RingSpec
+from shard.membership import static_ring
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,5 +16,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace, store: Store, stop: asyncio.Event) -> None:
-    settings = worker_settings(args, 0, RingSpec(1, 1))
+    settings = worker_settings(args, 0, static_ring(1, 1))
     await run_worker(args, store, settings, ring=None, stop=stop, port_flag="--shard-port")

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from panopticon.buckets import ShardFilter
+from panopticon.isolation import ErrorLog, object_name
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import ObjectView
-from panopticon.program import Program
+from panopticon.program import Program, RenderError
 from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
@@ -74,8 +75,11 @@ class Target:
         make_source: SourceFactory,
         owns: Callable[[int], bool],
         relieve: Callable[[], Awaitable[None]] | None = None,
+        errors: ErrorLog | None = None,
     ) -> None:
         self.key = key
+        self.errors = errors if errors is not None else ErrorLog()
+        """Render errors by config (the configs' status quotes them); faults logged here."""
         self.resource = resource
         self.table = KindTable(programs, queue.layout.space, namespaced=resource.namespaced)
         self.queue = queue
@@ -214,14 +218,26 @@ class Target:
             self._event_counts[key] += 1
         obj: Any = event.obj
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
-        for config, error in rendered.errors:
+        if rendered.errors:
+            self._count_errors(rendered.errors, obj)
+        if rendered.changed:
+            self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
+
+    def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
+        """Count an object's failed series (by config and family; faults by config too)
+        and log faults, at most once a minute per config."""
+        for config, error in errors:
             key = (config, error.family)
             child = self._error_counters.get(key)
             if child is None:
                 child = self._error_counters[key] = self.metrics.render_errors.labels(*key)
             child.inc()
-        if rendered.changed:
-            self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
+            if error.fault:
+                self.metrics.config_faults.labels(config, "render").inc()
+            message = f"{error.family or 'labels'} of {self._label} {object_name(obj)}: {error.message}"
+            line = self.errors.record(config, message, fault=error.fault)
+            if line is not None:
+                log.warning("%s", line)
 
     def _sweep(self, now: float) -> None:
         marked, self._marked = self._marked, None

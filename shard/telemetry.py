@@ -35,6 +35,12 @@ class ShardMetrics:
             ["config", "family"],
             registry=r,
         )
+        self.config_faults = Counter(
+            "panopticon_shard_config_faults",
+            "Unexpected errors caught by the isolation boundary, by config and stage (compile, render).",
+            ["config", "stage"],
+            registry=r,
+        )
         self.write_seconds = Histogram(
             "panopticon_shard_redis_write_seconds",
             "Duration of one flush to the store.",
@@ -69,6 +75,24 @@ class ShardMetrics:
         self.owned_objects = Gauge(
             "panopticon_shard_owned_objects", "Objects this shard renders.", ["target"], registry=r
         )
+        self.ring_buckets = Gauge(
+            "panopticon_shard_ring_buckets",
+            "Buckets the current ring gives this shard (owned_buckets below it: claims refused).",
+            registry=r,
+        )
+        self.ring_fence = Gauge(
+            "panopticon_shard_ring_fence",
+            "Fencing number of the current ring, from the store's ring lineages (grows with every "
+            "ring, also across a StatefulSet deleted and recreated).",
+            registry=r,
+        )
+        self.unresolved_kinds = Gauge(
+            "panopticon_shard_unresolved_kinds",
+            "Configured target kinds without a running target: not_served (the API server does not "
+            "serve them), discovery_failed (their discovery failed; series kept, retried).",
+            ["reason"],
+            registry=r,
+        )
         self.ring_changes = Counter("panopticon_shard_ring_changes", "Ring changes adopted.", registry=r)
         self.ring_shards = Gauge("panopticon_shard_ring_shards", "Shards in the current ring.", registry=r)
         self.ring_generation = Gauge(
@@ -78,6 +102,12 @@ class ShardMetrics:
             "panopticon_shard_configs", "MetricsConfigurations known.", ["state"], registry=r
         )
         self.synced = Gauge("panopticon_shard_synced", "1 once the first full sync is done.", registry=r)
+        self.ready = Gauge(
+            "panopticon_shard_ready",
+            "1 while /readyz answers 200: first sync done, every kind resolved, and owning the ring's "
+            "buckets.",
+            registry=r,
+        )
         self.epoch_changes = Counter(
             "panopticon_shard_store_epoch_changes",
             "Times the store was found emptied and republished.",

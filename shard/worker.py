@@ -7,6 +7,7 @@ ends the worker, which the process supervisor restarts):
   registry, start/stop/re-render targets;
 - crds: watch CustomResourceDefinitions, refresh discovery and schemas, so kinds
   installed after start-up are picked up without a restart;
+- discovery: kinds whose discovery failed, retried with backoff (`shard/resolution.py`);
 - membership: the ring (flags, or the shard StatefulSet watched);
 - flush: batched fenced writes every `flush_interval`;
 - heartbeat: liveness in the store, and the store checks that rewrite everything
@@ -33,11 +34,15 @@ from typing import Any
 
 from panopticon.buckets import ShardFilter
 from panopticon.errors import PanopticonError, StoreError
+from panopticon.fencing import SUPERSEDED, highest_fence
+from panopticon.isolation import ErrorTally, merge_tallies
 from panopticon.kube.discovery import Discovery, ResourceRef, split_api_version
 from panopticon.ring import Ring
 from panopticon.store import Store
-from shard.configs import ConfigSet
+from shard.configs import ConfigSet, ConfigState
+from shard.lastvalid import LastValid
 from shard.membership import RingSpec, watch_ring
+from shard.resolution import KindResolution
 from shard.status import StatusWriter
 from shard.targets import Source, SourceFactory, Target, TargetKey
 from shard.telemetry import Health, ShardMetrics
@@ -83,6 +88,10 @@ class WorkerSettings:
     """Seconds between heartbeats and store epoch checks (Redis restart detection)."""
     status_interval: float = 30.0
     """Seconds between status refreshes of the configs this shard answers for."""
+    ownership_interval: float = 10.0
+    """Seconds between checks that the store still names this shard owner of its buckets:
+    buckets another ring took are let go even when nothing is written to them, so that
+    a shard fenced out of all of them says so (not ready) within this time."""
     retired_interval: float = 300.0
     """Seconds between sweeps of the retired families (a few EXISTS and HKEYS each)."""
     retired_grace: float = 3600.0
@@ -115,10 +124,14 @@ class Worker:
         self.health = health
         self.ring_source = ring_source
         self.configs = ConfigSet()
+        self.last_valid = LastValid(store, self.configs)
         self.ownership = Ownership(store, settings.index)
+        self.ring_spec: RingSpec | None = None
+        """The ring adopted last, as the StatefulSet or the flags describe it."""
         self.queue = WriteQueue(store)
         self.targets: dict[TargetKey, Target] = {}
-        self.unresolved: set[TargetKey] = set()
+        self.kinds = KindResolution(discovery)
+        """Configured kinds without a target: not served, or their discovery failed."""
         self.published: set[str] = set()
         self._registry_read = False
         """Whether the store's registry was read since start-up: families it holds that
@@ -132,6 +145,10 @@ class Worker:
         """Monotonic time before which a failed garbage collection is not retried."""
         self.reconciled = False
         """True when every configured target exists (or is known to be unserved)."""
+        self.synced_once = False
+        """The first full sync is done (readiness also needs every kind resolved and
+        the ring's buckets owned: `_update_readiness`)."""
+        self._was_ready = False
         self._status_due = asyncio.Event()
         """Set after each reconcile: statuses are written then, not a status interval later."""
         self._lock = asyncio.Lock()
@@ -181,9 +198,11 @@ class Worker:
         return [
             ("configs", self._configs_loop()),
             ("crds", self._crds_loop()),
+            ("discovery", self.kinds.retry(self.reconcile)),
             ("membership", self._membership_loop()),
             ("flush", self._flush_loop()),
             ("heartbeat", self._heartbeat_loop()),
+            ("ownership", self._ownership_loop()),
             ("sync", self._sync_loop()),
             ("status", self._status_loop()),
             ("retired", self._retired_loop()),
@@ -201,18 +220,39 @@ class Worker:
                 name = _name_of(event.obj)
                 if name:
                     self.configs.delete(name)
+                    await self.last_valid.forget(name)
+                    for stage in ("compile", "render"):
+                        with contextlib.suppress(KeyError):
+                            self.metrics.config_faults.remove(name, stage)
                     if self.status is not None:
                         # A config created again under this name is a new object, with
                         # no status yet; and names come and go: nothing kept per name.
                         self.status.forget(name)
             elif event.obj is not None:
                 state = self.configs.upsert(event.obj)
-                if state is not None and not state.valid:
-                    log.warning(
-                        "config %s is invalid: %s", state.name, "; ".join(map(str, state.compiled.errors))
-                    )
+                if state is not None and state.valid:
+                    await self.last_valid.save(state)
+                elif state is not None:
+                    await self.last_valid.restore(state)
+                    self._invalid(state)
             if self.configs_synced.is_set():
                 await self.reconcile()
+
+    def _invalid(self, state: ConfigState) -> None:
+        """Report a config whose latest generation is invalid (a fault is counted too),
+        once per version (every status write comes back as an event)."""
+        if state.reported:
+            return
+        state.reported = True
+        if state.compiled.fault is not None:
+            self.metrics.config_faults.labels(state.name, "compile").inc()
+        served = (
+            f"; serving generation {state.last_good_generation}, the last valid one"
+            if state.last_good is not None
+            else ""
+        )
+        errors = "; ".join(map(str, state.compiled.errors))
+        log.warning("config %s is invalid: %s%s", state.name, errors, served)
 
     async def _crds_loop(self) -> None:
         source = self.make_source(CRD_RESOURCE, None, None)
@@ -258,9 +298,14 @@ class Worker:
             for key, programs in desired.items():
                 target = self.targets.get(key)
                 if target is None:
-                    resource = await self._resolve(key)
+                    was_failing = key in self.kinds.failed
+                    resource = await self.kinds.resolve(key)
                     if resource is None:
                         continue
+                    if was_failing:
+                        # Its series were kept while it was unresolved: collect what
+                        # changed meanwhile once it has synced.
+                        self.pending_gc |= self.ownership.owned
                     target = Target(
                         key,
                         resource,
@@ -270,6 +315,7 @@ class Worker:
                         make_source=self.make_source,
                         owns=self._owns,
                         relieve=self.relieve,
+                        errors=self.configs.errors,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)
@@ -278,7 +324,7 @@ class Worker:
             for key in [k for k in self.targets if k not in desired]:
                 log.info("target %s is no longer configured: deleting its series", key)
                 self.targets.pop(key).remove_all()
-            self.unresolved &= set(desired)
+            self.kinds.retain(desired)
             self._config_metrics()
             self.reconciled = True
             self._status_due.set()
@@ -289,20 +335,7 @@ class Worker:
             if self.discovery.lookup(group, version, key.kind) is None:
                 log.warning("target %s is no longer served by the API server: its series are deleted", key)
                 self.targets.pop(key).remove_all()
-                self.unresolved.add(key)
-
-    async def _resolve(self, key: TargetKey) -> ResourceRef | None:
-        try:
-            resource = await self.discovery.resolve(key.api_version, key.kind)
-        except PanopticonError as e:
-            if key not in self.unresolved:
-                log.warning("target %s not served by the API server (yet): %s", key, e)
-            self.unresolved.add(key)
-            return None
-        if key in self.unresolved:
-            log.info("target %s is served now", key)
-            self.unresolved.discard(key)
-        return resource
+                self.kinds.mark_not_served(key)
 
     async def _publish_registry(self) -> None:
         entries = self.configs.registry()
@@ -329,6 +362,8 @@ class Worker:
         invalid = sum(1 for _ in self.configs.invalid())
         self.metrics.configs.labels("valid").set(len(self.configs.configs) - invalid)
         self.metrics.configs.labels("invalid").set(invalid)
+        self.metrics.unresolved_kinds.labels("not_served").set(len(self.kinds.not_served))
+        self.metrics.unresolved_kinds.labels("discovery_failed").set(len(self.kinds.failed))
 
     # --- ownership ------------------------------------------------------------------
 
@@ -359,24 +394,45 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _fenced_ring(self, spec: RingSpec) -> Ring | None:
+        """`spec` as a ring whose generation is the store's fence for it
+        (`panopticon.fencing`); None when its StatefulSet was replaced since."""
+        current = self.ownership.ring.generation if self.ownership.ring is not None else 0
+        floor = max(highest_fence((await self.store.owners()).values()), current)
+        fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=spec.static)
+        if fence == SUPERSEDED:
+            log.warning("ring %s: its StatefulSet was replaced since (a lagging watch?): ignored", spec)
+            return None
+        return Ring(spec.shards, fence, self.store.layout.space)
+
+    def _ring_metrics(self, spec: RingSpec) -> None:
+        ring = self.ownership.ring
+        self.metrics.ring_shards.set(spec.shards)
+        self.metrics.ring_generation.set(spec.generation)
+        self.metrics.ring_fence.set(ring.generation if ring is not None else 0)
+        self.metrics.ring_buckets.set(len(self.ownership.assigned))
+        self.metrics.owned_buckets.set(len(self.ownership.owned))
+
     async def _adopt(self, spec: RingSpec) -> None:
-        ring = Ring(spec.shards, spec.generation, self.store.layout.space)
+        ring = await self._fenced_ring(spec)
+        if ring is None:
+            return
         async with self._lock:
             first = self.ownership.ring is None
             gained, lost = await self.ownership.adopt(ring)
+            self.ring_spec = spec
             self.metrics.ring_changes.inc()
-            self.metrics.ring_shards.set(ring.shards)
-            self.metrics.ring_generation.set(ring.generation)
-            self.metrics.owned_buckets.set(len(self.ownership.owned))
+            self._ring_metrics(spec)
             if self.ownership.refused:
                 log.warning(
-                    "%d buckets are owned at a newer ring generation: not mine yet",
+                    "%d buckets are owned at a newer ring fence: not mine yet",
                     len(self.ownership.refused),
                 )
             owned = len(self.ownership.owned)
             log.info(
-                "ring: %d shards (generation %d); shard %d owns %d buckets (+%d -%d)",
-                *(ring.shards, ring.generation, self.settings.index, owned, len(gained), len(lost)),
+                "ring: %d shards (generation %d of %s, fence %d); shard %d owns %d buckets (+%d -%d)",
+                *(ring.shards, spec.generation, spec.lineage, ring.generation),
+                *(self.settings.index, owned, len(gained), len(lost)),
             )
             if not (first and self.store_was_empty):
                 # An empty store holds nothing stale: no collection after the first sync.
@@ -482,12 +538,28 @@ class Worker:
             for target in self.targets.values():
                 target.set_filter(shard_filter, frozenset(lost))
 
+    async def _ownership_loop(self) -> None:
+        await self.ring_ready.wait()
+        while True:
+            await asyncio.sleep(self.settings.ownership_interval)
+            try:
+                owners = await self.store.owners()
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("reading the bucket owners failed (will retry): %s", e)
+                continue
+            token = self.ownership.token
+            taken = {b for b in self.ownership.owned if owners.get(b) != token}
+            if taken:
+                await self._refused(taken)  # reclaimed if merely forgotten, else let go
+
     async def _sync_loop(self) -> None:
         """Readiness after the first full sync; garbage collection after every re-sync."""
         await self.configs_synced.wait()
         await self.ring_ready.wait()
         while True:
             await asyncio.sleep(self.settings.flush_interval)
+            self._update_readiness()
             if not self.reconciled or not self._registry_read:
                 continue  # retired families are known once the registry was published
             if not all(t.synced.is_set() for t in self.targets.values()):
@@ -497,12 +569,41 @@ class Worker:
                 await self._collect(frozenset(self.pending_gc))
             if self.pending_gc & self.ownership.owned:
                 continue  # a collection failed (logged; retried): not ready until it is done
-            if not self.health.ready and self.settled:
-                self.health.ready = True
-                self.health.reason = ""
+            if not self.synced_once and self.settled:
+                self.synced_once = True
                 self.metrics.synced.set(1)
                 log.info("first full sync done: %d targets, %d objects", len(self.targets), self._objects())
                 release_memory()
+                self._update_readiness()
+
+    def _update_readiness(self) -> None:
+        """Ready = first sync done, every configured kind resolved (a kind whose
+        discovery fails has series nobody updates), and owning the buckets the ring
+        gives this shard (owning none of them, it writes nothing: a stale ring, or
+        another deployment fencing it out)."""
+        if not self.synced_once:
+            reason = "starting"
+            if self.kinds.failed:
+                reason += f"; discovery failed for {self.kinds.describe_failed()} (retrying)"
+        elif self.kinds.failed:
+            reason = f"discovery failed for {self.kinds.describe_failed()} (retrying; their series are kept)"
+        elif self.ownership.assigned and not self.ownership.owned:
+            reason = (
+                f"owns none of the {len(self.ownership.assigned)} buckets its ring gives it "
+                "(every claim refused: another ring holds them)"
+            )
+        else:
+            reason = ""
+        ready = not reason
+        if ready != self.health.ready and self.synced_once:
+            if not ready:
+                log.warning("not ready: %s", reason)
+            elif self._was_ready:
+                log.info("ready again")
+        self._was_ready |= ready
+        self.health.ready = ready
+        self.health.reason = reason
+        self.metrics.ready.set(1 if ready else 0)
 
     async def _collect(self, buckets: frozenset[int]) -> None:
         try:
@@ -514,8 +615,10 @@ class Worker:
                     return
                 owned = buckets & self.ownership.owned
                 # Retired families too: their fields in these buckets are all garbage.
+                # Not those of kinds whose discovery failed: their objects may all exist.
                 retired = await self.store.retired()
-                deleted = await self._collect_in(owned, sorted(set(self.configs.families()) | retired))
+                families = (set(self.configs.families()) | retired) - self._kept_families()
+                deleted = await self._collect_in(owned, sorted(families))
         except StoreError as e:
             self.metrics.store_errors.inc()
             log.warning("garbage collection failed (will retry in %.0f s): %s", COLLECT_RETRY, e)
@@ -525,6 +628,12 @@ class Worker:
         self.metrics.collected.inc(deleted)
         if deleted:
             log.info("garbage collection: %d stale series of deleted objects removed", deleted)
+
+    def _kept_families(self) -> set[str]:
+        if not self.kinds.failed:
+            return set()
+        programs = {TargetKey(*key): p for key, p in self.configs.programs_by_target().items()}
+        return self.kinds.kept_families(programs)
 
     async def _collect_in(self, buckets: frozenset[int], families: list[str]) -> int:
         """Delete the fields of `families` in `buckets` that no target renders (the
@@ -543,7 +652,7 @@ class Worker:
     async def _retired_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.retired_interval)
-            if not self.health.ready:
+            if not self.synced_once:
                 continue  # the first sync collects what its buckets need
             try:
                 await self.expire_retired()
@@ -624,6 +733,7 @@ class Worker:
                         "buckets": len(self.ownership.owned),
                         "objects": self._objects(),
                         "epoch": self.epoch,
+                        "render_errors": self.configs.errors.snapshot(),
                     },
                 )
             except StoreError as e:
@@ -694,8 +804,13 @@ class Worker:
         series of objects deleted since that state (the lost deletes)."""
         async with self._lock:
             await self.store.ensure_layout()
-            if self.ownership.ring is not None:
-                await self.ownership.adopt(self.ownership.ring)
+            # The store's ring lineages may be lost or older too: fence the ring again
+            # (every shard of it gets the same fence, at least the one it had).
+            spec = self.ring_spec
+            ring = await self._fenced_ring(spec) if spec is not None else None
+            if spec is not None and ring is not None:
+                await self.ownership.adopt(ring)
+                self._ring_metrics(spec)
             self._registry_read = False
             self.published = set()
             await self._publish_registry()
@@ -754,7 +869,7 @@ class Worker:
             try:
                 await asyncio.wait_for(self._status_due.wait(), self.settings.status_interval)
             except TimeoutError:
-                if self.unresolved:
+                if self.kinds.not_served:
                     # Kinds not served at the last reconcile may be served now (a CRD
                     # established after its event): discovery refreshes on a miss, at
                     # most every 30 s.
@@ -762,6 +877,7 @@ class Worker:
             self._status_due.clear()
             ring = self.ownership.ring
             if ring is not None and self.reconciled:
+                tallies = await self._render_error_tallies()
                 for state in list(self.configs.configs.values()):
                     if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
                         target = (
@@ -769,8 +885,22 @@ class Worker:
                             if (state.compiled.spec and state.compiled.spec.target)
                             else None
                         )
-                        found = target is None or target not in self.unresolved
-                        await self.status.write(state.name, state.status(target_found=found))
+                        found = target is None or target not in self.kinds.not_served
+                        failed = self.kinds.failed.get(target, "") if target is not None else ""
+                        status = state.status(
+                            target_found=found, discovery_error=failed, errors=tallies.get(state.name)
+                        )
+                        await self.status.write(state.name, status)
+
+    async def _render_error_tallies(self) -> dict[str, ErrorTally]:
+        """Every shard's render errors by config (from their heartbeats; this shard's
+        own, current, in place of its heartbeat's)."""
+        try:
+            shards = await self.store.shards()
+        except StoreError:
+            shards = {}
+        shards[self.settings.index] = {"render_errors": self.configs.errors.snapshot()}
+        return merge_tallies(info.get("render_errors") for info in shards.values())
 
 
 COLLECT_RETRY = 5.0

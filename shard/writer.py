@@ -230,6 +230,9 @@ class Ownership:
         self.shard = shard
         self.ring: Ring | None = None
         self.owned: frozenset[int] = frozenset()
+        """Buckets claimed in the store (a subset of `assigned`)."""
+        self.assigned: frozenset[int] = frozenset()
+        """Buckets the ring gives this shard."""
         self.refused: set[int] = set()
 
     @property
@@ -245,6 +248,7 @@ class Ownership:
         previous = self.owned
         claimed = await self._claim(wanted, ring.generation)
         self.ring = ring  # only once claimed: a failed adoption leaves everything as it was
+        self.assigned = wanted
         self.owned = frozenset(claimed)
         return self.owned - previous, previous - self.owned
 

@@ -10,6 +10,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+CI_EXAMPLES = 150
+"""Examples per property test without a budget of its own (hypothesis' default is 100)."""
+
+# No deadline: the machines are shared and loaded; a slow example is not a failure.
+settings.register_profile("ci", max_examples=CI_EXAMPLES, deadline=None)
+settings.load_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -19,6 +27,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="also run tests marked real_cluster, against the cluster in KUBECONFIG",
     )
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per property test without a budget of its own (a long fuzz run: -m fuzz)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    examples = config.getoption("--fuzz-examples")
+    if examples:
+        settings.register_profile("fuzz", max_examples=examples, deadline=None)
+        settings.load_profile("fuzz")
 
 
 def real_cluster_enabled(config: pytest.Config) -> bool:

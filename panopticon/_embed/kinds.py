@@ -30,7 +30,7 @@ from panopticon.kube.errors import KubeError, UnknownKindError
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import View
-from panopticon.program import Program
+from panopticon.program import Program, RenderError
 from panopticon.render import object_ref
 
 log = logging.getLogger("panopticon.embed")
@@ -179,6 +179,8 @@ class WatchedKind:
             rendered.update(output.families)  # family names are unique across a kind's programs
             for error in output.errors:
                 self._render_error(program.config_name, error.family)
+                if error.fault:
+                    self._fault(program.config_name, error, obj)
         if self._bound is not None:
             self._generate(obj, rendered)
         if not rendered:
@@ -211,6 +213,13 @@ class WatchedKind:
                 object_ref(obj),
                 fault.message,
             )
+
+    def _fault(self, config: str, error: RenderError, obj: dict[str, Any]) -> None:
+        """An unexpected error caught by the isolation boundary: logged once a minute per config."""
+        family = error.family or "labels"
+        self.warnings.warning(
+            ("fault", config), "config %s, %s of %s: %s", config, family, object_ref(obj), error.message
+        )
 
     def _render_error(self, config: str, family: str) -> None:
         key = (config, family)

@@ -13,7 +13,6 @@ bounded as well. String results are capped so that `+` cannot build huge strings
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +21,7 @@ from typing import Any, NamedTuple
 import re2
 
 from panopticon.errors import EvaluationError, ExpressionError, MissingValueError
+from panopticon.expr.floats import go_div, go_mod, go_pow, to_float
 from panopticon.expr.functions import ALIASES, FUNCTIONS, Env
 from panopticon.expr.syntax import Binary, Call, ListExpr, Literal, Name, Node, Ternary, Unary, parse
 from panopticon.expr.values import describe, equals, numeric_or_none, to_bool, to_number, to_text
@@ -140,7 +140,7 @@ def _add(a: Any, b: Any) -> Any:
     # strings); otherwise a string on either side concatenates.
     na, nb = numeric_or_none(a), numeric_or_none(b)
     if na is not None and nb is not None:
-        return float(na) + float(nb)
+        return to_float(na) + to_float(nb)
     if (type(a) is str and (type(b) is str or nb is not None)) or (type(b) is str and na is not None):
         out = to_text(a) + to_text(b)
         if len(out) > MAX_STRING_RESULT:
@@ -152,27 +152,15 @@ def _add(a: Any, b: Any) -> Any:
 
 
 def _div(a: Any, b: Any) -> float:
-    x, y = to_number(a, "dividend"), to_number(b, "divisor")
-    if y == 0:  # IEEE 754, as govaluate's float64 division
-        return math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x)
-    return x / y
+    return go_div(to_number(a, "dividend"), to_number(b, "divisor"))
 
 
 def _mod(a: Any, b: Any) -> float:
-    x, y = to_number(a, "dividend"), to_number(b, "divisor")
-    return math.nan if y == 0 else math.fmod(x, y)
+    return go_mod(to_number(a, "dividend"), to_number(b, "divisor"))
 
 
 def _pow(a: Any, b: Any) -> float:
-    x, y = to_number(a, "base"), to_number(b, "exponent")
-    try:
-        return float(x**y)
-    except OverflowError:
-        return math.inf
-    except ZeroDivisionError:
-        return math.inf
-    except ValueError:
-        return math.nan
+    return go_pow(to_number(a, "base"), to_number(b, "exponent"))
 
 
 def _order(op: str) -> Callable[[Any, Any], bool]:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from panopticon.errors import EvaluationError, MissingValueError
+from panopticon.expr.floats import to_float
 
 _NUMERIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _SPECIAL = {"nan": math.nan, "+inf": math.inf, "inf": math.inf, "-inf": -math.inf}
@@ -64,7 +65,8 @@ def _parse_numeric(text: str) -> int | float | None:
     if _NUMERIC.fullmatch(s):
         if any(c in s for c in ".eE"):
             return float(s)
-        return int(s)
+        n = int(s)
+        return -0.0 if n == 0 and s[0] == "-" else n  # Go's ParseFloat keeps the sign of -0
     return _SPECIAL.get(s.lower())
 
 
@@ -76,10 +78,7 @@ def to_number(value: Any, what: str = "value") -> float:
         if value is None:
             raise MissingValueError(f"{what} is nil")
         raise EvaluationError(f"{what} {describe(value)} is not a number")
-    try:
-        return float(n)
-    except OverflowError:
-        return math.inf if n > 0 else -math.inf
+    return to_float(n)
 
 
 def to_bool(value: Any, what: str = "value") -> bool:

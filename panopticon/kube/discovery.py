@@ -7,7 +7,10 @@ once per `miss_refresh_interval` seconds, so a config naming a CRD installed
 after start-up resolves without a restart while a typo cannot hammer the server;
 the shard also calls `refresh()` when its CRD reflector sees a change. A group
 version that fails to load (an aggregated API server down) keeps its previous
-entries, as client-go's discovery tolerates `ErrGroupDiscoveryFailed`.
+entries, as client-go's discovery tolerates `ErrGroupDiscoveryFailed`; a kind that
+cannot be found because its group version (or the group list itself) failed raises
+`DiscoveryFailedError`, not `UnknownKindError`: it may exist, and its caller must
+not act as if it did not (delete its series).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from panopticon.kube.client import KubeClient
-from panopticon.kube.errors import KubeError, UnknownKindError
+from panopticon.kube.errors import DiscoveryFailedError, KubeError, UnknownKindError
 
 GroupVersion = tuple[str, str]
 
@@ -89,9 +92,13 @@ class Discovery:
         self._lock = asyncio.Lock()
         self.refreshes = 0
         self.failed_group_versions: list[GroupVersion] = []
+        self.listing_failed = False
+        """The last refresh could not read the group list (`/api` or `/apis`)."""
 
     async def resolve(self, api_version: str, kind: str) -> ResourceRef:
-        """The resource serving `kind` at `api_version`; raises `UnknownKindError`."""
+        """The resource serving `kind` at `api_version`; raises `UnknownKindError` when
+        the server does not serve it, `DiscoveryFailedError` when discovery failed where
+        it would be described (and whatever the refresh raised)."""
         group, version = split_api_version(api_version)
         found = self.lookup(group, version, kind)
         if found is not None:
@@ -101,9 +108,13 @@ class Discovery:
             if last is None or self._clock() - last >= self.miss_refresh_interval:
                 await self._refresh_locked()
         found = self.lookup(group, version, kind)
-        if found is None:
-            raise UnknownKindError(f"the server has no resource of kind {kind!r} in {api_version!r}")
-        return found
+        if found is not None:
+            return found
+        if self.listing_failed:
+            raise DiscoveryFailedError(f"the API server's group list failed to load; {kind!r} unknown")
+        if (group, version) in self.failed_group_versions:
+            raise DiscoveryFailedError(f"the discovery document of {api_version!r} failed to load")
+        raise UnknownKindError(f"the server has no resource of kind {kind!r} in {api_version!r}")
 
     def lookup(self, group: str, version: str, kind: str) -> ResourceRef | None:
         """A cached resolution, without any request."""
@@ -118,7 +129,14 @@ class Discovery:
             await self._refresh_locked()
 
     async def _refresh_locked(self) -> None:
-        gvs = await self._group_versions()
+        try:
+            gvs = await self._group_versions()
+        except KubeError:
+            # Counted as a refresh: a miss retries after `miss_refresh_interval`, not at
+            # once for every kind resolved in a row.
+            self._refreshed_at = self._clock()
+            self.listing_failed = True
+            raise
         sem = asyncio.Semaphore(self.concurrency)
 
         async def load(gv: GroupVersion) -> tuple[GroupVersion, dict[str, ResourceRef] | None]:
@@ -141,6 +159,7 @@ class Discovery:
                 fresh[gv] = kinds
         self._by_gv = fresh
         self.failed_group_versions = failed
+        self.listing_failed = False
         self._refreshed_at = self._clock()
         self.refreshes += 1
 

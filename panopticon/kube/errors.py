@@ -46,6 +46,11 @@ class UnknownKindError(KubeError):
     """Discovery knows no resource for this apiVersion and kind."""
 
 
+class DiscoveryFailedError(KubeError):
+    """A kind's group-version is listed but its discovery document failed to load (an
+    aggregated API server down): the kind may well exist, nobody can tell yet."""
+
+
 class KubeConnectionError(KubeError):
     """The transport failed: connection refused or reset, TLS, DNS, closed mid-stream."""
 

@@ -116,6 +116,8 @@ class Reflector:
         self.last_sync_rv = ""
         self.server_sharding: bool | None = None
         """Whether the server applies `shardSelector` (`metadata.shardInfo` seen); None: unknown."""
+        self.selector_refused = False
+        """The server answered our `shardSelector` with an error: not sent any more."""
         self.watch_list_supported: bool | None = None if s.watch_list else False
         self._filter: ShardFilter | None = None
         self._filter_set = False
@@ -187,6 +189,8 @@ class Reflector:
                 except Interrupted:
                     continue  # the filter changed: sync again now
                 except KubeError as e:
+                    if self._selector_refused(e):
+                        continue  # list again at once, filtering client-side only
                     self._count(e)
                     level = logging.INFO if isinstance(e, ExpiredError) else logging.WARNING
                     log.log(level, "reflector %s: %s; relisting after backoff", self.name, e)
@@ -252,6 +256,8 @@ class Reflector:
     def _on_watch_list_failure(self, e: _WatchListFailed) -> bool:
         """True to retry the watch-list at once from RV ""; False to LIST this time."""
         cause = e.cause
+        if self._selector_refused(cause):
+            return True  # the same watch-list, without the selector
         if isinstance(cause, ExpiredError) or is_too_large_resource_version(cause):
             if self._rv_unavailable:
                 raise cause
@@ -446,9 +452,29 @@ class Reflector:
 
     def _params(self) -> dict[str, str]:
         params = dict(self.selectors)
-        if self._owns is not None and self._filter is not None:
+        if self._owns is not None and self._filter is not None and not self.selector_refused:
             params["shardSelector"] = self._filter.selector()
         return params
+
+    def _selector_refused(self, e: KubeError) -> bool:
+        """Whether `e` is the server refusing our `shardSelector`: a 400 or 422, or an
+        error that names it (1.36 answers an unparsable one with a plain error). Then
+        the selector is dropped for good (client-side filtering is exact on its own),
+        logged once and counted; True means list again at once."""
+        if self.selector_refused or "shardSelector" not in self._params():
+            return False
+        named = "shardselector" in str(e).lower().replace(" ", "")
+        if not isinstance(e, BadRequestError | InvalidError) and not (
+            isinstance(e, ApiStatusError) and named
+        ):
+            return False
+        self.selector_refused = True
+        self.server_sharding = False
+        self.stats.errors["shard_selector_refused"] = self.stats.errors.get("shard_selector_refused", 0) + 1
+        log.warning(
+            "reflector %s: the API server refused shardSelector (%s); filtering client-side", self.name, e
+        )
+        return True
 
     async def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less if the filter changes."""

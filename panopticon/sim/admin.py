@@ -16,6 +16,8 @@ admin bearer token; none are logged in the request log or subject to faults.
     POST   {prefix}/faults/throttle        {"count": N|null, "form": "text"|"json", "retryAfter": S,
                                             "pathPrefix"?, "verbs"?}
     POST   {prefix}/faults/unavailable     {"count": N} or {"seconds": S}
+    POST   {prefix}/faults/discovery       {"groupVersion": "kubedb.com/v1", "seconds": S}: its discovery
+                                            document answers 503 for S seconds
     POST   {prefix}/faults/split-chunks    {"maxPiece": N, "utf8": bool, "delay": S}; DELETE to stop
     POST   {prefix}/objects                {"ops": [...]} (see Simulator.bulk) → {"revision", "results"}
     GET    {prefix}/objects                ?apiVersion=&kind=&namespace= → {"items": [...]}
@@ -148,6 +150,14 @@ async def _unavailable(request: web.Request, sim: Simulator, body: dict[str, Any
     return sim.faults.describe()
 
 
+async def _discovery_outage(request: web.Request, sim: Simulator, body: dict[str, Any]) -> Any:
+    group_version, seconds = body.get("groupVersion"), body.get("seconds")
+    if not isinstance(group_version, str) or not group_version or not isinstance(seconds, (int, float)):
+        raise errors.bad_request('give {"groupVersion": "group/version", "seconds": S}')
+    sim.fail_discovery(group_version, seconds=float(seconds))
+    return sim.faults.describe()
+
+
 async def _split(request: web.Request, sim: Simulator, body: dict[str, Any]) -> Any:
     if request.method == "DELETE":
         sim.faults.split = None
@@ -225,6 +235,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("*", "/faults", _faults),
     ("POST", "/faults/throttle", _throttle),
     ("POST", "/faults/unavailable", _unavailable),
+    ("POST", "/faults/discovery", _discovery_outage),
     ("*", "/faults/split-chunks", _split),
     ("*", "/objects", _objects),
     ("POST", "/workload", _workload),

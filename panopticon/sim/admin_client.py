@@ -114,6 +114,10 @@ class AdminClient:
     def make_unavailable(self, *, count: int | None = None, seconds: float | None = None) -> None:
         self.call("POST", "/faults/unavailable", {"count": count, "seconds": seconds})
 
+    def fail_discovery(self, group_version: str, *, seconds: float) -> None:
+        """`group_version`'s discovery document answers 503 for `seconds`."""
+        self.call("POST", "/faults/discovery", {"groupVersion": group_version, "seconds": seconds})
+
     def split_chunks(self, *, max_piece: int = 64, utf8: bool = True, delay: float = 0.001) -> None:
         self.call("POST", "/faults/split-chunks", {"maxPiece": max_piece, "utf8": utf8, "delay": delay})
 

@@ -84,6 +84,11 @@ class SimConfig:
     """HTTP code for an unparsable `shardSelector` (1.36 returns a plain error, which
     probably surfaces as 500; B.10 asks for a knob)."""
 
+    shard_selector_refused: bool = False
+    """With `sharding`: answer every request carrying a `shardSelector` with
+    `shard_selector_error_code` (a server that validates selectors otherwise, or a
+    selector it cannot take): clients must fall back to filtering themselves."""
+
     rv0_honours_limit: bool = False
     """False: an RV="0" LIST ignores `limit` like the watch cache; True: etcd mode."""
 

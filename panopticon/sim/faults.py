@@ -1,7 +1,8 @@
 """Request-level faults and the request log (KUBERNETES-API.md B.13).
 
 `Faults` holds what the next requests will suffer (429 in JSON or text form,
-503 as during start-up) and how watch bytes are cut (random chunk boundaries,
+503 as during start-up, 503 for one group-version's discovery document) and how
+watch bytes are cut (random chunk boundaries,
 preferably inside UTF-8 sequences). Faults on open watches (ERROR events, close,
 abort, stall) act on `Watch` objects directly; see `Simulator`.
 """
@@ -42,6 +43,18 @@ class Unavailable:
     """`time.monotonic()` deadline (0: by count only)."""
 
 
+@dataclass(frozen=True, slots=True)
+class DiscoveryOutage:
+    """Answer one group-version's discovery document (`/apis/{group}/{version}`, or
+    `/api/v1`) 503 until a time: an aggregated API server down, or a CRD group whose
+    document fails to load. Its objects stay listable, as with a real aggregator whose
+    discovery merely timed out."""
+
+    path: str
+    until: float
+    """`time.monotonic()` deadline."""
+
+
 @dataclass(slots=True)
 class ChunkSplit:
     """Cut every watch write into pieces of 1..`max_piece` bytes, sent apart."""
@@ -57,12 +70,14 @@ class ChunkSplit:
 class Faults:
     throttles: list[Throttle] = field(default_factory=list)
     unavailable: Unavailable | None = None
+    discovery_outages: list[DiscoveryOutage] = field(default_factory=list)
     split: ChunkSplit | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(0))  # noqa: S311 - reproducible faults
 
     def clear(self) -> None:
         self.throttles.clear()
         self.unavailable = None
+        self.discovery_outages.clear()
         self.split = None
 
     def check(self, *, path: str, verb: str) -> errors.ApiError | None:
@@ -77,6 +92,10 @@ class Faults:
                     if una.count == 0:
                         self.unavailable = None
                 return errors.service_unavailable()
+        if self.discovery_outages and self._discovery_down(path):
+            # As kube-aggregator's proxy answers for an unavailable APIService: plain
+            # text, no Retry-After (so clients do not wait it out, they fail discovery).
+            return errors.ApiError(503, text="service unavailable\n")
         for t in self.throttles:
             if t.path_prefix and not path.startswith(t.path_prefix):
                 continue
@@ -90,6 +109,11 @@ class Faults:
                 return errors.too_many_requests_json(t.retry_after)
             return errors.too_many_requests_text(t.retry_after)
         return None
+
+    def _discovery_down(self, path: str) -> bool:
+        now = time.monotonic()
+        self.discovery_outages = [o for o in self.discovery_outages if o.until > now]
+        return any(o.path == path.rstrip("/") for o in self.discovery_outages)
 
     def pieces(self, data: bytes) -> list[bytes]:
         """`data` cut as the chunk-split fault says (one piece when it is off)."""
@@ -115,6 +139,7 @@ class Faults:
         return {
             "throttles": [asdict(t) for t in self.throttles],
             "unavailable": asdict(self.unavailable) if self.unavailable else None,
+            "discovery": [asdict(o) for o in self.discovery_outages],
             "split": asdict(self.split) if self.split else None,
         }
 

@@ -103,6 +103,8 @@ def parse_list_options(
         raise errors.bad_request(str(e)) from None
     shard = None
     if cfg.sharding:
+        if cfg.shard_selector_refused and query.get("shardSelector"):
+            raise errors.unknown(cfg.shard_selector_error_code, "unable to parse shardSelector: refused")
         try:
             shard = parse_shard_selector(query.get("shardSelector", ""))
         except SelectorError as e:

@@ -24,7 +24,15 @@ from panopticon.sim.churn import Churn, ChurnStats
 from panopticon.sim.config import SimConfig
 from panopticon.sim.crds import CrdController, builtin_crds
 from panopticon.sim.encoding import object_dict
-from panopticon.sim.faults import ChunkSplit, Faults, RequestLog, Throttle, ThrottleForm, Unavailable
+from panopticon.sim.faults import (
+    ChunkSplit,
+    DiscoveryOutage,
+    Faults,
+    RequestLog,
+    Throttle,
+    ThrottleForm,
+    Unavailable,
+)
 from panopticon.sim.objects import Objects, WriteOptions
 from panopticon.sim.resources import Registry, ResourceType
 from panopticon.sim.storage import ObjVersion, Storage
@@ -375,6 +383,11 @@ class Simulator:
         if count is None and seconds is None:
             count = 1
         self.faults.unavailable = Unavailable(count=count, until=until)
+
+    def fail_discovery(self, group_version: str, *, seconds: float) -> None:
+        """Answer `group_version`'s discovery document (`kubedb.com/v1`, `v1`) 503 for `seconds`."""
+        path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+        self.faults.discovery_outages.append(DiscoveryOutage(path, time.monotonic() + seconds))
 
     def split_chunks(self, *, max_piece: int = 64, utf8: bool = True, delay: float = 0.001) -> None:
         """Cut watch writes at random byte offsets (inside UTF-8 sequences when possible)."""

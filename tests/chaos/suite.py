@@ -15,7 +15,11 @@ objects churning, and for `--duration` seconds applies seeded random disruptions
 - `drop_watches`, `expire_watches` (in-band 410s), `compact`: watches end, relists;
 - `stall`: watches deliver nothing for 0.5-3 s;
 - `scale`: the StatefulSet scaled up or down, shards started or stopped;
-- `reconfigure`: a config deleted, brought back, or a metric's HELP changed.
+- `reconfigure`: a config deleted, brought back, or a metric's HELP changed;
+- `discovery_outage`: one group-version's discovery failing for a while (a shard
+  restarted meanwhile);
+- `recreate_statefulset`: the StatefulSet deleted with `--cascade=orphan` and created
+  again (a new uid, generation 1; its shards keep running).
 
 During the disruptions the in-flight checks (`tests.chaos.inflight`) scrape the
 aggregator and read the store over and over: valid exposition, no duplicate series
@@ -67,6 +71,8 @@ ACTIONS = (
     "stall",
     "scale",
     "reconfigure",
+    "discovery_outage",
+    "recreate_statefulset",
 )
 CHURNED = (
     "pods", "deployments.apps", "mongodbs.kubedb.com", "postgreses.kubedb.com", "mysqls.kubedb.com",
@@ -251,6 +257,27 @@ class Chaos:
             self._scale(self.rng.choice(choices))
         elif action == "reconfigure":
             self._reconfigure()
+        elif action == "discovery_outage":
+            self._discovery_outage()
+        elif action == "recreate_statefulset":
+            self._recreate_statefulset()
+
+    def _discovery_outage(self) -> None:
+        """One group-version's discovery document answers 503 for a while, and a shard
+        starts meanwhile: its kinds there cannot be resolved (their series must stay)."""
+        group_version = self.rng.choice(["kubedb.com/v1", "apps/v1", "v1"])
+        self.sim.admin.fail_discovery(group_version, seconds=self.rng.uniform(3.0, 10.0))
+        index = self.rng.choice(sorted(self.shards))
+        self.shards[index].kill()
+        self._start_shard(index)
+
+    def _recreate_statefulset(self) -> None:
+        """`kubectl delete sts --cascade=orphan`, then apply it again: the pods keep
+        running; the StatefulSet has a new uid and starts again at generation 1."""
+        ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": STATEFULSET, "namespace": NAMESPACE}
+        self.sim.admin.bulk([{"op": "delete", **ref}])
+        time.sleep(self.rng.uniform(0.0, 2.0))
+        self.sim.admin.bulk([{"op": "create", "object": statefulset(self.replicas)}])
 
     def _reconfigure(self) -> None:
         """Delete a config, bring a deleted one back, or change a metric's HELP."""

@@ -21,6 +21,8 @@ class Balancer:
         self.backends = backends
         self.port = free_port()
         self.connections: Counter[str] = Counter()
+        self.downstream: Counter[str] = Counter()
+        """Bytes each backend sent back to the clients."""
         self._turn = itertools.cycle(backends)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -64,12 +66,15 @@ class Balancer:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer, backend))
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counted: str | None = None
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                if counted is not None:
+                    self.downstream[counted] += len(data)
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from panopticon import embed
 from panopticon._embed import kinds
 from panopticon.embed import Exporter, ExporterError, Sample
+from panopticon.expr.functions import FUNCTIONS, Function
 from panopticon.sim import SimThread
 from tests.panopticon.embed.support import (
     API_VERSION,
@@ -248,3 +249,65 @@ def test_only_the_namespaces_asked_for_are_watched_and_a_kind_served_later_is_pi
                 assert "in-default" not in await scrape(url)
 
         asyncio.run(main())
+
+
+def _explode(env: Any, args: list[Any]) -> int:
+    if args[0] == "boom":
+        raise RuntimeError("injected fault for boom")
+    return 1
+
+
+EXPLOSIVE_CONFIG: dict[str, Any] = {
+    "apiVersion": "metrics.appscode.com/v1alpha1",
+    "kind": "MetricsConfiguration",
+    "metadata": {"name": "explosive"},
+    "spec": {
+        "targetRef": {"apiVersion": API_VERSION, "kind": KIND},
+        "metrics": [
+            {"name": "explosive", "help": "h", "type": "gauge",
+             "params": [{"key": "name", "valuePath": ".metadata.name"}],
+             "metricValue": {"valueFromExpression": "explode(name)"}},
+        ],
+    },
+}  # fmt: skip
+
+
+def test_a_program_that_raises_costs_its_own_series_and_the_other_configs_of_the_kind_render(
+    sim: tuple[SimThread, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library renders through the same isolation boundary as the shard."""
+    monkeypatch.setitem(FUNCTIONS, "explode", Function("explode", 1, 1, _explode, pure=False))
+    st, kubeconfig = sim
+    for name in ("boom", "calm", "boom-not"):
+        st.call(st.sim.create, memcached(name))
+
+    async def main() -> None:
+        exporter = Exporter(configs=[CONFIG, EXPLOSIVE_CONFIG], kubeconfig=kubeconfig)
+        with caplog.at_level(logging.WARNING, logger="panopticon.embed"):
+            async with exporter:
+                await asyncio.wait_for(exporter.wait_ready(), 30)
+                st.call(st.sim.create, memcached("later", size=5))
+                async with served(exporter) as url:
+
+                    async def later_rendered() -> None:
+                        assert 'memcached="later"' in await scrape(url)
+
+                    await eventually(later_rendered)
+                    text = await scrape(url)
+        got = samples(text)
+        for name in ("boom", "calm", "boom-not"):
+            assert got[series(SPEC_SIZE, name)] == 3
+        assert got[series(SPEC_SIZE, "later")] == 5
+        explosive = "cache_example_com_memcached_explosive"
+        assert series(explosive, "boom") not in got
+        assert got[series(explosive, "calm")] == 1 and got[series(explosive, "later")] == 1
+        errors = ("panopticon_embed_render_errors_total", (("config", "explosive"), ("family", explosive)))
+        assert got[errors] == 1
+        logged = [r.getMessage() for r in caplog.records if "RuntimeError" in r.getMessage()]
+        assert (
+            len(logged) == 1
+            and "unexpected RuntimeError while rendering: injected fault for boom" in logged[0]
+        )
+        promtool_accepts(text)
+
+    asyncio.run(main())

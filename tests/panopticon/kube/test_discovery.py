@@ -3,14 +3,23 @@ refreshes on misses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from panopticon.kube.discovery import Discovery, ResourceRef
-from panopticon.kube.errors import UnknownKindError
+from panopticon.kube.errors import DiscoveryFailedError, ServiceUnavailableError, UnknownKindError
 from panopticon.kube.reflector import Reflector
-from tests.panopticon.kube.helpers import FAST, asynctest, converged, running, sim_client, wait_until
+from tests.panopticon.kube.helpers import (
+    FAST,
+    FAST_CLIENT,
+    asynctest,
+    converged,
+    running,
+    sim_client,
+    wait_until,
+)
 
 
 def widget_crd(scope: str = "Namespaced") -> dict[str, Any]:
@@ -108,3 +117,36 @@ async def test_misses_refresh_at_most_once_per_interval() -> None:
         server.sim.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com")
         await discovery.refresh()  # what the shard does when its CRD reflector sees a change
         assert discovery.lookup("example.com", "v1", "Widget") is None
+
+
+@asynctest
+async def test_a_kind_whose_group_version_failed_to_load_is_a_discovery_failure_not_unknown() -> None:
+    async with sim_client() as (server, client):
+        server.sim.create(widget_crd())
+        server.sim.fail_discovery("example.com/v1", seconds=60)
+        discovery = Discovery(client, miss_refresh_interval=0.0)
+        with pytest.raises(DiscoveryFailedError):
+            await discovery.resolve("example.com/v1", "Widget")
+        assert discovery.failed_group_versions == [("example.com", "v1")]
+        # Its other version loaded: a kind missing there is truly not served.
+        assert (await discovery.resolve("example.com/v1beta1", "Widget")).version == "v1beta1"
+        with pytest.raises(UnknownKindError):
+            await discovery.resolve("example.com/v1beta1", "Gadget")
+        server.sim.clear_faults()
+        assert (await discovery.resolve("example.com/v1", "Widget")).resource == "widgets"
+
+
+@asynctest
+async def test_a_group_list_that_fails_makes_every_miss_a_discovery_failure() -> None:
+    async with sim_client(settings=replace(FAST_CLIENT, max_retries=0)) as (server, client):
+        discovery = Discovery(client, miss_refresh_interval=0.0)
+        server.sim.fail_discovery("v1", seconds=60)  # /api/v1 fails, /api and /apis answer
+        with pytest.raises(DiscoveryFailedError):
+            await discovery.resolve("v1", "Pod")
+        server.sim.clear_faults()
+        server.sim.make_unavailable(count=1)  # the next request, /api, fails
+        with pytest.raises(ServiceUnavailableError):
+            await discovery.resolve("v1", "Pod")
+        assert discovery.listing_failed
+        assert (await discovery.resolve("v1", "Pod")).resource == "pods"
+        assert not discovery.listing_failed

@@ -97,6 +97,38 @@ async def test_sharded_reflectors_partition_the_objects_whether_or_not_the_serve
             assert sum(1 for q in queries if q.get("limit") == "1") == 3  # one probe each
 
 
+@pytest.mark.parametrize("code", [400, 422, 500])
+@pytest.mark.parametrize("watch_list", [True, False], ids=["watch-list", "list"])
+@asynctest
+async def test_a_refused_shard_selector_falls_back_to_client_side_filtering_logged_once(
+    code: int, watch_list: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = sim_config(
+        sharding=True, shard_selector_refused=True, shard_selector_error_code=code, watch_list=watch_list
+    )
+    async with sim_client(config) as (server, client):
+        populate(server, 60)
+        reflectors = [reflector(client, f, watch_list=watch_list) for f in THIRDS]
+        applied = [Applied() for _ in reflectors]
+        async with contextlib.AsyncExitStack() as stack:
+            for r, a in zip(reflectors, applied, strict=True):
+                await stack.enter_async_context(running(r, a))
+            await wait_until(lambda: all(a.synced for a in applied), what="three syncs")
+            churn(server, 0)
+            states = [
+                await converged(r, a, client, shard_filter=f)
+                for r, a, f in zip(reflectors, applied, THIRDS, strict=True)
+            ]
+        everything = await server_state(client, CONFIGMAPS)
+        assert {u: rv for s in states for u, rv in s.items()} == everything
+        for r in reflectors:
+            assert r.selector_refused and r.server_sharding is False
+            assert r.stats.errors == {"shard_selector_refused": 1}
+            assert r.stats.skipped > 0  # filtered here
+    refused = [rec for rec in caplog.records if "refused shardSelector" in rec.getMessage()]
+    assert len(refused) == 3, [rec.getMessage() for rec in refused]  # once per reflector
+
+
 async def drive_with_handover(
     r: Reflector, applied: Applied, plan: dict[int, ShardFilter], switched: list[tuple[int, ShardFilter]]
 ) -> None:

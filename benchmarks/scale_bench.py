@@ -1,0 +1,143 @@
+"""Scale-out: what each of N shards receives and spends to sync, with and without
+server-side sharded list/watch (Kubernetes 1.36 `ShardedListAndWatch`), same run.
+
+For each mode (the simulator with `--sharding`, then without) and N in `--shards`
+(1, 2, 4, 8): a fresh Redis, the simulator with `--objects` MongoDB objects and the
+KubeDB MongoDB config, and N shard processes of a static ring (`--shards N`), each
+talking to the simulator through its own byte-counting TCP proxy. Per shard, once
+all are ready: objects received (its `panopticon_shard_watch_lines_total`, owned or
+not), bytes received from the API (the proxy's count), and CPU seconds to that point
+(/proc; the shards run concurrently on this machine's cores, so wall time is not
+reported). Goals (issue 16) with the selector applied: objects and bytes per shard
+≤ 1.1 × total/N, and the CPU of all N shards ≤ 1.2 × one shard's.
+
+    .venv/bin/python benchmarks/scale_bench.py [--objects 100000] [--shards 1 2 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.shard_bench import CONFIG, cpu_seconds  # noqa: E402
+from panopticon.sim import SimProcess  # noqa: E402
+from tests.support.balancer import Balancer  # noqa: E402
+from tests.support.cluster import ShardProcess  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+SIM_ARGS = [
+    "--namespaces",
+    "1",
+    "--mongodbs",
+    "0",
+    "--deployments",
+    "0",
+    "--services",
+    "0",
+    "--configmaps",
+    "0",
+]
+SIM_ARGS += ["--secrets", "0", "--nodes", "0"]
+
+
+def watch_lines(shard: ShardProcess) -> float:
+    total = 0.0
+    for line in shard.metrics().splitlines():
+        if line.startswith("panopticon_shard_watch_lines_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def kubeconfig_via(sim: SimProcess, address: str, path: Path) -> Path:
+    config = yaml.safe_load(Path(sim.kubeconfig_path).read_text())
+    server = config["clusters"][0]["cluster"]["server"]
+    scheme = server.split("://", 1)[0]
+    config["clusters"][0]["cluster"]["server"] = f"{scheme}://{address}"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(objects: int, shards: int, sharding: bool, logs: Path) -> list[dict[str, Any]]:
+    redis = RedisServer()
+    redis.start()
+    args = ["--bench-mongodbs", str(objects), *SIM_ARGS, *(["--sharding"] if sharding else [])]
+    sim = SimProcess(args, timeout=600).start()
+    procs: list[ShardProcess] = []
+    proxies: list[Balancer] = []
+    try:
+        sim.admin.bulk([{"op": "create", "object": yaml.safe_load(CONFIG.read_text())}])
+        backend = yaml.safe_load(Path(sim.kubeconfig_path).read_text())["clusters"][0]["cluster"]["server"]
+        backend = backend.split("://", 1)[1]
+        for i in range(shards):
+            proxy = Balancer([backend]).start()
+            proxies.append(proxy)
+            kubeconfig = kubeconfig_via(sim, proxy.address, logs / f"kubeconfig-{shards}-{i}")
+            extra = ("--shards", str(shards), "--ring-generation", "1")
+            procs.append(
+                ShardProcess(i, kubeconfig=kubeconfig, redis_url=redis.url, log_dir=logs, extra=extra)
+            )
+        for shard in procs:
+            shard.start()
+        for shard in procs:
+            shard.wait_ready(timeout=900)
+        rows = []
+        for shard, proxy in zip(procs, proxies, strict=True):
+            assert shard.proc is not None
+            rows.append(
+                {
+                    "objects": watch_lines(shard),
+                    "bytes": sum(proxy.downstream.values()),
+                    "cpu": cpu_seconds(shard.proc.pid),
+                }
+            )
+        return rows
+    finally:
+        for shard in procs:
+            shard.stop()
+        for proxy in proxies:
+            proxy.stop()
+        sim.stop()
+        redis.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objects", type=int, default=100_000)
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4, 8])
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="pan-scale-bench-"))
+    print(f"python {sys.version.split()[0]}; {args.objects} MongoDB objects; logs in {logs}")
+    for sharding in (True, False):
+        print(f"\nserver-side sharding {'on (--sharding)' if sharding else 'off'}")
+        print(f"{'shards':>6s} {'objects/shard max':>18s} {'x total/N':>9s} {'MB/shard max':>12s} "
+              f"{'x total/N':>9s} {'CPU s all':>9s} {'x 1 shard':>9s}")  # fmt: skip
+        single: dict[str, float] = {}
+        for n in args.shards:
+            started = time.monotonic()
+            rows = run(args.objects, n, sharding, logs)
+            most_objects = max(r["objects"] for r in rows)
+            most_bytes = max(r["bytes"] for r in rows)
+            cpu = sum(r["cpu"] for r in rows)
+            if n == 1 or not single:
+                single = {"objects": most_objects, "bytes": most_bytes, "cpu": cpu}
+            print(
+                f"{n:6d} {most_objects:18,.0f} {most_objects / (single['objects'] / n):9.2f} "
+                f"{most_bytes / 1e6:12.1f} {most_bytes / (single['bytes'] / n):9.2f} "
+                f"{cpu:9.1f} {cpu / single['cpu']:9.2f}   ({time.monotonic() - started:.0f} s)"
+            )
+    shards = " ".join(map(str, args.shards))
+    print(f"reproduce: .venv/bin/python benchmarks/scale_bench.py --objects {args.objects} --shards {shards}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

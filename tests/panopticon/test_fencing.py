@@ -1,0 +1,79 @@
+"""Ring fences (`panopticon.fencing`), on a real redis-server and on the in-process store.
+
+Every newer ring must get a larger fence than every ring before it, also when its
+generation is lower (a StatefulSet deleted and created again, `--shards` changed with
+`--ring-generation` kept); a replaced StatefulSet's rings must never be adopted again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from panopticon.fencing import SUPERSEDED, highest_fence
+from panopticon.store import Store
+from tests.panopticon.test_store import StoreTest, run_store  # noqa: F401 - fixture
+from tests.support.redis_server import redis_server  # noqa: F401 - fixture
+
+OLD, NEW = "statefulset:1111", "statefulset:2222"
+
+
+def test_the_first_lineage_of_a_store_fences_at_its_generation_as_owners_did_before(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    async def body(store: Store) -> None:
+        assert await store.ring_fence(OLD, 3, floor=0, renew=False) == 3
+        assert await store.ring_fence(OLD, 3, floor=3, renew=False) == 3  # every shard alike
+        assert await store.ring_fence(OLD, 4, floor=3, renew=False) == 4
+
+    run_store(body)
+
+
+def test_a_recreated_statefulset_is_fenced_above_the_one_it_replaced_which_is_never_adopted_again(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    async def body(store: Store) -> None:
+        assert await store.ring_fence(OLD, 7, floor=0, renew=False) == 7
+        first = await store.ring_fence(NEW, 1, floor=7, renew=False)
+        assert first > 7
+        assert await store.ring_fence(NEW, 2, floor=first, renew=False) == first + 1
+        # A lagging watch still delivering the old StatefulSet, even at a newer generation.
+        assert await store.ring_fence(OLD, 8, floor=0, renew=False) == SUPERSEDED
+        assert await store.ring_fence(NEW, 1, floor=0, renew=False) == first  # a late shard of it
+
+    run_store(body)
+
+
+def test_a_store_written_before_lineages_existed_fences_a_recreated_ring_above_its_owners(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    async def body(store: Store) -> None:
+        assert (await store.claim(0, 0, 9, [0, 1])).claimed == (0, 1)  # an earlier version's owners
+        floor = highest_fence((await store.owners()).values())
+        assert floor == 9
+        fence = await store.ring_fence(NEW, 2, floor=floor, renew=False)
+        assert fence > 9
+        assert (await store.claim(0, 1, fence, [0, 1])).claimed == (0, 1)
+
+    run_store(body)
+
+
+def test_static_flags_changed_or_started_again_are_the_newest_ring(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    async def body(store: Store) -> None:
+        two = await store.ring_fence("static:2:5", 5, floor=0, renew=True)
+        assert two == 5
+        three = await store.ring_fence("static:3:5", 5, floor=two, renew=True)  # generation kept
+        assert three > two
+        lowered = await store.ring_fence("static:3:1", 1, floor=three, renew=True)
+        assert lowered > three
+        back = await store.ring_fence("static:2:5", 5, floor=lowered, renew=True)  # a rollback
+        assert back > lowered
+        assert await store.ring_fence("static:2:5", 5, floor=back, renew=True) == back  # its peers
+
+    run_store(body)
+
+
+def test_owner_tokens_give_their_highest_fence() -> None:
+    assert highest_fence([]) == 0
+    assert highest_fence([b"0:3", "1:12", b"2:7", "junk", b"3:"]) == 12
