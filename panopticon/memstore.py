@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from panopticon.errors import StoreError
 from panopticon.fencing import ring_fence
 from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token, write_each
+from panopticon.writemarks import WriteMarks, writer_of
 
 
 class MemoryStore:
@@ -28,6 +29,9 @@ class MemoryStore:
         self._shards: dict[int, dict[str, object]] = {}
         self._rings: dict[str, int | str] = {}
         self._valid_configs: dict[str, bytes] = {}
+        self._writes: dict[tuple[str, int], int] = {}
+        self._run_id = secrets.token_hex(20)
+        self._marks = WriteMarks()
 
     async def ensure_layout(self) -> None:
         if self._layout_seen is None:
@@ -40,6 +44,14 @@ class MemoryStore:
             self._epoch = secrets.token_hex(8)
             return self._epoch, True
         return self._epoch, False
+
+    async def servers(self) -> dict[str, str]:
+        return {"": self._run_id}
+
+    async def lost_writes(self) -> set[int]:
+        floors = self._marks.floors()
+        self._marks.compare(floors, {mark: self._writes.get(mark, 0) for mark in floors})
+        return self._marks.take_lost()
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
         claimed: list[int] = []
@@ -77,6 +89,9 @@ class MemoryStore:
             {b for b, objects in batch.segments.items() if objects and self._owners.get(b) != owner}
         )
         rejected = set(refused)
+        mark = (writer_of(owner), slot)
+        written = self._writes[mark] = self._writes.get(mark, 0) + 1
+        self._marks.acknowledged(mark[0], slot, written)
         for bucket, objects in batch.segments.items():
             if bucket in rejected:
                 continue
@@ -159,5 +174,8 @@ class MemoryStore:
         return None
 
     def flush(self) -> None:
-        """Lose everything, as a restarted Redis without persistence would (tests)."""
+        """Lose everything, as a restarted Redis without persistence would (tests).
+        What it acknowledged to its client is the client's memory, and stays."""
+        marks = self._marks
         self.__init__(self.layout)  # type: ignore[misc]
+        self._marks = marks

@@ -38,6 +38,7 @@ from panopticon.store import (
     write_arguments,
     write_each,
 )
+from panopticon.writemarks import WriteMarks, writer_of
 
 READ_BATCH = 16
 """HVALS pipelined per round trip when streaming a family: bounds scrape memory to
@@ -104,6 +105,8 @@ class RedisStore:
         self._write = client.register_script(WRITE_SCRIPT)
         self._drop_retired = client.register_script(DROP_RETIRED_SCRIPT)
         self._ring_fence = client.register_script(RING_FENCE_SCRIPT)
+        self._marks = WriteMarks()
+        """What the store acknowledged to this process, per slot (restore detection)."""
 
     @classmethod
     def connect(cls, options: RedisOptions, layout: Layout) -> RedisStore:
@@ -161,6 +164,29 @@ class RedisStore:
         value = await self._run("epoch", self._client.get(self.layout.epoch_key))
         return (value.decode(), False) if value is not None else (candidate, False)
 
+    async def servers(self) -> dict[str, str]:
+        if self._cluster:
+            replies = await self._run(
+                "info", self._client.info("server", target_nodes=RedisCluster.PRIMARIES)
+            )
+            if "run_id" in replies:  # a single primary: redis-py answers its reply alone
+                return {"": str(replies["run_id"])}
+            return {str(node): str(info.get("run_id", "")) for node, info in replies.items()}
+        info = await self._run("info", self._client.info("server"))
+        return {"": str(info.get("run_id", ""))}
+
+    async def lost_writes(self) -> set[int]:
+        floors = self._marks.floors()
+        if floors:
+            marks = sorted(floors, key=lambda mark: mark[1])
+            pipe = self._client.pipeline(transaction=False)
+            for writer, slot in marks:
+                pipe.hget(self.layout.writes_key(slot), writer)
+            replies = await self._run("writes", pipe.execute())
+            current = {mark: int(value or 0) for mark, value in zip(marks, replies, strict=True)}
+            self._marks.compare(floors, current)
+        return self._marks.take_lost()
+
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult:
         if not buckets:
             return ClaimResult((), ())
@@ -193,7 +219,13 @@ class RedisStore:
         keys, args = write_arguments(self.layout, slot, owner, batch)
         if len(args) == 1:
             return []
-        refused = await self._run("write", self._write(keys=keys, args=args))
+        reply = await self._run("write", self._write(keys=keys, args=args))
+        return self._outcome(owner, slot, reply)
+
+    def _outcome(self, owner: str, slot: int, reply: Any) -> list[int]:
+        """The refused buckets of a write script's reply; its write count is noted."""
+        written, refused = reply
+        self._marks.acknowledged(writer_of(owner), slot, int(written))
         return [int(b) for b in refused]
 
     async def write_batches(
@@ -214,7 +246,7 @@ class RedisStore:
             if isinstance(reply, Exception):
                 results[index] = StoreError(f"redis write: {reply}")
             else:
-                results[index] = [int(b) for b in reply]
+                results[index] = self._outcome(owner, batches[index][0], reply)
         return results
 
     async def _pipeline_writes(self, packed: list[bytes]) -> list[Any]:

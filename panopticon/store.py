@@ -17,6 +17,9 @@ Layout (Redis; the in-process store of embedded mode keeps the same shape):
     {p}:rings                  hash: the ring lineages seen and their bases, the current one, the
                                highest fence handed out (`panopticon.fencing`)
     {p}:{s<slot>}:owners       hash bucket -> "<shard index>:<ring fence>" (fencing)
+    {p}:{s<slot>}:writes       hash shard index -> writes of that shard's to the slot (a
+                               store that forgot acknowledged writes answers less:
+                               `panopticon.writemarks`)
     {p}:{s<slot>}:f:<family>   hash object uid -> that object's lines of that family
 
 Objects fall into `buckets` buckets (ownership, see `panopticon.buckets`); buckets
@@ -111,6 +114,9 @@ class Layout:
 
     def owners_key(self, slot: int) -> str:
         return f"{self.prefix}:{{s{slot}}}:owners"
+
+    def writes_key(self, slot: int) -> str:
+        return f"{self.prefix}:{{s{slot}}}:writes"
 
     def family_key(self, slot: int, family: str) -> str:
         return f"{self.prefix}:{{s{slot}}}:f:{family}"
@@ -273,6 +279,16 @@ class Store(Protocol):
 
         A token that changes while a shard runs means the store lost its data."""
 
+    async def servers(self) -> dict[str, str]:
+        """Each server's run id, by address: a new run id is a restart or a failover
+        (which may have lost acknowledged writes, see `lost_writes`)."""
+
+    async def lost_writes(self) -> set[int]:
+        """Slots found to hold fewer of this process's writes than they acknowledged
+        (`panopticon.writemarks`): by the answers of writes since the last call, and by
+        reading the write counters of every slot this process wrote. Each loss is
+        reported once."""
+
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult: ...
 
     async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
@@ -387,18 +403,22 @@ end
 return 0
 """
 
-# KEYS[1] = owners hash of the slot, KEYS[2..] = family hashes of the slot.
+# KEYS[1] = owners hash of the slot, KEYS[2] = its writes hash, KEYS[3..] = family
+# hashes of the slot.
 # ARGV[1] = owner token, then one group per bucket in the batch:
 #   bucket, span (how many ARGV entries the bucket's objects take), then per object
 #   uid, number of sets n, number of deletes m, n (key index, lines) pairs, m key
 #   indexes.
-# Applies the groups of the buckets whose owner is still the token and returns the
-# refused buckets. One HSET or HDEL per field: a relist's batches hold about one object
+# Applies the groups of the buckets whose owner is still the token and returns
+# {the writer's new write count in the slot, the refused buckets}: the count is
+# bumped in the same script as the writes, so a store that lost some of them
+# answers less (`panopticon.writemarks`). One HSET or HDEL per field: a relist's batches hold about one object
 # per bucket, so grouping fields per key would save Redis little and cost the shard
 # more to build. The uid travels once per object, not once per field: packing the
 # arguments is the shard's cost, and a uid is a third of a field's arguments.
 WRITE_SCRIPT = """
 local owner = ARGV[1]
+local written = redis.call('HINCRBY', KEYS[2], string.match(owner, '^[^:]*'), 1)
 local refused = {}
 local i, n = 2, #ARGV
 while i <= n do
@@ -423,7 +443,7 @@ while i <= n do
   end
   i = stop
 end
-return refused
+return {written, refused}
 """
 
 
@@ -444,14 +464,15 @@ async def write_each(
 class KeyIndexes(dict[str, _T]):
     """Family -> the `KEYS` index of its hash in one slot's `WRITE_SCRIPT` call, in the
     caller's form (`str`, or RESP bytes); a family seen first gets the next index.
-    `hashes` is `KEYS` itself (the owners hash first). A hit is a plain dict lookup."""
+    `hashes` is `KEYS` itself (the owners and writes hashes first). A hit is a plain
+    dict lookup."""
 
     def __init__(self, layout: Layout, slot: int, form: Callable[[int], _T]) -> None:
         super().__init__()
         self.layout = layout
         self.slot = slot
         self.form = form
-        self.hashes = [layout.owners_key(slot)]
+        self.hashes = [layout.owners_key(slot), layout.writes_key(slot)]
 
     def __missing__(self, family: str) -> _T:
         self.hashes.append(self.layout.family_key(self.slot, family))

@@ -113,6 +113,24 @@ class ShardMetrics:
             "Times the store was found emptied and republished.",
             registry=r,
         )
+        self.store_restarts = Counter(
+            "panopticon_shard_store_restarts",
+            "Redis servers found with a new run id (a restart or a failover): everything this "
+            "shard owns is rewritten.",
+            registry=r,
+        )
+        self.store_lost_writes = Counter(
+            "panopticon_shard_store_lost_write_slots",
+            "Storage slots found holding fewer of this shard's writes than Redis acknowledged "
+            "(a crash, a lagging replica, an older snapshot): everything this shard owns is rewritten.",
+            registry=r,
+        )
+        self.store_rewrites = Counter(
+            "panopticon_shard_store_rewrites",
+            "Times this shard relisted and rewrote everything it owns because the store lost "
+            "or may have lost acknowledged data (epoch change, restart, lost writes, dropped backlog).",
+            registry=r,
+        )
         self.backlog_drops = Counter(
             "panopticon_shard_backlog_drops",
             "Times the writes held while Redis was unreachable outgrew --max-backlog and were "

@@ -10,8 +10,10 @@ ends the worker, which the process supervisor restarts):
 - discovery: kinds whose discovery failed, retried with backoff (`shard/resolution.py`);
 - membership: the ring (flags, or the shard StatefulSet watched);
 - flush: batched fenced writes every `flush_interval`;
-- heartbeat: liveness in the store, and the store epoch check that republishes
-  everything when Redis restarted empty;
+- heartbeat: liveness in the store, and the store checks that rewrite everything
+  when Redis restarted empty (epoch), restarted or failed over (run ids), or forgot
+  writes it had acknowledged (write counters: a crash, a lagging replica, an older
+  snapshot);
 - status: conditions on the configs this shard is responsible for;
 - retired: families no config defines any more, swept out of this shard's buckets
   and, once no slot holds any of their fields, out of the store's retired set.
@@ -161,6 +163,11 @@ class Worker:
         self._rewrite_due = False
         """The write backlog was dropped: the heartbeat loop rewrites everything once the
         store answers."""
+        self._servers: dict[str, str] | None = None
+        """Run id of each Redis server at the last heartbeat (None before the first)."""
+        self._recovery_due = False
+        """The store restarted or forgot acknowledged writes: the heartbeat loop
+        rewrites everything (retried at each heartbeat until it succeeds)."""
         self._rewrite_backoff = REWRITE_BACKOFF
         self._rewrite_not_before = 0.0
         self._last_rewrite = -REWRITE_BACKOFF_RESET
@@ -707,6 +714,10 @@ class Worker:
                 epoch, _ = await self.store.epoch()
                 if epoch != self.epoch:
                     await self._republish(epoch)
+                else:
+                    await self._check_store()
+                if self._recovery_due:
+                    await self._rewrite_all()  # retried at the next heartbeat if it fails
                 elif self._rewrite_due:
                     await self._rewrite()  # publishes the registry first
                 elif self._registry_dirty:
@@ -717,7 +728,7 @@ class Worker:
                     self.settings.index,
                     {
                         "time": time.time(),
-                        "synced": self.health.ready,
+                        "synced": self._serving_all(),
                         "pod": self.settings.pod,
                         "ring": [ring.shards, ring.generation] if ring else None,
                         "buckets": len(self.ownership.owned),
@@ -732,26 +743,85 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _republish(self, epoch: str) -> None:
-        """The store lost its data (Redis restarted empty): claim, publish and write everything again."""
+        """The store's epoch changed: Redis lost its data (restarted empty), or went
+        back to a state older than the epoch this shard knew (a snapshot taken before
+        an earlier empty restart), which may register families removed since."""
         log.warning("store epoch changed (%s -> %s): Redis lost its data; republishing", self.epoch, epoch)
         self.metrics.epoch_changes.inc()
-        await self.store.ensure_layout()
+        # Every slot may have forgotten this shard's writes: known already, not news
+        # for the next heartbeat's check.
+        await self.store.lost_writes()
+        if not await self._rewrite_all():
+            return  # the store fails again: the next heartbeat tries again
+        # Only now: if anything above failed, the next heartbeat tries again.
+        self.epoch = epoch
+        self._servers = None  # the restarted server's run id is the new baseline
+
+    def _serving_all(self) -> bool:
+        """What the heartbeat reports as `synced`: ready, and not relisting or
+        rewriting now (after a store recovery, a config or a ring change), so that
+        an aggregator, or an operator, can tell a store that may lack series."""
+        return (
+            self.health.ready
+            and self.reconciled
+            and not (self._recovery_due or self._rewrite_due)
+            and all(t.synced.is_set() for t in self.targets.values())
+        )
+
+    async def _check_store(self) -> None:
+        """Note a Redis restart or failover (a run id changed, a server came or went),
+        or slots that forgot writes they acknowledged to this shard."""
+        servers = await self.store.servers()
+        if self._servers is not None and servers != self._servers:
+            changed = sorted(a for a, run in servers.items() if self._servers.get(a) != run)
+            self.metrics.store_restarts.inc(max(len(changed), 1))
+            log.warning(
+                "Redis restarted or failed over (new run id at %s): it may have lost acknowledged "
+                "writes; rewriting everything this shard owns",
+                ", ".join(a or "the server" for a in changed) or "a server that left",
+            )
+            self._recovery_due = True
+        self._servers = servers
+        lost = await self.store.lost_writes()
+        if lost:
+            self.metrics.store_lost_writes.inc(len(lost))
+            log.warning(
+                "Redis holds fewer of this shard's writes than it acknowledged in %d slots (a crash, "
+                "a lagging replica or an older snapshot): rewriting everything this shard owns",
+                len(lost),
+            )
+            self._recovery_due = True
+
+    async def _rewrite_all(self) -> bool:
+        """The store may hold less than it acknowledged, or nothing: an older state of
+        any key. False if the store failed meanwhile (the caller retries).
+
+        Claims are made again (owners may be older, or gone), the registry is read and
+        written again (families removed since that state are retired again, families
+        added since are registered again; a lagging shard may write into an emptied
+        store before the claims), and every target relists and rewrites every object
+        it renders, over what the store holds: nothing is deleted before it is
+        rewritten. Once the targets have re-synced, garbage collection removes the
+        series of objects deleted since that state (the lost deletes)."""
         async with self._lock:
-            # The store lost its ring lineages too: fence the ring again (every shard
-            # of it gets the same fence, at least the one it had).
+            await self.store.ensure_layout()
+            # The store's ring lineages may be lost or older too: fence the ring again
+            # (every shard of it gets the same fence, at least the one it had).
             spec = self.ring_spec
             ring = await self._fenced_ring(spec) if spec is not None else None
             if spec is not None and ring is not None:
                 await self.ownership.adopt(ring)
                 self._ring_metrics(spec)
-            # The store is empty, but a lagging shard may write into it before we claim
-            # again: collect once the targets have re-synced.
-            self.pending_gc = set(self.ownership.owned)
+            self._registry_read = False
             self.published = set()
             await self._publish_registry()
+            if self._registry_dirty:
+                return False
+            self.pending_gc = set(self.ownership.owned)
             self._restart_targets()
-        # Only now: if anything above failed, the next heartbeat tries again.
-        self.epoch = epoch
+        self._recovery_due = False  # whatever was due, everything was just rewritten
+        self.metrics.store_rewrites.inc()
+        return True
 
     async def _rewrite(self) -> None:
         """The store answers again after writes were dropped: write everything again.
@@ -777,6 +847,7 @@ class Worker:
             log.warning("the store answers again: relisting and rewriting everything this shard owns")
             self.pending_gc = set(self.ownership.owned)  # deletes that were dropped
             self._restart_targets()
+            self.metrics.store_rewrites.inc()
 
     def _restart_targets(self) -> None:
         """Every target relists and rewrites every object (digests forgotten)."""

@@ -1,17 +1,35 @@
-"""The chaos suite: random disruptions under churn, then a ground-truth comparison.
+"""The chaos suite: random disruptions under churn, checked during and after.
 
-Runs the simulator, a redis-server and a StatefulSet's worth of shard processes, keeps
-objects churning, and for `--duration` seconds applies seeded random disruptions:
-SIGKILL of a shard (restarted a moment later), Redis restarted empty, watch
-connections dropped, in-band 410s and compaction forcing relists, stalled watches,
-scaling the StatefulSet up or down (shards started or stopped accordingly), one
-group-version's discovery failing for a while (a shard restarted meanwhile), and
-the StatefulSet deleted with `--cascade=orphan` and created again (a new uid,
-generation 1; its shards keep running). Then
-churn stops, the shards of the final ring are all running, and the store must equal
-the offline render line for line: zero missing, duplicate or stale series.
+Runs the simulator, a redis-server (or, with `--redis-cluster`, a three-node Redis
+Cluster), a StatefulSet's worth of shard processes and an aggregator process, keeps
+objects churning, and for `--duration` seconds applies seeded random disruptions
+(`ACTIONS`):
 
-    .venv/bin/python -m tests.chaos.suite --duration 120 --seed 1 [--report report.json]
+- `kill`: SIGKILL of a shard, restarted 0.2-2 s later;
+- `redis_restart`: Redis restarted empty (on a cluster: one node, the others keep
+  their data and the store's epoch may live on one of them);
+- `redis_restore`: Redis restarted from a snapshot taken at least one action earlier
+  (on a cluster: one node from its own snapshot), so it comes back with less than it
+  acknowledged: series of objects deleted or updated since, families since removed.
+  It is also the last disruption of every run, so that no later one hides it;
+- `drop_watches`, `expire_watches` (in-band 410s), `compact`: watches end, relists;
+- `stall`: watches deliver nothing for 0.5-3 s;
+- `scale`: the StatefulSet scaled up or down, shards started or stopped;
+- `reconfigure`: a config deleted, brought back, or a metric's HELP changed;
+- `discovery_outage`: one group-version's discovery failing for a while (a shard
+  restarted meanwhile);
+- `recreate_statefulset`: the StatefulSet deleted with `--cascade=orphan` and created
+  again (a new uid, generation 1; its shards keep running).
+
+During the disruptions the in-flight checks (`tests.chaos.inflight`) scrape the
+aggregator and read the store over and over: valid exposition, no duplicate series
+or family, no object's series stored more than `STALE_BOUND` seconds after it was
+deleted, no 200 lacking a whole family while every shard reported synced. Then churn
+stops, the shards of the final ring are all running, and both the store and the
+aggregator's scrape must equal the offline render: series line for line (zero
+missing, duplicate or stale) and each family's HELP/TYPE header.
+
+    .venv/bin/python -m tests.chaos.suite --duration 120 --seed 1 [--redis-cluster] [--report r.json]
 """
 
 from __future__ import annotations
@@ -22,25 +40,31 @@ import random
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from panopticon.sim import SimProcess
+from tests.chaos.inflight import STALE_BOUND, InFlight, InFlightChecker
 from tests.support.cluster import (
     NAMESPACE,
     STATEFULSET,
+    AggregatorProcess,
     ShardProcess,
     converge,
     describe_difference,
     expected_lines,
+    render_truth,
     statefulset,
     stored_lines,
 )
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisClusterServers, RedisServer
 
 ACTIONS = (
     "kill",
     "redis_restart",
+    "redis_restore",
     "drop_watches",
     "expire_watches",
     "compact",
@@ -66,29 +90,90 @@ class Report:
     churn_rate: float
     actions: dict[str, int] = field(default_factory=dict)
     churn_events: int = 0
+    exits_restarted: int = 0
+    """Shard processes found exited on their own and started again, as the kubelet
+    would (a shard that starts while Redis is unreachable exits with status 2)."""
     final_shards: int = 0
     series: int = 0
     missing: int = 0
     unexpected: int = 0
     duplicated: int = 0
+    header_differences: int = 0
+    """Families whose HELP/TYPE in the final scrape differ from the offline render's."""
     converged_after: float = 0.0
+    redis_cluster: bool = False
+    in_flight: InFlight = field(default_factory=InFlight)
     ok: bool = False
+
+
+class Redis:
+    """The Redis under test: one server, or the nodes of a Redis Cluster."""
+
+    def __init__(self, *, cluster: bool) -> None:
+        self.cluster = cluster
+        self._cluster = RedisClusterServers(3) if cluster else None
+        self.nodes = self._cluster.servers if self._cluster else [RedisServer()]
+        self.snapshots: dict[int, Path] = {}
+        self.snapshot_due = True
+
+    @property
+    def url(self) -> str:
+        return self._cluster.url if self._cluster else self.nodes[0].url
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return ("--redis-cluster",) if self.cluster else ()
+
+    def start(self) -> None:
+        if self._cluster:
+            self._cluster.start()
+        else:
+            self.nodes[0].start()
+
+    def snapshot(self) -> None:
+        """Keep a snapshot of every node (the next `restore` goes back to it)."""
+        self.snapshots = {i: node.snapshot() for i, node in enumerate(self.nodes)}
+        self.snapshot_due = False
+
+    def restart_empty(self, rng: random.Random) -> None:
+        rng.choice(self.nodes).restart_empty()
+
+    def restore(self, rng: random.Random) -> None:
+        i = rng.randrange(len(self.nodes))
+        self.nodes[i].restart_from(self.snapshots[i])
+        self.snapshot_due = True  # a fresh one at the next action: older than what follows
+
+    def close(self) -> None:
+        if self._cluster:
+            self._cluster.close()
+        else:
+            self.nodes[0].close()
 
 
 class Chaos:
     def __init__(
-        self, *, seed: int, churn_rate: float, logs: Path, min_shards: int = 2, max_shards: int = 5
+        self,
+        *,
+        seed: int,
+        churn_rate: float,
+        logs: Path,
+        min_shards: int = 2,
+        max_shards: int = 5,
+        redis_cluster: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.churn_rate = churn_rate
         self.logs = logs
         self.min_shards, self.max_shards = min_shards, max_shards
-        self.redis = RedisServer()
+        self.redis = Redis(cluster=redis_cluster)
+        self.actions = ACTIONS
+        self.aggregator: AggregatorProcess | None = None
+        self.checker: InFlightChecker | None = None
         self.sim = SimProcess(["--with-configs", "--scale", "2", "--seed", str(seed), "--mongodbs", "30"])
         self.shards: dict[int, ShardProcess] = {}
         self.replicas = 3
         self.removed: list[dict[str, object]] = []
-        self.report = Report(seed=seed, duration=0, churn_rate=churn_rate)
+        self.report = Report(seed=seed, duration=0, churn_rate=churn_rate, redis_cluster=redis_cluster)
 
     def start(self) -> None:
         self.redis.start()
@@ -106,10 +191,17 @@ class Chaos:
             self._start_shard(i)
         for shard in self.shards.values():
             shard.wait_ready()
+        self.aggregator = AggregatorProcess(
+            redis_url=self.redis.url, log_dir=self.logs, extra=self.redis.flags
+        ).start()
 
     def _start_shard(self, index: int) -> None:
         self.shards[index] = ShardProcess(
-            index, kubeconfig=self.sim.kubeconfig_path, redis_url=self.redis.url, log_dir=self.logs
+            index,
+            kubeconfig=self.sim.kubeconfig_path,
+            redis_url=self.redis.url,
+            log_dir=self.logs,
+            extra=self.redis.flags,
         ).start()
 
     def _scale(self, replicas: int) -> None:
@@ -131,6 +223,13 @@ class Chaos:
             self._start_shard(i)
         self.replicas = replicas
 
+    def revive(self) -> None:
+        """Start again the shard processes that exited on their own."""
+        for index, shard in list(self.shards.items()):
+            if shard.proc is not None and shard.proc.poll() is not None:
+                self.report.exits_restarted += 1
+                self._start_shard(index)
+
     def act(self, action: str) -> None:
         self.report.actions[action] = self.report.actions.get(action, 0) + 1
         admin = self.sim.admin
@@ -140,7 +239,11 @@ class Chaos:
             time.sleep(self.rng.uniform(0.2, 2.0))
             self._start_shard(index)
         elif action == "redis_restart":
-            self.redis.restart_empty()
+            self.redis.restart_empty(self.rng)
+        elif action == "redis_restore":
+            self.redis.restore(self.rng)
+            if self.checker is not None:
+                self.checker.store_restored()
         elif action == "drop_watches":
             admin.close_watches(self.rng.choice(["eof", "abort"]))
         elif action == "expire_watches":
@@ -200,27 +303,48 @@ class Chaos:
 
     def run(self, duration: float) -> Report:
         started = time.monotonic()
+        assert self.aggregator is not None
+        cluster = self.redis.cluster
+        self.checker = InFlightChecker(
+            self.sim,
+            self.redis.url,
+            self.aggregator.target,
+            node_urls=[node.url for node in self.redis.nodes],
+            cluster=cluster,
+        )
+        self.checker.start()
         self.sim.admin.start_churn(self.churn_rate, seed=self.rng.getrandbits(16), resources=list(CHURNED))
         while time.monotonic() - started < duration:
+            if self.redis.snapshot_due:
+                self.redis.snapshot()
             time.sleep(self.rng.uniform(1.0, 4.0))
-            self.act(self.rng.choice(ACTIONS))
+            self.revive()
+            self.act(self.rng.choice(self.actions))
+        if "redis_restore" in self.actions:
+            self._final_restore()
         churn = self.sim.admin.call("GET", "/churn")["churn"] or {}
         self.sim.admin.stop_churn()
         self.report.churn_events = int(
             churn.get("updates", 0) + churn.get("deletes", 0) + churn.get("creates", 0)
         )
         self.report.duration = time.monotonic() - started
+        self.report.in_flight = self.checker.stop()
+        if self.checker.error is not None:
+            raise RuntimeError("the in-flight checks failed to run") from self.checker.error
         self.sim.admin.clear_faults()
+        time.sleep(1.0)  # a shard started just before the last disruption may exit now
+        self.revive()
         for shard in self.shards.values():
             shard.wait_ready(timeout=120)
         self.report.final_shards = self.replicas
         settle = time.monotonic()
         try:
-            lines = converge(self.sim, self.redis.url, timeout=120, what="after chaos")
-            self.report.ok = True
+            lines = converge(self.sim, self.redis.url, timeout=120, what="after chaos", cluster=cluster)
             self.report.series = sum(lines.values())
+            self.report.header_differences = self._header_differences()
+            self.report.ok = self.report.header_differences == 0 and self.report.in_flight.violations == 0
         except AssertionError:
-            expected, stored = expected_lines(self.sim), stored_lines(self.redis.url)
+            expected, stored = expected_lines(self.sim), stored_lines(self.redis.url, cluster=cluster)
             self.report.series = sum(expected.values())
             self.report.missing = sum((expected - stored).values())
             self.report.unexpected = sum((stored - expected).values())
@@ -229,15 +353,74 @@ class Chaos:
         self.report.converged_after = time.monotonic() - settle
         return self.report
 
+    def _final_restore(self) -> None:
+        """The last disruption is a restore, under churn, from a snapshot older than
+        the last changes, with nothing after it: only the restore's own recovery can
+        remove what it brought back (any later kill, scale or empty restart would
+        collect it too, and hide a recovery that does nothing)."""
+        if self.redis.snapshot_due:
+            self.redis.snapshot()
+            time.sleep(2.0)  # changes the snapshot lacks
+        self.act("redis_restore")
+        time.sleep(2.0)
+
+    def _header_differences(self) -> int:
+        """Families whose HELP/TYPE header in the aggregator's scrape differs from the
+        offline render's (missing, extra or changed), once the series matched."""
+        assert self.aggregator is not None
+        with urllib.request.urlopen(f"http://{self.aggregator.target}/metrics", timeout=60) as r:
+            served = _headers(r.read().decode())
+        expected = {name: header.decode() for name, header in render_truth(self.sim).headers.items()}
+        differing = {f for f in served.keys() | expected.keys() if served.get(f) != expected.get(f)}
+        for family in sorted(differing)[:5]:
+            print(f"header of {family}: served {served.get(family)!r}, expected {expected.get(family)!r}")
+        return len(differing)
+
     def stop(self) -> None:
-        for shard in self.shards.values():
-            shard.stop()
-        self.sim.stop()
-        self.redis.close()
+        """Stop every process, each even if stopping another failed."""
+        steps: list[Callable[[], object]] = []
+        if self.checker is not None and self.checker.is_alive():
+            steps.append(self.checker.stop)
+        if self.aggregator is not None:
+            steps.append(self.aggregator.stop)
+        steps += [shard.stop for shard in self.shards.values()]
+        steps += [self.sim.stop, self.redis.close]
+        failures: list[BaseException] = []
+        for step in steps:
+            try:
+                step()
+            except Exception as e:
+                failures.append(e)
+        if failures:
+            raise failures[0]
 
 
-def run(duration: float, seed: int, churn_rate: float, logs: Path | None = None) -> Report:
-    chaos = Chaos(seed=seed, churn_rate=churn_rate, logs=logs or Path(tempfile.mkdtemp(prefix="pan-chaos-")))
+def _headers(text: str) -> dict[str, str]:
+    """Family -> its `# HELP` and `# TYPE` lines, from a text-format exposition."""
+    out: dict[str, str] = {}
+    for line in text.splitlines(keepends=True):
+        if line.startswith(("# HELP ", "# TYPE ")):
+            family = line.split(" ", 3)[2]
+            out[family] = out.get(family, "") + line
+    return out
+
+
+def run(
+    duration: float,
+    seed: int,
+    churn_rate: float,
+    logs: Path | None = None,
+    *,
+    redis_cluster: bool = False,
+    actions: tuple[str, ...] = ACTIONS,
+) -> Report:
+    chaos = Chaos(
+        seed=seed,
+        churn_rate=churn_rate,
+        logs=logs or Path(tempfile.mkdtemp(prefix="pan-chaos-")),
+        redis_cluster=redis_cluster,
+    )
+    chaos.actions = actions
     try:
         chaos.start()
         return chaos.run(duration)
@@ -251,20 +434,33 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--churn", type=float, default=200.0, help="object changes per second")
     parser.add_argument("--report", type=Path, help="also write the report here as JSON")
+    parser.add_argument("--redis-cluster", action="store_true", help="a three-node Redis Cluster")
     args = parser.parse_args()
-    report = run(args.duration, args.seed, args.churn)
+    report = run(args.duration, args.seed, args.churn, redis_cluster=args.redis_cluster)
     text = json.dumps(asdict(report), indent=2)
     print(text)
     if args.report:
         args.report.write_text(text + "\n")
     verdict = "PASS" if report.ok else "FAIL"
+    flight = report.in_flight
     print(
         f"{verdict}: {sum(report.actions.values())} disruptions in {report.duration:.0f}s under "
         f"{report.churn_events} churn events; {report.series} series, {report.missing} missing, "
-        f"{report.unexpected} unexpected, {report.duplicated} duplicated; converged "
-        f"{report.converged_after:.1f}s after the last disruption"
+        f"{report.unexpected} unexpected, {report.duplicated} duplicated, {report.header_differences} "
+        f"headers differing; converged {report.converged_after:.1f}s after the last disruption"
     )
-    print(f"reproduce: .venv/bin/python -m tests.chaos.suite --duration {args.duration:g} --seed {args.seed}")
+    print(
+        f"in flight: {flight.scrapes} scrapes ({flight.scrapes_ok} 200, {flight.scrapes_failed} other, "
+        f"{flight.scrapes_covered} with every shard synced), {flight.store_reads} store reads; "
+        f"{flight.invalid} invalid, {flight.duplicate_series} duplicate series, "
+        f"{flight.duplicate_headers} duplicate families, {flight.missing_families} missing families, "
+        f"{flight.stale_objects} objects stale > {STALE_BOUND:g}s (oldest {flight.oldest_stale:.1f}s)"
+    )
+    cluster = " --redis-cluster" if args.redis_cluster else ""
+    print(
+        f"reproduce: .venv/bin/python -m tests.chaos.suite --duration {args.duration:g} "
+        f"--seed {args.seed}{cluster}"
+    )
     return 0 if report.ok else 1
 
 

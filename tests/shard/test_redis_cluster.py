@@ -9,6 +9,7 @@ would scrape must equal the offline render.
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from panopticon.exposition import FamilyHeader
 from panopticon.redisio import RedisOptions, RedisStore
 from panopticon.sim import SimProcess
 from panopticon.store import Batch, Layout, Op, RegistryEntry, token
-from tests.support.cluster import AggregatorProcess, ShardProcess, converge, expected_lines
+from tests.shard.test_cluster import churn
+from tests.support.cluster import AggregatorProcess, ShardProcess, converge, expected_lines, stored_lines
 from tests.support.redis_server import RedisClusterServers
 
 LAYOUT = Layout(prefix="c", buckets=256, slots=16)
@@ -175,3 +177,56 @@ def test_shards_and_an_aggregator_serve_the_offline_render_from_a_redis_cluster(
         for proc in procs:
             proc.stop()
         sim.stop()
+
+
+def _node_without(servers: RedisClusterServers, key: str, *, besides: int = -1) -> int:
+    """The index of a node that does not hold `key`'s slot (redis-cli answers MOVED)."""
+    for i, server in enumerate(servers.servers):
+        if i != besides and server.command("EXISTS", key) != "1":
+            return i
+    raise AssertionError(f"every node holds {key}")
+
+
+@pytest.mark.slow
+def test_a_redis_cluster_node_restarting_empty_or_from_an_older_snapshot_is_rewritten(tmp_path: Path) -> None:
+    """A node that comes back empty loses its slots' series, owners and write counters,
+    and maybe the registry, while the store's epoch lives on another node: only the
+    node's new run id (and the counters) tell. A node restarted from an older snapshot
+    brings back series of deleted objects and old lines of updated ones."""
+    servers = RedisClusterServers(3)
+    sim = SimProcess(["--with-configs", "--scale", "1", "--seed", "17", "--mongodbs", "20"])
+    shards: list[ShardProcess] = []
+    try:
+        servers.start()
+        sim.start()
+        for index in (0, 1):
+            shard = ShardProcess(
+                index,
+                kubeconfig=sim.kubeconfig_path,
+                redis_url=servers.url,
+                log_dir=tmp_path,
+                extra=("--shards", "2", "--redis-cluster"),
+            )
+            shards.append(shard.start())
+        for shard in shards:
+            shard.wait_ready()
+        converge(sim, servers.url, cluster=True, what="two shards on a Redis Cluster")
+
+        emptied = _node_without(servers, "pan:epoch")
+        servers.servers[emptied].restart_empty()
+        converge(sim, servers.url, cluster=True, timeout=60, what="after one node restarted empty")
+
+        restored = _node_without(servers, "pan:epoch", besides=emptied)
+        before = stored_lines(servers.url, cluster=True)
+        snapshot = servers.servers[restored].snapshot()
+        churn(sim, 600, rate=600, seed=9)
+        after = converge(sim, servers.url, cluster=True, timeout=60, what="after the changes")
+        assert before - after and after - before
+        time.sleep(1.5)
+        servers.servers[restored].restart_from(snapshot)
+        converge(sim, servers.url, cluster=True, timeout=60, what="after one node restarted from a snapshot")
+    finally:
+        for shard in shards:
+            shard.stop()
+        sim.stop()
+        servers.close()

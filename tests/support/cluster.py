@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,24 +148,49 @@ def _resource(sim: SimProcess, api_version: str, kind: str) -> tuple[str, bool] 
     return None
 
 
-def expected_lines(sim: SimProcess) -> Lines:
+@dataclass
+class Truth:
+    """What the simulator's objects should render to, at one moment."""
+
+    lines: Lines
+    families: set[str]
+    """Families with at least one series."""
+    headers: dict[str, bytes]
+    """Family -> its text-format HELP/TYPE header, as the aggregator serves it."""
+    uids: set[str]
+    """Objects of the configured kinds."""
+
+
+def render_truth(sim: SimProcess) -> Truth:
     """What the configs in the simulator render from its objects, computed offline."""
     configs = ConfigSet()
     for crd in _get(sim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
         configs.schemas.add_crd(crd)
     for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
         configs.upsert(body)
-    lines: Lines = collections.Counter()
+    truth = Truth(collections.Counter(), set(), {}, set())
     for (api_version, kind), programs in configs.programs_by_target().items():
         found = _resource(sim, api_version, kind)
         if found is None:
             continue
         path, namespaced = found
         for obj in _get(sim, path)["items"]:
+            uid = obj.get("metadata", {}).get("uid")
+            if isinstance(uid, str):
+                truth.uids.add(uid)
             for program in programs:
-                for text in program.render(obj, namespaced=namespaced).families.values():
-                    lines.update(text.splitlines())
-    return lines
+                for family, text in program.render(obj, namespaced=namespaced).families.items():
+                    truth.lines.update(text.splitlines())
+                    if text:
+                        truth.families.add(family)
+    registry = configs.registry()
+    truth.headers = {family: registry[family].text_header for family in truth.families if family in registry}
+    return truth
+
+
+def expected_lines(sim: SimProcess) -> Lines:
+    """What the configs in the simulator render from its objects, computed offline."""
+    return render_truth(sim).lines
 
 
 def stored_lines(redis_url: str, layout: Layout | None = None, *, cluster: bool = False) -> Lines:

@@ -2,7 +2,9 @@
 
 Tests never touch the machine's Redis on 6379: each session starts its own server
 and can stop it, restart it empty (no persistence: what a Redis restart without
-disk does) or kill it.
+disk does), kill it, or take a snapshot and later restart it from that snapshot
+(what a crash with `appendfsync everysec`, a failover to a lagging replica or a
+restore from a backup do: Redis comes back with less than it acknowledged).
 """
 
 from __future__ import annotations
@@ -74,9 +76,42 @@ class RedisServer:
         self.proc = None
 
     def restart_empty(self) -> None:
-        """Stop and start again on the same port with no data (no persistence)."""
+        """Stop and start again on the same port with no data (no persistence): a
+        snapshot left in the directory by `snapshot` is removed first, or Redis would
+        load it."""
         self.stop(kill=True)
+        (self.dir / "dump.rdb").unlink(missing_ok=True)
         self.start()
+
+    def command(self, *args: str) -> str:
+        """One command through redis-cli (its reply as text)."""
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli not found (scripts/setup installs redis-server, which brings it)")
+        auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        done = subprocess.run(
+            [cli, "-p", str(self.port), *auth, *args], check=True, capture_output=True, text=True, timeout=60
+        )
+        return done.stdout.strip()
+
+    def snapshot(self) -> Path:
+        """SAVE the dataset and keep a copy of the RDB file aside; its path."""
+        self.command("SAVE")
+        kept = self.dir / f"snapshot-{time.monotonic_ns()}.rdb"
+        shutil.copyfile(self.dir / "dump.rdb", kept)
+        return kept
+
+    def restart_from(self, snapshot: Path) -> None:
+        """Kill the server and start it again from an older snapshot (a new run id)."""
+        self.stop(kill=True)
+        shutil.copyfile(snapshot, self.dir / "dump.rdb")
+        self.start()
+
+    def reload_from(self, snapshot: Path) -> None:
+        """Load an older snapshot into the running server (`DEBUG RELOAD NOSAVE`): the
+        data goes back, the run id stays. Needs `--enable-debug-command local`."""
+        shutil.copyfile(snapshot, self.dir / "dump.rdb")
+        self.command("DEBUG", "RELOAD", "NOSAVE")
 
     def close(self) -> None:
         self.stop()
