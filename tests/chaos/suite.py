@@ -275,6 +275,8 @@ class Chaos:
         """`kubectl delete sts --cascade=orphan`, then apply it again: the pods keep
         running; the StatefulSet has a new uid and starts again at generation 1."""
         ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": STATEFULSET, "namespace": NAMESPACE}
+        if self.checker is not None:
+            self.checker.object_recreated(f'statefulset="{STATEFULSET}",namespace="{NAMESPACE}"')
         self.sim.admin.bulk([{"op": "delete", **ref}])
         time.sleep(self.rng.uniform(0.0, 2.0))
         self.sim.admin.bulk([{"op": "create", "object": statefulset(self.replicas)}])
