@@ -8,7 +8,8 @@ change that brings it back they are written again. The same holds offline, in
 compiled program. (Reading: `panopticon.scopespec`.)
 
 A filter that cannot be evaluated for an object (a bad value, a type error) drops
-that object's series and is counted as a render error of family `spec.filter`; it
+that object's series and is counted as a render error of family `spec.filter`; an
+unexpected exception is left to `Program.render`'s isolation boundary (a fault). It
 never stops the render of other objects.
 """
 
@@ -93,7 +94,7 @@ def compile_filter(
             result = evaluate(env)
         except MissingValueError:
             return False
-        except (EvaluationError, ArithmeticError, TypeError, ValueError) as e:
+        except EvaluationError as e:  # anything else is a fault: Program.render's boundary
             errors.append(RenderError(FILTER_FAMILY, f"{text!r}: {e}"))
             return False
         if result is True:
