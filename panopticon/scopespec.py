@@ -24,7 +24,7 @@ OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 MAX_REQUIREMENTS = 64
 MAX_VALUES = 256
 MAX_EXPRESSION = 4096
-LABEL_NAME = re.compile(
+LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -60,7 +60,7 @@ def _label_key(key: Any, where: str, error: Report) -> str | None:
         error(where, f"must be a label key (a string), not {type(key).__name__}")
         return None
     name = key.rpartition("/")[2]
-    if len(key) > 317 or len(name) > 63 or not LABEL_NAME.match(key):
+    if len(key) > 317 or len(name) > 63 or not LABEL_KEY.match(key):
         error(where, f"{key[:80]!r} is not a valid label key")
         return None
     return key

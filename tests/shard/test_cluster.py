@@ -21,7 +21,7 @@ import pytest
 from panopticon.redisio import RedisOptions, RedisStore
 from panopticon.sim import SimProcess
 from panopticon.store import Layout
-from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, converge, statefulset
+from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, churn, converge, statefulset
 from tests.support.redis_server import RedisServer
 
 
@@ -38,17 +38,6 @@ def scale(sim: SimProcess, replicas: int) -> None:
             }
         ]
     )
-
-
-def churn(sim: SimProcess, events: int, *, rate: float = 1500, seed: int = 1) -> None:
-    sim.admin.start_churn(rate, seed=seed, duration=events / rate)
-    deadline = time.monotonic() + events / rate + 30
-    while time.monotonic() < deadline:
-        state = sim.admin.call("GET", "/churn")["churn"]
-        if not state or not state["running"]:
-            break
-        time.sleep(0.2)
-    sim.admin.stop_churn()
 
 
 @pytest.fixture

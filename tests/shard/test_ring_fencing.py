@@ -22,6 +22,7 @@ import pytest
 from panopticon.sim import SimProcess
 from tests.shard.test_cluster import scale, start
 from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, converge, statefulset
+from tests.support.cluster import churn as churn_kinds
 from tests.support.redis_server import RedisServer
 
 Cluster = tuple[SimProcess, RedisServer, dict[int, ShardProcess], Path]
@@ -31,15 +32,8 @@ TARGETS = ("pods", "deployments.apps", "mongodbs.kubedb.com", "mysqls.kubedb.com
 """What the churn mutates: target kinds, never the shards' own StatefulSet."""
 
 
-def churn(sim: SimProcess, events: int, *, seed: int, rate: float = 1000) -> None:
-    sim.admin.start_churn(rate, seed=seed, duration=events / rate, resources=list(TARGETS))
-    deadline = time.monotonic() + events / rate + 30
-    while time.monotonic() < deadline:
-        state = sim.admin.call("GET", "/churn")["churn"]
-        if not state or not state["running"]:
-            break
-        time.sleep(0.2)
-    sim.admin.stop_churn()
+def churn(sim: SimProcess, events: int, *, seed: int) -> None:
+    churn_kinds(sim, events, seed=seed, rate=1000, resources=TARGETS)
 
 
 def gauge(shard: ShardProcess, name: str) -> float:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,19 @@ class AggregatorProcess:
             self.proc.terminate()
             self.proc.wait(20)
             self.proc = None
+
+
+def churn(
+    sim: SimProcess, events: int, *, rate: float = 1500, seed: int = 1, resources: Iterable[str] | None = None
+) -> None:
+    """`events` simulator changes at `rate` per second (of `resources`, else of every
+    churned kind), waiting until the churn has finished."""
+    only = {"resources": list(resources)} if resources is not None else {}
+    sim.admin.start_churn(rate, seed=seed, duration=events / rate, **only)
+    deadline = time.monotonic() + events / rate + 30
+    while time.monotonic() < deadline:
+        state = sim.admin.call("GET", "/churn")["churn"]
+        if not state or not state["running"]:
+            break
+        time.sleep(0.2)
+    sim.admin.stop_churn()
