@@ -13,7 +13,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -28,17 +28,15 @@ from panopticon.hvals import Endpoint, HvalsStream
 from panopticon.store import (
     CLAIM_SCRIPT,
     DROP_RETIRED_SCRIPT,
-    WRITE_SCRIPT,
     Batch,
     ClaimResult,
-    KeyIndexes,
     Layout,
     Op,
     RegistryEntry,
-    write_arguments,
     write_each,
 )
 from panopticon.writemarks import WriteMarks, writer_of
+from panopticon.writescript import WRITE_SCRIPT, write_arguments, write_command
 
 READ_BATCH = 16
 """HVALS pipelined per round trip when streaming a family: bounds scrape memory to
@@ -399,69 +397,3 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._client.aclose()
-
-
-_CRLF = b"\r\n"
-_HEADS = tuple(b"$%d\r\n" % n for n in range(2048))
-"""RESP bulk-string headers of the usual lengths of a field's lines."""
-_SMALL = tuple(b"$%d\r\n%d\r\n" % (len(str(n)), n) for n in range(256))
-"""Whole RESP arguments of small counts and key indexes."""
-_EVALSHA = b"$7\r\nEVALSHA\r\n"
-
-
-def _argument(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-def _small(n: int) -> bytes:
-    return _SMALL[n] if n < 256 else _argument(str(n))
-
-
-def write_command(layout: Layout, slot: int, owner: str, batch: Batch, sha: str) -> bytes | None:
-    """The EVALSHA of `WRITE_SCRIPT` for one slot's batch, as RESP bytes: the same
-    command as `hiredis.pack_command` of `write_arguments`, built in one walk without
-    the argument list (an initial sync packs millions of fields; this costs about half).
-    None when the batch writes nothing."""
-    key_index = KeyIndexes(layout, slot, _small)
-    parts: list[bytes] = [_argument(owner)]
-    count = 1
-    heads = _HEADS
-    for bucket, objects in batch.segments.items():
-        group: list[bytes] = []
-        size = 0
-        for uid, fields in objects.items():
-            if None not in fields.values():  # only sets: the usual case, one pass
-                u = uid.encode()
-                n = len(u)
-                group += (heads[n] if n < 2048 else b"$%d\r\n" % n, u, _CRLF, _small(len(fields)), _SMALL[0])
-                for family, lines in cast("dict[str, bytes]", fields).items():
-                    n = len(lines)
-                    group += (key_index[family], heads[n] if n < 2048 else b"$%d\r\n" % n, lines, _CRLF)
-                size += 3 + 2 * len(fields)
-                continue
-            sets: list[bytes] = []
-            dels: list[bytes] = []
-            for family, value in fields.items():
-                ki = key_index[family]
-                if value is None:
-                    dels.append(ki)
-                else:
-                    n = len(value)
-                    sets += (ki, heads[n] if n < 2048 else b"$%d\r\n" % n, value, _CRLF)
-            nsets = len(sets) >> 2
-            group += (_argument(uid), _small(nsets), _small(len(dels)))
-            group += sets
-            group += dels
-            size += 3 + 2 * nsets + len(dels)
-        if size:
-            parts += (_argument(str(bucket)), _argument(str(size)))
-            parts += group
-            count += 2 + size
-    if count == 1:
-        return None
-    keys = key_index.hashes
-    head = [b"*%d\r\n" % (3 + len(keys) + count), _EVALSHA, _argument(sha), _argument(str(len(keys)))]
-    head += map(_argument, keys)
-    head += parts
-    return b"".join(head)

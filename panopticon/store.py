@@ -30,24 +30,22 @@ ownership and write a batch atomically, on a single Redis or on Redis Cluster.
 Fencing: a shard first claims its buckets (`CLAIM_SCRIPT`: allowed when the bucket is
 unowned or owned at an older ring fence, a number the store keeps growing across
 StatefulSets recreated: `panopticon.fencing`), then writes only through
-`WRITE_SCRIPT`, which applies a batch's operations for the buckets whose owner token
-is still the writer's and reports the others. A shard that lost a bucket (or lags
+`WRITE_SCRIPT` (`panopticon.writescript`), which applies a batch's operations for the
+buckets whose owner token is still the writer's and reports the others. A shard that lost a bucket (or lags
 behind a ring change) can therefore never overwrite the current owner.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar, cast
+from typing import Literal, Protocol
 
 import orjson
 
 from panopticon.buckets import BucketSpace
 from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
-
-_T = TypeVar("_T")
 
 LAYOUT_VERSION = 1
 DEFAULT_SLOTS = 64
@@ -403,49 +401,6 @@ end
 return 0
 """
 
-# KEYS[1] = owners hash of the slot, KEYS[2] = its writes hash, KEYS[3..] = family
-# hashes of the slot.
-# ARGV[1] = owner token, then one group per bucket in the batch:
-#   bucket, span (how many ARGV entries the bucket's objects take), then per object
-#   uid, number of sets n, number of deletes m, n (key index, lines) pairs, m key
-#   indexes.
-# Applies the groups of the buckets whose owner is still the token and returns
-# {the writer's new write count in the slot, the refused buckets}: the count is
-# bumped in the same script as the writes, so a store that lost some of them
-# answers less (`panopticon.writemarks`). One HSET or HDEL per field: a relist's batches hold about one object
-# per bucket, so grouping fields per key would save Redis little and cost the shard
-# more to build. The uid travels once per object, not once per field: packing the
-# arguments is the shard's cost, and a uid is a third of a field's arguments.
-WRITE_SCRIPT = """
-local owner = ARGV[1]
-local written = redis.call('HINCRBY', KEYS[2], string.match(owner, '^[^:]*'), 1)
-local refused = {}
-local i, n = 2, #ARGV
-while i <= n do
-  local bucket = ARGV[i]
-  local stop = i + 2 + tonumber(ARGV[i + 1])
-  i = i + 2
-  if redis.call('HGET', KEYS[1], bucket) == owner then
-    while i < stop do
-      local uid = ARGV[i]
-      local deletes = i + 3 + 2 * tonumber(ARGV[i + 1])
-      local finish = deletes + tonumber(ARGV[i + 2])
-      for j = i + 3, deletes - 1, 2 do
-        redis.call('HSET', KEYS[tonumber(ARGV[j])], uid, ARGV[j + 1])
-      end
-      for j = deletes, finish - 1 do
-        redis.call('HDEL', KEYS[tonumber(ARGV[j])], uid)
-      end
-      i = finish
-    end
-  else
-    refused[#refused + 1] = bucket
-  end
-  i = stop
-end
-return {written, refused}
-"""
-
 
 async def write_each(
     store: Store, owner: str, batches: Sequence[tuple[int, Batch]]
@@ -459,61 +414,3 @@ async def write_each(
         except StoreError as e:
             out.append(e)
     return out
-
-
-class KeyIndexes(dict[str, _T]):
-    """Family -> the `KEYS` index of its hash in one slot's `WRITE_SCRIPT` call, in the
-    caller's form (`str`, or RESP bytes); a family seen first gets the next index.
-    `hashes` is `KEYS` itself (the owners and writes hashes first). A hit is a plain
-    dict lookup."""
-
-    def __init__(self, layout: Layout, slot: int, form: Callable[[int], _T]) -> None:
-        super().__init__()
-        self.layout = layout
-        self.slot = slot
-        self.form = form
-        self.hashes = [layout.owners_key(slot), layout.writes_key(slot)]
-
-    def __missing__(self, family: str) -> _T:
-        self.hashes.append(self.layout.family_key(self.slot, family))
-        index = self[family] = self.form(len(self.hashes))
-        return index
-
-
-def write_arguments(
-    layout: Layout, slot: int, owner: str, batch: Batch
-) -> tuple[list[str], list[bytes | str]]:
-    """KEYS and ARGV of `WRITE_SCRIPT` for one slot's batch (a large initial sync
-    writes millions of fields: one loop step per field, lists extended in C)."""
-    key_index = KeyIndexes(layout, slot, str)
-    args: list[bytes | str] = [owner]
-    for bucket, objects in batch.segments.items():
-        group: list[bytes | str] = []
-        for uid, fields in objects.items():
-            if None not in fields.values():  # only sets: the usual case, one pass
-                group += (uid, _count(len(fields)), "0")
-                for family, lines in cast("dict[str, bytes]", fields).items():
-                    group += (key_index[family], lines)
-                continue
-            sets: list[bytes | str] = []
-            dels: list[bytes | str] = []
-            for family, value in fields.items():
-                ki = key_index[family]
-                if value is None:
-                    dels.append(ki)
-                else:
-                    sets += (ki, value)
-            group += (uid, _count(len(sets) >> 1), _count(len(dels)))
-            group += sets
-            group += dels
-        if group:
-            args += (str(bucket), str(len(group)))
-            args += group
-    return key_index.hashes, args
-
-
-_COUNTS = tuple(str(n) for n in range(256))
-
-
-def _count(n: int) -> str:
-    return _COUNTS[n] if n < 256 else str(n)

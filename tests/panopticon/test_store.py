@@ -18,8 +18,9 @@ import pytest
 from panopticon.errors import StoreError
 from panopticon.exposition import FamilyHeader
 from panopticon.memstore import MemoryStore
-from panopticon.redisio import RedisOptions, RedisStore, write_command
-from panopticon.store import Batch, Layout, Op, RegistryEntry, Store, read_family, token, write_arguments
+from panopticon.redisio import RedisOptions, RedisStore
+from panopticon.store import Batch, Layout, Op, RegistryEntry, Store, read_family, token
+from panopticon.writescript import write_arguments, write_command
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
