@@ -16,7 +16,8 @@ from typing import Any
 
 from panopticon.documents import parse_documents
 from panopticon.sim import errors
-from panopticon.sim.objects import Objects, rfc3339
+from panopticon.sim.objects import Objects
+from panopticon.sim.objmeta import rfc3339
 from panopticon.sim.resources import CRD_TYPE, NAMESPACE_TYPE, ResourceType, type_from_crd
 from panopticon.sim.storage import ObjVersion
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from panopticon.sim.objects import rfc3339
+from panopticon.sim.objmeta import rfc3339
+from panopticon.sim.podspec import container_spec, pod_spec, true_conditions
 from panopticon.sim.workload import ENVS, EPOCH, TIERS, clone, managed_entry, mongodb_objects, new_uid
 
 
@@ -33,106 +34,6 @@ class WorkloadSpec:
     """MongoDB custom resources per namespace."""
     nodes: int = 3
     seed: int = 0
-
-
-def _container(name: str, image: str, rng: random.Random) -> dict[str, Any]:
-    cpu = rng.choice((50, 100, 250, 500))
-    mem = rng.choice((64, 128, 256, 512))
-    return {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
-        "env": [
-            {"name": "LOG_LEVEL", "value": "info"},
-            {
-                "name": "POD_NAME",
-                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
-            },
-        ],
-        "resources": {
-            "requests": {"cpu": f"{cpu}m", "memory": f"{mem}Mi"},
-            "limits": {"cpu": f"{cpu * 2}m", "memory": f"{mem * 2}Mi"},
-        },
-        "readinessProbe": {
-            "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
-            "periodSeconds": 10,
-            "timeoutSeconds": 1,
-            "successThreshold": 1,
-            "failureThreshold": 3,
-        },
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-        "volumeMounts": [
-            {
-                "name": "kube-api-access",
-                "readOnly": True,
-                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-            }
-        ],
-    }
-
-
-def _pod_spec(container: dict[str, Any], node: str) -> dict[str, Any]:
-    return {
-        "volumes": [
-            {
-                "name": "kube-api-access",
-                "projected": {
-                    "sources": [
-                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                        {
-                            "configMap": {
-                                "name": "kube-root-ca.crt",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            }
-                        },
-                        {
-                            "downwardAPI": {
-                                "items": [
-                                    {
-                                        "path": "namespace",
-                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
-                                    }
-                                ]
-                            }
-                        },
-                    ],
-                    "defaultMode": 420,
-                },
-            }
-        ],
-        "containers": [container],
-        "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": 30,
-        "dnsPolicy": "ClusterFirst",
-        "serviceAccountName": "default",
-        "serviceAccount": "default",
-        "nodeName": node,
-        "securityContext": {},
-        "schedulerName": "default-scheduler",
-        "tolerations": [
-            {
-                "key": "node.kubernetes.io/not-ready",
-                "operator": "Exists",
-                "effect": "NoExecute",
-                "tolerationSeconds": 300,
-            },
-            {
-                "key": "node.kubernetes.io/unreachable",
-                "operator": "Exists",
-                "effect": "NoExecute",
-                "tolerationSeconds": 300,
-            },
-        ],
-        "priority": 0,
-        "enableServiceLinks": True,
-        "preemptionPolicy": "PreemptLowerPriority",
-    }
-
-
-def _conditions(kinds: tuple[str, ...], when: str) -> list[dict[str, Any]]:
-    return [{"type": k, "status": "True", "lastProbeTime": None, "lastTransitionTime": when} for k in kinds]
 
 
 class NativeGenerator:
@@ -176,8 +77,8 @@ class NativeGenerator:
     def deployment(self, ns: str, app: str, t: float) -> Iterator[dict[str, Any]]:
         rng = self.rng
         labels = {"app": app, "tier": rng.choice(TIERS), "env": rng.choice(ENVS)}
-        container = _container(app, f"registry.example.com/{app}:1.{rng.randrange(30)}.0", rng)
-        template = {"metadata": {"labels": labels}, "spec": _pod_spec(container, "")}
+        container = container_spec(app, f"registry.example.com/{app}:1.{rng.randrange(30)}.0", rng)
+        template = {"metadata": {"labels": labels}, "spec": pod_spec(container, "")}
         del template["spec"]["nodeName"]
         replicas = self.spec.pods_per_deployment
         when = rfc3339(t)
@@ -321,7 +222,7 @@ class NativeGenerator:
         host = f"172.18.0.{rng.randrange(2, 250)}"
         status = {
             "phase": "Running",
-            "conditions": _conditions(
+            "conditions": true_conditions(
                 ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"), when
             ),
             "hostIP": host,
@@ -348,7 +249,7 @@ class NativeGenerator:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": meta,
-            "spec": _pod_spec(container, node),
+            "spec": pod_spec(container, node),
             "status": status,
         }
 

@@ -23,6 +23,7 @@ import orjson
 from panopticon.documents import parse_documents
 from panopticon.errors import DocumentError
 from panopticon.sim import errors
+from panopticon.sim.objmeta import managed_entry, ordered_object, rfc3339, same_object, spec_of
 from panopticon.sim.patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, patched_object
 from panopticon.sim.resources import NAMESPACE_TYPE, Registry, ResourceType
 from panopticon.sim.storage import ObjVersion, Storage, object_key
@@ -31,68 +32,7 @@ PrepareHook = Callable[[dict[str, Any], dict[str, Any] | None], None]
 CommitHook = Callable[[ResourceType, ObjVersion], None]
 DeleteHook = Callable[[ResourceType, ObjVersion], None]
 
-_META_ORDER = (
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-)
-_KEEP_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
-
-
-def rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def fields_v1(value: Any) -> dict[str, Any]:
-    """A `FieldsV1` set for `value`, in the shape server-side apply records."""
-    out: dict[str, Any] = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            sub = fields_v1(v)
-            out[f"f:{k}"] = {".": {}, **sub} if isinstance(v, dict) and v else sub
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                out[f'k:{{"name":"{item["name"]}"}}'] = {".": {}, **fields_v1(item)}
-    return out
-
-
-def managed_entry(
-    obj: dict[str, Any], *, manager: str, api_version: str, now: float, status: bool
-) -> dict[str, Any]:
-    meta = obj.get("metadata") or {}
-    tracked: dict[str, Any] = {}
-    kept = {k: meta[k] for k in _KEEP_META if k in meta}
-    if kept:
-        tracked["metadata"] = kept
-    for k, v in obj.items():
-        if k in ("metadata", "apiVersion", "kind") or (k == "status") != status:
-            continue
-        tracked[k] = v
-    entry: dict[str, Any] = {
-        "apiVersion": api_version,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields_v1(tracked),
-        "manager": manager,
-        "operation": "Update",
-        "time": rfc3339(now),
-    }
-    if status:
-        entry["subresource"] = "status"
-    return entry
 
 
 @dataclass(slots=True)
@@ -192,7 +132,7 @@ class Objects:
                     obj, manager=opts.manager, api_version=rtype.storage_api_version, now=now, status=False
                 )
             ]
-        version, _ = self.storage.put(rtype, _ordered(obj, crd=rtype.crd))
+        version, _ = self.storage.put(rtype, ordered_object(obj, crd=rtype.crd))
         self._committed(rtype, version)
         return version
 
@@ -338,9 +278,9 @@ class Objects:
         obj.pop("apiVersion", None)
         if "managedFields" not in meta and "managedFields" in old_meta:
             meta["managedFields"] = old_meta["managedFields"]
-        if _same(obj, prev):
+        if same_object(obj, prev):
             return old  # a no-op update writes nothing (GuaranteedUpdate compares bytes)
-        if meta.get("generation") == old_meta.get("generation") and _spec_of(obj) != _spec_of(prev):
+        if meta.get("generation") == old_meta.get("generation") and spec_of(obj) != spec_of(prev):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         hook = self.hooks.prepare.get(rtype.key)
         if hook is not None:
@@ -348,8 +288,8 @@ class Objects:
         if opts.manager:
             self._track_manager(rtype, obj, opts)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return self._remove(rtype, old, final=_ordered(obj, crd=rtype.crd))
-        version, _ = self.storage.put(rtype, _ordered(obj, crd=rtype.crd))
+            return self._remove(rtype, old, final=ordered_object(obj, crd=rtype.crd))
+        version, _ = self.storage.put(rtype, ordered_object(obj, crd=rtype.crd))
         self._committed(rtype, version)
         return version
 
@@ -427,37 +367,6 @@ class Objects:
     def _committed(self, rtype: ResourceType, version: ObjVersion) -> None:
         for hook in self.hooks.committed:
             hook(rtype, version)
-
-
-def _ordered(obj: dict[str, Any], *, crd: bool) -> dict[str, Any]:
-    """metadata, spec, the rest, status: the order real objects have; metadata keys in
-    `ObjectMeta` field order for built-ins, sorted for custom resources (unstructured)."""
-    meta = obj["metadata"]
-    meta.setdefault("resourceVersion", "")  # holds its place; the storage sets it
-    if crd:
-        ordered_meta = dict(sorted(meta.items()))
-    else:
-        ordered_meta = {k: meta[k] for k in _META_ORDER if k in meta}
-        ordered_meta.update((k, v) for k, v in meta.items() if k not in ordered_meta)
-    head: dict[str, Any] = {"metadata": ordered_meta}
-    if "spec" in obj:
-        head["spec"] = obj["spec"]
-    rest = {k: v for k, v in obj.items() if k not in ("metadata", "spec", "status", "kind", "apiVersion")}
-    tail = {"status": obj["status"]} if "status" in obj else {}
-    return {**head, **rest, **tail}
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    strip = ("resourceVersion", "managedFields")
-    am = {k: v for k, v in a.get("metadata", {}).items() if k not in strip}
-    bm = {k: v for k, v in b.get("metadata", {}).items() if k not in strip}
-    if am != bm:
-        return False
-    return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
-
-
-def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
 def _parse_apply(body: bytes) -> dict[str, Any]:

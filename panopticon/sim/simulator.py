@@ -9,17 +9,16 @@ test driving a `panopticon sim` process reaches the same knobs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import random
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import orjson
 
 from panopticon.sim import errors
+from panopticon.sim.bulkload import bulk_result, freeze_if_large, gc_paused
 from panopticon.sim.churn import Churn, ChurnStats
 from panopticon.sim.config import SimConfig
 from panopticon.sim.crds import CrdController, builtin_crds
@@ -47,8 +46,6 @@ _PATCH_CONTENT = {
 _LOADER = WriteOptions(manager="panopticon-sim", preserve=True, auto_namespace=True)
 """Loads keep the metadata they bring; what is missing (uid, creationTimestamp,
 generation, managedFields, namespace) the simulator fills in."""
-FREEZE_AFTER = 10_000
-"""Loads at least this big end with `gc.freeze()`."""
 
 
 class Simulator:
@@ -227,8 +224,7 @@ class Simulator:
             for obj in objs:
                 self._apply_v(obj)
                 n += 1
-        if n >= FREEZE_AFTER:
-            gc.freeze()  # stored versions live long: keep later collections from rescanning them
+        freeze_if_large(n)
         return n
 
     def bulk(self, ops: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -242,7 +238,7 @@ class Simulator:
         with gc_paused():
             for op in ops:
                 try:
-                    out.append(_result(self._bulk_one(op)))
+                    out.append(bulk_result(self._bulk_one(op)))
                 except errors.ApiError as e:
                     out.append({"code": e.code, "message": str(e)})
                 except (KeyError, TypeError, ValueError) as e:
@@ -437,30 +433,7 @@ class Simulator:
         self.unstall_watches()
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic GC during a bulk write: it creates no cycles, and with 100,000 stored
-    versions each collection would rescan them all (halves load time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _is(rtype: ResourceType, resource: str | None) -> bool:
     if resource is None:
         return True
     return resource in (rtype.plural, f"{rtype.plural}.{rtype.group}", rtype.kind)
-
-
-def _result(v: ObjVersion) -> dict[str, Any]:
-    return {
-        "code": 200,
-        "name": v.name,
-        "namespace": v.namespace,
-        "uid": v.uid,
-        "resourceVersion": str(v.rev),
-    }

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from panopticon.documents import parse_documents
-from panopticon.sim.objects import fields_v1, rfc3339
+from panopticon.sim.objmeta import fields_v1, rfc3339
 
 EPOCH = 1_767_225_600.0
 """2026-01-01T00:00:00Z: generated timestamps count from here, so output is stable."""
