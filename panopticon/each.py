@@ -35,7 +35,8 @@ from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
 from panopticon.ksmvalues import go_text, ksm_number, sanitize_label_name
 from panopticon.model import LABEL_NAME
 from panopticon.paths import MISSING, Getter, KeyEquals, Path
-from panopticon.series import MAX_LABEL_VALUE, MAX_SERIES_PER_METRIC, Env, Metric, RenderError
+from panopticon.series import MAX_LABEL_VALUE, MAX_SERIES_PER_METRIC, Metric, RenderError
+from panopticon.valuesources import Env
 
 MAX_MAP_LABELS: Final = 256
 """Most labels one map label adds to a series; the rest are dropped and counted."""

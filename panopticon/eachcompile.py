@@ -13,7 +13,8 @@ from panopticon.each import EachMetric, Generator, LabelSet, PathCompiler, Write
 from panopticon.eachspec import EachSpec
 from panopticon.errors import PathError
 from panopticon.exposition import FamilyHeader, escape_label_value
-from panopticon.model import ConfigSpec, Finding, LabelSpec, MetricSpec
+from panopticon.findings import Finding
+from panopticon.model import ConfigSpec, LabelSpec, MetricSpec
 from panopticon.paths import Path, compile_path
 from panopticon.series import Metric
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from panopticon.exposition import FamilyHeader
-from panopticon.model import Finding
+from panopticon.findings import Finding
 from panopticon.program import Program
 
 

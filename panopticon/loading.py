@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from panopticon.documents import Document, read_documents
 from panopticon.errors import DocumentError
 from panopticon.families import Resolution, resolve_families
-from panopticon.model import Finding
+from panopticon.findings import Finding
 from panopticon.program import CompiledConfig, compile_config
 from panopticon.schema import SchemaIndex, native_schemas
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from panopticon.eachspec import EachSpec, read_each, read_flag
-from panopticon.expr.values import format_number
+from panopticon.findings import FieldReader, Finding, type_name
 from panopticon.scopespec import FilterSpec, SelectorSpec, read_filter, read_selector
 from panopticon.valuemapspec import read_value_map
 
@@ -37,21 +37,6 @@ PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_METRICS = 500
 MAX_LABELS = 64
 MAX_STATES = 1000
-MAX_TEXT = 4096
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One validation result about one field."""
-
-    field: str
-    message: str
-    severity: Severity = "error"
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,74 +131,11 @@ class ConfigSpec:
     """`spec.filter` (an extension): an expression an object must make true."""
 
 
-class _Reader:
-    """Collects findings while reading fields of untrusted input."""
-
-    def __init__(self) -> None:
-        self.findings: list[Finding] = []
-
-    def error(self, where: str, message: str) -> None:
-        self.findings.append(Finding(where, message, "error"))
-
-    def warn(self, where: str, message: str) -> None:
-        self.findings.append(Finding(where, message, "warning"))
-
-    def mapping(self, obj: Any, where: str, *, required: bool = False) -> dict[str, Any]:
-        if obj is None:
-            if required:
-                self.error(where, "is required")
-            return {}
-        if not isinstance(obj, dict):
-            self.error(where, f"must be an object, not {_type_name(obj)}")
-            return {}
-        return obj
-
-    def sequence(self, obj: Any, where: str, *, limit: int) -> list[Any]:
-        if obj is None:
-            return []
-        if not isinstance(obj, list):
-            self.error(where, f"must be a list, not {_type_name(obj)}")
-            return []
-        if len(obj) > limit:
-            self.error(where, f"has {len(obj)} entries; at most {limit} are allowed")
-            return obj[:limit]
-        return obj
-
-    def text(self, obj: dict[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
-        """A scalar field as text: strings as they are, numbers and booleans as their text."""
-        value = obj.get(key)
-        path = f"{where}.{key}"
-        if value is None:
-            if required:
-                self.error(path, "is required")
-            return None
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            value = format_number(value)
-        elif not isinstance(value, str):
-            self.error(path, f"must be a string, not {_type_name(value)}")
-            return None
-        if len(value) > MAX_TEXT:
-            self.error(path, f"is longer than {MAX_TEXT} characters")
-            return None
-        if required and not value.strip():
-            self.error(path, "must not be empty")
-            return None
-        return value
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
-    )
-
-
 def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     """Read a MetricsConfiguration; return its spec (None if unusable) and all findings."""
-    r = _Reader()
+    r = FieldReader()
     if not isinstance(body, dict):
-        r.error("", f"a MetricsConfiguration must be an object, not {_type_name(body)}")
+        r.error("", f"a MetricsConfiguration must be an object, not {type_name(body)}")
         return None, r.findings
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if kind != KIND or not isinstance(api_version, str) or api_version.split("/")[0] != API_GROUP:
@@ -262,7 +184,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     return config, r.findings
 
 
-def _target(r: _Reader, spec: dict[str, Any]) -> TargetRef | None:
+def _target(r: FieldReader, spec: dict[str, Any]) -> TargetRef | None:
     ref = r.mapping(spec.get("targetRef"), "spec.targetRef", required=True)
     if not ref:
         return None
@@ -281,7 +203,7 @@ def _target(r: _Reader, spec: dict[str, Any]) -> TargetRef | None:
     return TargetRef(api_version, kind)
 
 
-def _label(r: _Reader, raw: Any, where: str) -> LabelSpec | None:
+def _label(r: FieldReader, raw: Any, where: str) -> LabelSpec | None:
     item = r.mapping(raw, where, required=True)
     if not item:
         return None
@@ -306,7 +228,7 @@ def _label(r: _Reader, raw: Any, where: str) -> LabelSpec | None:
     return LabelSpec(key, value, path, where) if key is not None else None
 
 
-def _param(r: _Reader, raw: Any, where: str) -> ParamSpec | None:
+def _param(r: FieldReader, raw: Any, where: str) -> ParamSpec | None:
     item = r.mapping(raw, where, required=True)
     if not item:
         return None
@@ -327,7 +249,7 @@ def _param(r: _Reader, raw: Any, where: str) -> ParamSpec | None:
     return ParamSpec(key, value, path, where) if key is not None else None
 
 
-def _value(r: _Reader, raw: Any, where: str) -> ValueSpec | None:
+def _value(r: FieldReader, raw: Any, where: str) -> ValueSpec | None:
     item = r.mapping(raw, where)
     value = r.text(item, "value", where)
     path = r.text(item, "valueFromPath", where)
@@ -350,7 +272,7 @@ def _value(r: _Reader, raw: Any, where: str) -> ValueSpec | None:
     return ValueSpec(value, path or None, expression or None, where, value_map, default)
 
 
-def _metric(r: _Reader, raw: Any, where: str) -> MetricSpec | None:
+def _metric(r: FieldReader, raw: Any, where: str) -> MetricSpec | None:
     item = r.mapping(raw, where, required=True)
     if not item:
         return None
@@ -421,7 +343,7 @@ def _is_label_name(text: str) -> bool:
     return LABEL_NAME.fullmatch(text) is not None
 
 
-def _states(r: _Reader, raw: Any, where: str) -> tuple[str | None, tuple[StateSpec, ...]]:
+def _states(r: FieldReader, raw: Any, where: str) -> tuple[str | None, tuple[StateSpec, ...]]:
     item = r.mapping(raw, where)
     if not item or (not item.get("labelKey") and not item.get("values")):
         return None, ()

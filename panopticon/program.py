@@ -24,48 +24,40 @@ namespaced objects), `spec.commonLabels`, the metric's labels, the state label. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 from panopticon.eachcompile import compile_each_metrics
 from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
-from panopticon.expr.compiler import Expression, Indicator, compile_expression
-from panopticon.expr.functions import SUMMARY_CACHE, figure_offset
+from panopticon.expr.compiler import compile_expression
+from panopticon.expr.functions import SUMMARY_CACHE
 from panopticon.expr.values import numeric_or_none
+from panopticon.fanout import FanOut
+from panopticon.findings import Finding
 from panopticon.isolation import fault_text
 from panopticon.model import (
     METRIC_NAME,
     ConfigSpec,
-    Finding,
     LabelSpec,
     MetricSpec,
     TargetRef,
     ValueSpec,
     parse_config,
 )
-from panopticon.paths import FanOut, Getter, Path, compile_path
+from panopticon.paths import Path, compile_path
 from panopticon.schema import SchemaIndex, check_path
 from panopticon.scope import Gate, compile_filter, gate_of
 from panopticon.series import (
     MAX_LABEL_VALUE,
     MAX_SERIES_PER_METRIC,
-    Computed,
-    Elements,
-    Env,
-    Figure,
-    Flag,
     LabelChunk,
     Metric,
-    PathSample,
-    Plain,
     RenderError,
-    StateTable,
-    Value,
     add_labels,
-    expression_value,
-    path_value,
 )
+from panopticon.shapes import CompiledValue, label_chunks, pick_shape, value_source
 from panopticon.valuemap import mapped_value
+from panopticon.valuesources import Env, expression_value, path_value
 
 __all__ = [
     "MAX_LABEL_VALUE",
@@ -359,7 +351,7 @@ class _ConfigCompiler:
         param_names = frozenset(p.key for p in m.params if p.value is None)
         constants = {p.key: p.value for p in m.params if p.value is not None}
         date_time = m.field_type == "DateTime"
-        values: list[tuple[str, _Value]] = []
+        values: list[tuple[str, CompiledValue]] = []
         if m.states:
             for state in m.states:
                 value = self.value(state.metric_value, param_names, constants, fanout, date_time)
@@ -371,7 +363,7 @@ class _ConfigCompiler:
                 values.append(("", value))
         if any(f.severity == "error" for f in self.findings[start:]):
             return None
-        return _shape(
+        return pick_shape(
             FamilyHeader(name, m.help),
             gate=gate,
             fanout=fanout,
@@ -388,21 +380,21 @@ class _ConfigCompiler:
         constants: dict[str, Any],
         fanout: FanOut | None,
         date_time: bool,
-    ) -> _Value | None:
+    ) -> CompiledValue | None:
         """The value of a series: its sample text when constant, else a value source."""
         if v.value is not None:
             number = numeric_or_none(v.value)
             if number is None:
                 self.error(f"{v.where}.value", f"{v.value!r} is not a number")
                 return None
-            return _Value(sample_value(number))
+            return CompiledValue(sample_value(number))
         if v.value_from_path is not None:
             path = self.scoped_path(v.value_from_path, f"{v.where}.valueFromPath", fanout)
             if path is None:
                 return None
             if v.value_map is not None:
-                return _Value(mapped_value(*_source(path), v.value_map, v.default))
-            return _Value(path_value(*_source(path), path.text, date_time), path=path)
+                return CompiledValue(mapped_value(*value_source(path), v.value_map, v.default))
+            return CompiledValue(path_value(*value_source(path), path.text, date_time), path=path)
         assert v.value_from_expression is not None
         try:
             expression = compile_expression(v.value_from_expression, params, constants=constants)
@@ -411,123 +403,6 @@ class _ConfigCompiler:
             return None
         for warning in expression.warnings:
             self.findings.append(Finding(f"{v.where}.valueFromExpression", warning, "warning"))
-        return _Value(expression_value(expression), expression=expression, indicator=expression.indicator)
-
-
-class _Value(NamedTuple):
-    """A compiled series value, and what its shape allows (see `_shape`)."""
-
-    source: Value
-    path: Path | None = None
-    """The path the value is read from, if it is."""
-    expression: Expression | None = None
-    """The expression that computes the value, if one does."""
-    indicator: Indicator | None = None
-    """Set if the value is `int(param == 'text')` or `!=`."""
-
-
-def _source(path: Path) -> tuple[Getter, int]:
-    """How to resolve `path` inside a render: a getter and the level it applies to."""
-    if not path.wildcards:
-        return path.getters[0], -1
-    return path.getters[-1], path.wildcards - 1
-
-
-def label_chunks(parts: list[str | tuple[str, Path]]) -> list[LabelChunk]:
-    chunks: list[LabelChunk] = []
-    for part in parts:
-        if isinstance(part, str):
-            if chunks and isinstance(chunks[-1], str):
-                chunks[-1] += "," + part
-            else:
-                chunks.append("," + part)
-        else:
-            key, path = part
-            getter, level = _source(path)
-            chunks.append((key, f',{key}="', getter, level))
-    return chunks
-
-
-def _shape(
-    header: FamilyHeader,
-    *,
-    gate: Path | None,
-    fanout: FanOut | None,
-    chunks: list[LabelChunk],
-    params: list[tuple[str, str | Path]],
-    values: list[tuple[str, _Value]],
-    date_time: bool,
-) -> Metric:
-    """The cheapest render shape that gives this metric's series (see panopticon.series)."""
-    # Constant params were folded into the expressions at compile time.
-    sources = {key: src for key, src in params if not isinstance(src, str)}
-    series = [(state, value.source) for state, value in values]
-    path_params = [(key, *_source(src)) for key, src in sources.items()]
-    if fanout is not None:
-        return Elements(header, fanout=fanout, chunks=chunks, params=path_params, series=series)
-    if len(values) == 1 and not values[0][0] and gate is not None:
-        path = values[0][1].path
-        if path is not None and path.segments == gate.segments:
-            getter = gate.getters[0]
-            return PathSample(header, getter=getter, where=path.text, date_time=date_time, chunks=chunks)
-    gate_getter = gate.getters[0] if gate is not None else None
-    indicated = _indicated(header, gate, chunks, sources, values)
-    if indicated is not None:
-        return indicated
-    if len(values) == 1 and not values[0][0] and values[0][1].expression is not None:
-        return _computed(header, gate, chunks, sources, values[0][1].expression)
-    return Plain(header, gate=gate_getter, chunks=chunks, params=path_params, series=series)
-
-
-def _indicated(
-    header: FamilyHeader,
-    gate: Path | None,
-    chunks: list[LabelChunk],
-    sources: dict[str, Path],
-    values: list[tuple[str, _Value]],
-) -> Metric | None:
-    """A StateTable or a Flag, if every value is an indicator of the same param."""
-    indicators = [value.indicator for _, value in values if value.indicator is not None]
-    keys = {indicator.param for indicator in indicators}
-    param = sources.get(keys.pop()) if len(keys) == 1 and len(indicators) == len(values) else None
-    if param is None:
-        return None
-    getter = param.getters[0]
-    # A gate on the param's own path is passed as the param's getter: read once.
-    gate_getter = None if gate is None else getter if gate.segments == param.segments else gate.getters[0]
-    if all(state for state, _ in values):
-        states = list(zip((state for state, _ in values), indicators, strict=True))
-        return StateTable(header, gate=gate_getter, chunks=chunks, param=getter, states=states)
-    if len(values) == 1:
-        return Flag(header, gate=gate_getter, chunks=chunks, param=getter, indicator=indicators[0])
-    return None
-
-
-def _computed(
-    header: FamilyHeader,
-    gate: Path | None,
-    chunks: list[LabelChunk],
-    sources: dict[str, Path],
-    expression: Expression,
-) -> Metric:
-    """A Figure, or else a Computed, for a single series computed by `expression`."""
-    whole = [(key, None if src.is_root else src.getters[0]) for key, src in sources.items()]
-    # Param names are identifiers: this key cannot be one (see Computed.render).
-    params_key = " ".join(f"{key}={src.normalized()}" for key, src in sources.items())
-    call = expression.call
-    if call is not None and gate is None:
-        param = sources.get(call.param)
-        offset = figure_offset(call.function, call.constants)
-        if param is not None and param.is_root and offset is not None:
-            return Figure(
-                header,
-                chunks=chunks,
-                params=whole,
-                params_key=params_key,
-                expression=expression,
-                offset=offset,
-            )
-    gate_getter = gate.getters[0] if gate is not None else None
-    return Computed(
-        header, gate=gate_getter, chunks=chunks, params=whole, params_key=params_key, expression=expression
-    )
+        return CompiledValue(
+            expression_value(expression), expression=expression, indicator=expression.indicator
+        )

@@ -24,7 +24,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from panopticon.model import Finding
+from panopticon.findings import Finding
 from panopticon.paths import KeyEquals, Path, Step
 
 Node = Any

@@ -12,7 +12,8 @@ work that depends only on the config:
 - `StateTable`: no fan-out, and every state's value is `int(<param> == '<text>')`
   (how upstream configs write phases and reasons): the param's text picks all the
   lines with one dict lookup, instead of evaluating one expression per state;
-- `Elements`: an Array fan-out: the series of each element of the field's array.
+- `Elements` (in `panopticon.elements`): an Array fan-out: the series of each element
+  of the field's array.
 
 The specialised shapes give exactly the lines and errors of the general rules in
 `panopticon.program`. They exist because in CPython the cost of rendering is the
@@ -21,18 +22,18 @@ number of Python calls and bytecodes per series, not the work itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from panopticon.errors import EvaluationError, MissingValueError, QuantityError
+from panopticon.errors import EvaluationError, MissingValueError
 from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
 from panopticon.expr.compiler import Expression, Indicator
-from panopticon.expr.functions import SUMMARY_CACHE, numeric_result, summary_of
+from panopticon.expr.functions import SUMMARY_CACHE, summary_of
 from panopticon.expr.resources import ResourceSummary
-from panopticon.expr.values import describe, format_number, numeric_or_none, parse_time, to_text
-from panopticon.paths import MISSING, FanOut, Getter
-from panopticon.quantity import parse_quantity
+from panopticon.expr.values import format_number, parse_time, to_text
+from panopticon.paths import MISSING, Getter
+from panopticon.valuesources import Env, ValueFn, result_text, sample_from
 
 MAX_SERIES_PER_METRIC: Final = 10_000
 """Most series one metric may produce for one object (Array fan-out, states)."""
@@ -45,10 +46,6 @@ _INT_TEXT: Final = 10**17
 _EXACT_MILLI: Final = 2**53
 """Non-negative milli-unit sums below this convert to a float figure exactly."""
 
-Env = dict[str, Any]
-# A value source returns the sample text, or None when the series is to be skipped
-# (its path resolves to nothing); it raises EvaluationError when the value is bad.
-ValueFn = Callable[[Any, tuple[Any, ...], Env], str | None]
 Value = ValueFn | str
 """A series' value: its sample text when constant, else a value source."""
 
@@ -412,170 +409,3 @@ class Flag(Metric):
         _, text, equal = self.indicator
         value = "1" if (compared_text(v) == text) == equal else "0"
         return f"{self.open}{labels[1:]}}} {value}\n" if labels else f"{self.name} {value}\n"
-
-
-class Elements(Metric):
-    """An Array fan-out: the series of every element context of `fanout`, each with
-    the labels of `chunks`; repeated lines are dropped and counted."""
-
-    __slots__ = ("chunks", "constant", "fanout", "params", "series")
-
-    def __init__(
-        self,
-        header: FamilyHeader,
-        *,
-        fanout: FanOut,
-        chunks: list[LabelChunk],
-        params: list[ParamSource],
-        series: list[tuple[str, Value]],
-    ) -> None:
-        super().__init__(header)
-        self.fanout = fanout
-        self.chunks = tuple(chunks)
-        self.params = tuple(params)
-        self.series = tuple(series)
-        # The one series' text when it is constant and stateless (`value: 1`, the
-        # usual info-style fan-out): no params to read, no loop over series.
-        only = series[0] if len(series) == 1 else None
-        self.constant = only[1] if only is not None and not only[0] and isinstance(only[1], str) else None
-
-    def render(self, obj: Any, base: str, env: Env, errors: list[RenderError]) -> str:
-        contexts = self.fanout.contexts(obj, MAX_SERIES_PER_METRIC + 1)
-        if not contexts:
-            return ""
-        if len(contexts) > MAX_SERIES_PER_METRIC:
-            errors.append(RenderError(self.name, f"more than {MAX_SERIES_PER_METRIC} elements; rest dropped"))
-            del contexts[MAX_SERIES_PER_METRIC:]
-        mark = len(errors)
-        lines = self.lines(obj, contexts, base, env, errors, checked=False)
-        if len(lines) > 1 and len(set(lines)) < len(lines):
-            # Elements with the same labels (rare): rendered again, each repeat
-            # dropped and counted where it occurs, so errors keep their order.
-            del errors[mark:]
-            lines = self.lines(obj, contexts, base, env, errors, checked=True)
-        return "".join(lines)
-
-    def lines(
-        self,
-        obj: Any,
-        contexts: list[tuple[Any, ...]],
-        base: str,
-        env: Env,
-        errors: list[RenderError],
-        *,
-        checked: bool,
-    ) -> list[str]:
-        """Every context's lines; with `checked`, repeated lines dropped and counted."""
-        name, head, constant = self.name, self.open, self.constant
-        chunks, params, series = self.chunks, self.params, self.series
-        out: list[str] = []
-        seen: set[str] | None = set() if checked else None
-        shared = env
-        for ctx in contexts:
-            labels = base
-            for chunk in chunks:
-                if isinstance(chunk, str):
-                    labels += chunk
-                    continue
-                key, prefix, getter, level = chunk
-                v = getter(obj if level < 0 else ctx[level])
-                if v is not MISSING:
-                    if type(v) is not str or len(v) > MAX_LABEL_VALUE or "\\" in v or '"' in v or "\n" in v:
-                        v = label_text(v, name, key, errors)
-                    labels = f'{labels}{prefix}{v}"'
-            if constant is not None:
-                line = f"{head}{labels[1:]}}} {constant}\n" if labels else f"{name} {constant}\n"
-                if seen is not None:
-                    if line in seen:
-                        errors.append(RenderError(name, _DUPLICATE))
-                        continue
-                    seen.add(line)
-                out.append(line)
-                continue
-            if params:
-                env = dict(shared)
-                for key, getter, level in params:
-                    env[key] = param_value(getter(obj if level < 0 else ctx[level]))
-            for state, value in series:
-                if type(value) is str:
-                    text: str | None = value
-                else:
-                    try:
-                        text = value(obj, ctx, env)  # type: ignore[operator]
-                    except MissingValueError:
-                        continue
-                    except EvaluationError as e:
-                        errors.append(RenderError(name, str(e)))
-                        continue
-                    if text is None:
-                        continue
-                full = labels + state
-                line = f"{head}{full[1:]}}} {text}\n" if full else f"{name} {text}\n"
-                if seen is not None:
-                    if line in seen:
-                        errors.append(RenderError(name, _DUPLICATE))
-                        continue
-                    seen.add(line)
-                out.append(line)
-        return out
-
-
-_DUPLICATE: Final = "duplicate series dropped (same labels twice)"
-
-
-# --- value sources -------------------------------------------------------------------
-
-
-def path_value(getter: Getter, level: int, where: str, date_time: bool) -> ValueFn:
-    """The value read from a path (on the root, or on the element of `level`)."""
-
-    def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
-        raw = getter(obj if level < 0 else ctx[level])
-        if raw is MISSING:
-            return None
-        return sample_value(parse_time(raw) if date_time else sample_from(raw, where))
-
-    return fn
-
-
-def sample_from(raw: Any, where: str) -> int | float:
-    """A value read from an object as a sample: numbers, booleans (1/0), numeric
-    strings, quantities (`500m`, `1Gi`) and RFC 3339 times."""
-    if raw is True or raw is False:
-        return int(raw)
-    number = numeric_or_none(raw)
-    if number is not None:
-        return number
-    if isinstance(raw, str):
-        try:
-            return float(parse_quantity(raw))
-        except QuantityError:
-            pass
-        try:
-            return parse_time(raw)
-        except EvaluationError:
-            pass
-    raise EvaluationError(f"{where}: {describe(raw)} is not a number, quantity or time")
-
-
-def expression_value(expression: Expression) -> ValueFn:
-    """The value an expression computes from the params."""
-    evaluate, where = expression.evaluate, expression.text
-
-    def fn(obj: Any, ctx: tuple[Any, ...], env: Env) -> str | None:
-        result = evaluate(env)
-        if type(result) is int and -1000 < result < 1000:
-            return str(result)  # the common case: int(...) of a comparison
-        return result_text(result, where)
-
-    return fn
-
-
-def result_text(result: Any, where: str) -> str | None:
-    """The sample text of an expression's result; None for nil (no series)."""
-    number = numeric_result(result)
-    if number is None:
-        if result is None:
-            return None
-        raise EvaluationError(f"{where!r} gave {describe(result)}, not a number")
-    return sample_value(number)

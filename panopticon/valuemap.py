@@ -20,8 +20,8 @@ from typing import Any
 from panopticon.exposition import sample_value
 from panopticon.expr.values import to_text
 from panopticon.paths import MISSING, Getter
-from panopticon.series import Env, ValueFn
 from panopticon.valuemapspec import Entries
+from panopticon.valuesources import Env, ValueFn
 
 
 def mapped_value(getter: Getter, level: int, entries: Entries, default: int | float | None) -> ValueFn:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panopticon.families import Resolution, resolve_families
+from panopticon.findings import Finding
 from panopticon.isolation import ErrorLog, ErrorTally
-from panopticon.model import Finding
 from panopticon.program import CompiledConfig, Program, compile_config
 from panopticon.schema import SchemaIndex, native_schemas
 from panopticon.store import RegistryEntry

@@ -14,7 +14,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from panopticon.model import Finding
+from panopticon.findings import Finding
 
 TOP_FIELDS: Final = ("kind", "spec")
 SPEC_FIELDS: Final = ("resources",)

@@ -19,7 +19,7 @@ from panopticon.convert.wildcards import ServedKind, expand, served_kinds
 from panopticon.documents import read_documents
 from panopticon.errors import DocumentError
 from panopticon.families import resolve_families
-from panopticon.model import Finding
+from panopticon.findings import Finding
 from panopticon.program import compile_config
 from panopticon.schema import SchemaIndex, native_schemas
 

@@ -26,8 +26,9 @@ from typing import Any, Final
 
 from panopticon.convert.crs import Collector, Each, Generator, Labels, Resource
 from panopticon.convert.segments import SegmentError, to_path
+from panopticon.findings import Finding
 from panopticon.ksmvalues import sanitize_label_name
-from panopticon.model import API_VERSION, KIND, LABEL_NAME, MAP_LABEL, METRIC_NAME, Finding
+from panopticon.model import API_VERSION, KIND, LABEL_NAME, MAP_LABEL, METRIC_NAME
 from panopticon.program import NAME_PREFIX_ANNOTATION
 
 KSM_PREFIX: Final = "kube_customresource"

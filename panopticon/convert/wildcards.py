@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from panopticon.convert.crs import Resource
-from panopticon.model import Finding
+from panopticon.findings import Finding
 
 WILDCARD = "*"
 

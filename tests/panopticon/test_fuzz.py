@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from panopticon.errors import EvaluationError, ExpressionError, PathError
 from panopticon.expr.compiler import compile_expression
-from panopticon.model import Finding
+from panopticon.findings import Finding
 from panopticon.paths import MISSING, compile_path
 from panopticon.program import compile_config
 from tests.panopticon import strategies as s

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from panopticon.errors import PathError
-from panopticon.paths import MISSING, FanOut, compile_path
+from panopticon.fanout import FanOut
+from panopticon.paths import MISSING, compile_path
 
 OBJ: dict[str, Any] = {
     "metadata": {
