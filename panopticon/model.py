@@ -165,7 +165,9 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     metrics = tuple(_metric(r, item, f"spec.metrics[{i}]") for i, item in enumerate(raw_metrics))
     default_labels = read_flag(r, spec, "defaultLabels", "spec", default=True)
     selector = read_selector(spec.get("selector"), "spec.selector", r.error)
-    object_filter = read_filter(spec.get("filter"), "spec.filter", r.error)
+    object_filter = read_filter(
+        spec.get("filter"), "spec.filter", r.error, lambda raw, at: _param(r, raw, at)
+    )
     for planned in ("namespaceSelector", "limits"):
         if planned in spec:
             r.error(f"spec.{planned}", "is not supported by this version of Panopticon")

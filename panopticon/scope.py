@@ -66,9 +66,10 @@ def compile_filter(
     getters: list[tuple[str, Any]] = []
     constants: dict[str, Any] = {}
     names: set[str] = set()
-    for key, value, value_path, where in spec.params:
-        if value is not None:
-            constants[key] = value
+    for param in spec.params:
+        key, value_path, where = param.key, param.value_path, param.where
+        if param.value is not None:
+            constants[key] = param.value
             continue
         compiled = path(value_path or "", f"{where}.valuePath")
         if compiled is None:

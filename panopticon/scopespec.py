@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from panopticon.model import ParamSpec
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 MAX_REQUIREMENTS = 64
@@ -49,8 +52,8 @@ class SelectorSpec:
 
 @dataclass(frozen=True, slots=True)
 class FilterSpec:
-    params: tuple[tuple[str, str | None, str | None, str], ...]
-    """(key, constant value, valuePath, where) as for a metric's params."""
+    params: tuple[ParamSpec, ...]
+    """Read as a metric's params are (`panopticon.model`)."""
     expression: str
     where: str
 
@@ -149,8 +152,11 @@ def _requirement(item: Any, where: str, error: Report) -> Requirement | None:
     return Requirement(key, operator, frozenset(t for t in texts if t is not None))
 
 
-def read_filter(raw: Any, where: str, error: Report) -> FilterSpec | None:
-    """`spec.filter`: params (as a metric's) and an expression; None when absent or invalid."""
+def read_filter(
+    raw: Any, where: str, error: Report, read_param: Callable[[Any, str], ParamSpec | None]
+) -> FilterSpec | None:
+    """`spec.filter`: params (read by `read_param`, as a metric's) and an expression;
+    None when absent or invalid."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -167,17 +173,9 @@ def read_filter(raw: Any, where: str, error: Report) -> FilterSpec | None:
     if not isinstance(raw_params, list):
         error(f"{where}.params", f"must be a list, not {type(raw_params).__name__}")
         return None
-    params = []
-    for i, item in enumerate(raw_params[:MAX_REQUIREMENTS]):
-        at = f"{where}.params[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            error(at, "must be an object with a key and a value or valuePath")
-            return None
-        value, path = item.get("value"), item.get("valuePath")
-        if value is None and not isinstance(path, str):
-            error(at, "needs value or valuePath")
-            return None
-        params.append(
-            (item["key"], None if value is None else str(value), path if value is None else None, at)
-        )
-    return FilterSpec(tuple(params), expression, where)
+    params = [
+        read_param(item, f"{where}.params[{i}]") for i, item in enumerate(raw_params[:MAX_REQUIREMENTS])
+    ]
+    if any(param is None for param in params):
+        return None
+    return FilterSpec(tuple(p for p in params if p is not None), expression, where)
