@@ -30,10 +30,11 @@ from panopticon.settings import add_store_arguments, layout, redis_options
 from panopticon.store import Store
 from shard.membership import RingSpec, shard_index
 from shard.membership import static_ring as flags_ring
+from shard.state import WorkerSettings
 from shard.status import StatusWriter
 from shard.targets import Source
 from shard.telemetry import Health, ShardMetrics, build_app
-from shard.worker import Worker, WorkerSettings
+from shard.worker import Worker
 
 HELP = "run a shard: render the objects its buckets hold and write them to Redis"
 log = logging.getLogger("panopticon.shard")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from shard.command import STATEFULSETS
-from shard.worker import CONFIG_RESOURCE, CRD_RESOURCE
+from shard.reconcile import CONFIG_RESOURCE, CRD_RESOURCE
 from tests.manifests.conftest import ROOT, TARGETS, Rendered
 
 ALLOWED_VERBS = {"get", "list", "watch", "patch", "update"}

@@ -17,8 +17,9 @@ from panopticon.kube.events import Event
 from panopticon.memstore import MemoryStore
 from panopticon.ring import Ring
 from panopticon.store import Batch, Layout, RegistryEntry
+from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
-from shard.worker import Worker, WorkerSettings
+from shard.worker import Worker
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 POD = ResourceRef("", "v1", "pods", "Pod", True)

@@ -14,8 +14,9 @@ from panopticon.errors import StoreError
 from panopticon.memstore import MemoryStore
 from panopticon.ring import Ring
 from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry
+from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
-from shard.worker import Worker, WorkerSettings
+from shard.worker import Worker
 from shard.writer import ROUND_TRIP_FIELDS, WriteQueue
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)

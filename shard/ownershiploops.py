@@ -1,0 +1,131 @@
+"""The shard's ownership loops: rings adopted (membership), buckets refused or taken let go.
+
+Split out of `shard/worker.py` (issue 15): one long-running loop per module; the
+worker keeps `run()`; the shared state is `shard.state.WorkerState` (mixin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from panopticon.errors import PanopticonError, StoreError
+from panopticon.fencing import SUPERSEDED, highest_fence
+from panopticon.ring import Ring
+from shard.membership import RingSpec, watch_ring
+from shard.state import WorkerState
+
+log = logging.getLogger("panopticon.shard")
+
+
+class OwnershipLoops(WorkerState):
+    """Adopt rings (fenced), follow the store's bucket owners, let go of buckets another shard holds."""
+
+    async def _membership_loop(self) -> None:
+        if self.settings.static_ring is not None:
+            await self.adopt(self.settings.static_ring)
+            await asyncio.Event().wait()
+        if self.ring_source is None:
+            raise PanopticonError("no --shards and no StatefulSet to learn the shard count from")
+        await watch_ring(self.ring_source.events(), self.adopt)
+
+    async def adopt(self, spec: RingSpec) -> None:
+        """Switch to a new ring; claims are retried while the store is unreachable."""
+        delay = 0.5
+        while True:
+            try:
+                await self._adopt(spec)
+                return
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("adopting ring %s failed (retrying in %.1fs): %s", spec, delay, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _fenced_ring(self, spec: RingSpec) -> Ring | None:
+        """`spec` as a ring whose generation is the store's fence for it
+        (`panopticon.fencing`); None when its StatefulSet was replaced since."""
+        current = self.ownership.ring.generation if self.ownership.ring is not None else 0
+        floor = max(highest_fence((await self.store.owners()).values()), current)
+        fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=spec.static)
+        if fence == SUPERSEDED:
+            log.warning("ring %s: its StatefulSet was replaced since (a lagging watch?): ignored", spec)
+            return None
+        return Ring(spec.shards, fence, self.store.layout.space)
+
+    def _ring_metrics(self, spec: RingSpec) -> None:
+        ring = self.ownership.ring
+        self.metrics.ring_shards.set(spec.shards)
+        self.metrics.ring_generation.set(spec.generation)
+        self.metrics.ring_fence.set(ring.generation if ring is not None else 0)
+        self.metrics.ring_buckets.set(len(self.ownership.assigned))
+        self.metrics.owned_buckets.set(len(self.ownership.owned))
+
+    async def _adopt(self, spec: RingSpec) -> None:
+        ring = await self._fenced_ring(spec)
+        if ring is None:
+            return
+        async with self._lock:
+            first = self.ownership.ring is None
+            gained, lost = await self.ownership.adopt(ring)
+            self.ring_spec = spec
+            self.metrics.ring_changes.inc()
+            self._ring_metrics(spec)
+            if self.ownership.refused:
+                log.warning(
+                    "%d buckets are owned at a newer ring fence: not mine yet",
+                    len(self.ownership.refused),
+                )
+            owned = len(self.ownership.owned)
+            log.info(
+                "ring: %d shards (generation %d of %s, fence %d); shard %d owns %d buckets (+%d -%d)",
+                *(ring.shards, spec.generation, spec.lineage, ring.generation),
+                *(self.settings.index, owned, len(gained), len(lost)),
+            )
+            if not (first and self.store_was_empty):
+                # An empty store holds nothing stale: no collection after the first sync.
+                self.pending_gc |= gained
+            self.pending_gc -= lost
+            if not first:
+                shard_filter = self._filter()
+                for target in self.targets.values():
+                    target.set_filter(shard_filter, lost)
+        self.ring_ready.set()
+        if self.configs_synced.is_set():
+            await self.reconcile()
+
+    async def _refused(self, buckets: set[int]) -> None:
+        """Writes to `buckets` were refused (and queued again): keep what a fresh claim
+        gets back, drop the rest."""
+        async with self._lock:
+            try:
+                _, lost = await self.ownership.reclaim(buckets)
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("reclaiming %d refused buckets failed (will retry): %s", len(buckets), e)
+                return  # still queued: the next flush is refused again and retries
+            if not lost:
+                return
+            log.warning("the store refused writes to %d buckets: another shard owns them now", len(lost))
+            self.metrics.owned_buckets.set(len(self.ownership.owned))
+            # Here, not only through the targets' filters: a shard with no target left
+            # (its last config deleted) would otherwise send them again forever.
+            self.queue.discard(frozenset(lost))
+            shard_filter = self._filter()
+            for target in self.targets.values():
+                target.set_filter(shard_filter, frozenset(lost))
+
+    async def _ownership_loop(self) -> None:
+        await self.ring_ready.wait()
+        while True:
+            await asyncio.sleep(self.settings.ownership_interval)
+            try:
+                owners = await self.store.owners()
+            except StoreError as e:
+                self.metrics.store_errors.inc()
+                log.warning("reading the bucket owners failed (will retry): %s", e)
+                continue
+            token = self.ownership.token
+            taken = {b for b in self.ownership.owned if owners.get(b) != token}
+            if taken:
+                await self._refused(taken)  # reclaimed if merely forgotten, else let go
