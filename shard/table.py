@@ -25,6 +25,7 @@ from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.exposition import encode
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
+from panopticon.kube.view import Seen
 from panopticon.program import Program, RenderError
 from panopticon.store import Op
 
@@ -328,11 +329,11 @@ class TableView:
             return None
         return Event("MODIFIED", obj, uid, rv)
 
-    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None:
-        seen.add(uid)
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: Seen) -> Event | None:
+        seen[uid] = None
         return self.apply("ADDED", obj, uid, rv)
 
-    def vanished(self, seen: set[str]) -> list[Event]:
+    def vanished(self, seen: Seen) -> list[Event]:
         ref = self.resource
         return [
             Event(

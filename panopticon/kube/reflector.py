@@ -59,7 +59,7 @@ from panopticon.kube.events import INITIAL_EVENTS_END, Event, rv_of_line, split_
 from panopticon.kube.listing import list_pages
 from panopticon.kube.settings import ReflectorSettings
 from panopticon.kube.stats import ReflectorStats, error_kind
-from panopticon.kube.view import ObjectView, View
+from panopticon.kube.view import ObjectView, Seen, View
 from panopticon.kube.watching import Interrupted, Waker, watch_lines
 
 __all__ = ["Event", "Reflector", "ReflectorSettings", "ReflectorStats"]
@@ -203,7 +203,7 @@ class Reflector:
         self._changed.clear()
         f = self._filter
         if f is not None and not f.buckets:  # owns nothing: nothing to list or watch
-            for ev in self._finish_sync(set(), self.resource_version):
+            for ev in self._finish_sync({}, self.resource_version):
                 yield ev
             await self._changed.wait()
             raise Interrupted
@@ -295,7 +295,7 @@ class Reflector:
             params["resourceVersion"] = rv
             if rv != "0":
                 params["resourceVersionMatch"] = "NotOlderThan"
-        seen: set[str] = set()
+        seen: Seen = {}
         list_rv = ""
         owns, view, waker = self._owns, self.view, self._waker
         pages = list_pages(self.client, self.path, params, page_size=self.settings.page_size)
@@ -304,7 +304,7 @@ class Reflector:
                 if waker.woken:
                     raise Interrupted
                 if page.restarted:
-                    seen = set()
+                    seen = {}
                 elif not list_rv and "shardSelector" in params:
                     self.server_sharding = page.shard_info is not None
                 list_rv = page.resource_version
@@ -350,7 +350,7 @@ class Reflector:
             params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
         if rv:
             params["resourceVersion"] = rv
-        seen: set[str] | None = set() if initial else None
+        seen: Seen | None = {} if initial else None
         waker = self._waker
         self.stats.watches += 1
         received = 0
@@ -384,7 +384,7 @@ class Reflector:
                 ProtocolError("watch-list ended before its initial events"), unsupported=False
             )
 
-    def _on_line(self, line: bytes, seen: set[str] | None) -> Event | str | None:
+    def _on_line(self, line: bytes, seen: Seen | None) -> Event | str | None:
         """Apply one watch line: an event to yield, the RV that ended a watch-list's
         initial events, or None (skipped, bookmark, duplicate)."""
         stats = self.stats
@@ -439,7 +439,7 @@ class Reflector:
 
     # --- helpers ---
 
-    def _finish_sync(self, seen: set[str], rv: str) -> list[Event]:
+    def _finish_sync(self, seen: Seen, rv: str) -> list[Event]:
         out = self.view.vanished(seen)
         self._rv, self._skipped_line = rv, None
         self._rv_unavailable = False

@@ -24,6 +24,13 @@ from panopticon.kube.events import Event, compact_rv
 
 _MISSING: Any = object()
 
+Seen = dict[str, None]
+"""The uids a sync (LIST or watch-list) has listed so far, as dict keys. A dict, not
+a set: a dict of str keys and None values is never tracked by the cyclic garbage
+collector, while a set always is, and a full collection during a sync of 100,000
+objects visited every uid in it, holding the event loop for milliseconds more
+(docs/library.md, the event loop)."""
+
 
 class ObjectView(Protocol):
     """What a reflector needs of its view (`View`, or a consumer's own record).
@@ -34,9 +41,9 @@ class ObjectView(Protocol):
 
     def apply(self, etype: str, obj: dict[str, Any], uid: str, rv: str) -> Event | None: ...
 
-    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None: ...
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: Seen) -> Event | None: ...
 
-    def vanished(self, seen: set[str]) -> list[Event]: ...
+    def vanished(self, seen: Seen) -> list[Event]: ...
 
     def retain(self, shard_filter: ShardFilter, keep: Callable[[str], bool]) -> int:
         """Drop, silently, every object outside `shard_filter` (`keep` tests a uid)."""
@@ -86,12 +93,12 @@ class View:
             self._remember(uid, obj)
         return Event("ADDED" if old is _MISSING else "MODIFIED", obj, uid, rv)
 
-    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None:
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: Seen) -> Event | None:
         """An object of a LIST or of a watch-list's initial events (`seen` collects uids)."""
-        seen.add(uid)
+        seen[uid] = None
         return self.apply("ADDED", obj, uid, rv)
 
-    def vanished(self, seen: set[str]) -> list[Event]:
+    def vanished(self, seen: Seen) -> list[Event]:
         """DELETED (final state unknown) for every object a complete sync did not see."""
         gone = [uid for uid in self._rvs if uid not in seen]
         return [self.forget(uid) for uid in gone]
