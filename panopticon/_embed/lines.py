@@ -41,7 +41,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from itertools import pairwise
 
-from panopticon.exposition import FamilyHeader
+from panopticon.render.exposition import FamilyHeader
 
 CHUNK_OBJECTS = 512
 """Objects whose lines one scrape chunk joins at most (about 50-100 KB of a
