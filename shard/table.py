@@ -330,7 +330,7 @@ class TableView:
         return Event("MODIFIED", obj, uid, rv)
 
     def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: Seen) -> Event | None:
-        seen[uid] = None
+        seen.add(uid)
         return self.apply("ADDED", obj, uid, rv)
 
     def vanished(self, seen: Seen) -> list[Event]:

@@ -203,7 +203,7 @@ class Reflector:
         self._changed.clear()
         f = self._filter
         if f is not None and not f.buckets:  # owns nothing: nothing to list or watch
-            for ev in self._finish_sync({}, self.resource_version):
+            for ev in self._finish_sync(Seen(), self.resource_version):
                 yield ev
             await self._changed.wait()
             raise Interrupted
@@ -295,7 +295,7 @@ class Reflector:
             params["resourceVersion"] = rv
             if rv != "0":
                 params["resourceVersionMatch"] = "NotOlderThan"
-        seen: Seen = {}
+        seen = Seen()
         list_rv = ""
         owns, view, waker = self._owns, self.view, self._waker
         pages = list_pages(self.client, self.path, params, page_size=self.settings.page_size)
@@ -304,7 +304,7 @@ class Reflector:
                 if waker.woken:
                     raise Interrupted
                 if page.restarted:
-                    seen = {}
+                    seen = Seen()
                 elif not list_rv and "shardSelector" in params:
                     self.server_sharding = page.shard_info is not None
                 list_rv = page.resource_version
@@ -350,7 +350,7 @@ class Reflector:
             params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
         if rv:
             params["resourceVersion"] = rv
-        seen: Seen | None = {} if initial else None
+        seen: Seen | None = Seen() if initial else None
         waker = self._waker
         self.stats.watches += 1
         received = 0
