@@ -94,3 +94,20 @@ def test_a_sync_of_many_objects_adds_nothing_for_a_full_collection_to_walk() -> 
     added = sum(len(gc.get_referents(o)) for o in gc.get_objects()) - before
     assert len(seen) == len(view) == 20_000
     assert added < 100, f"the sync added {added} references to the cyclic GC's walk"
+
+
+def test_a_sync_that_lost_nothing_reports_nothing_and_one_that_lost_one_reports_it() -> None:
+    """`vanished` skips its scan when the sync listed as many uids as the view holds:
+    right only because every listed uid is in the view, which this checks both ways."""
+    view = View(PODS)
+    for i in range(1000):
+        view.apply("ADDED", pod(f"u{i}", "1"), f"u{i}", "1")
+    everything = Seen()
+    for i in range(1000):
+        view.listed(pod(f"u{i}", "2"), f"u{i}", "2" if i % 2 else "1", everything)
+    assert view.vanished(everything) == [] and len(view) == 1000
+    new_one_instead = Seen()
+    for i in range(1, 1001):  # u0 went away, u1000 is new: as many listed as held before
+        view.listed(pod(f"u{i}", "3"), f"u{i}", "3", new_one_instead)
+    assert [event.uid for event in view.vanished(new_one_instead)] == ["u0"]
+    assert len(view) == 1000 and "u0" not in view and "u1000" in view
