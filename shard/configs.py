@@ -18,6 +18,7 @@ from typing import Any
 from panopticon.families import Resolution, resolve_families
 from panopticon.findings import Finding
 from panopticon.isolation import ErrorLog, ErrorTally
+from panopticon.limits import LimitCount, limited_condition
 from panopticon.program import CompiledConfig, Program, compile_config
 from panopticon.schema import SchemaIndex, native_schemas
 from panopticon.store import RegistryEntry
@@ -60,7 +61,12 @@ class ConfigState:
         return self.compiled if self.valid else self.last_good
 
     def status(
-        self, *, target_found: bool = True, discovery_error: str = "", errors: ErrorTally | None = None
+        self,
+        *,
+        target_found: bool = True,
+        discovery_error: str = "",
+        errors: ErrorTally | None = None,
+        limited: LimitCount | None = None,
     ) -> dict[str, Any]:
         """The `status` this config should carry (conditions with field-level messages).
 
@@ -94,6 +100,8 @@ class ConfigState:
         conditions = [ready, invalid]
         if errors is not None and errors.errors:
             conditions.append(_render_errors(errors))
+        if limited is not None and self.served is not None:
+            conditions.append(limited_condition(limited))
         status: dict[str, Any] = {"observedGeneration": self.generation, "conditions": conditions}
         return status
 
