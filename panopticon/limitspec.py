@@ -43,7 +43,7 @@ def read_series_limit(value: Any, where: str, error: Report) -> int | None:
     if type(value) is float and value.is_integer():
         value = int(value)
     if type(value) is not int:
-        shown = repr(value) if isinstance(value, (int, float)) else type_name(value)
+        shown = repr(value) if type(value) in (int, float) else type_name(value)
         error(where, f"must be a non-negative integer, not {shown}")
         return None
     if value < 0:

@@ -59,6 +59,9 @@ class ConfigLimit:
         """uid -> series not written because of the cap."""
         self._low = self._high = buckets
         """The range of cutoff buckets since the last review: decisions outside it hold."""
+        self.receded = False
+        """Demand grew at or before the cutoff since the last review: objects kept
+        until now may be past it (the target reviews at once, before a flush)."""
 
     def _cutoff(self) -> Cutoff:
         cut = self.demand.cutoff(self.cap) or Cutoff(self.size, 0)
@@ -75,10 +78,13 @@ class ConfigLimit:
 
     def decide(self, uid: str, bucket: int, series: int) -> bool:
         """Record what the object asks for; whether its series are written."""
-        self._record(uid, bucket, series)
+        grew = self._record(uid, bucket, series)
         if not series:
             return True
-        keeps = self._keeps(self._cutoff(), bucket)
+        cut = self._cutoff()
+        if grew and bucket <= cut.bucket and cut.bucket < self.size:
+            self.receded = True
+        keeps = self._keeps(cut, bucket)
         keep = keeps if isinstance(keeps, bool) else uid in keeps
         if keep:
             self.dropped.pop(uid, None)
@@ -86,14 +92,15 @@ class ConfigLimit:
             self.dropped[uid] = series
         return keep
 
-    def _record(self, uid: str, bucket: int, series: int) -> None:
+    def _record(self, uid: str, bucket: int, series: int) -> bool:
+        """Note the object's demand; whether it grew."""
         old_bucket = self.where.get(uid)
         if old_bucket is not None and old_bucket != bucket:
             self.forget(uid)
         entries = self.local.get(bucket)
         old = entries.get(uid, 0) if entries is not None else 0
         if series == old:
-            return
+            return False
         if series:
             if entries is None:
                 entries = self.local[bucket] = {}
@@ -104,6 +111,7 @@ class ConfigLimit:
             del self.where[uid]
             self.dropped.pop(uid, None)
         self._settle(bucket)
+        return series > old
 
     def _settle(self, bucket: int) -> None:
         """The bucket's demand is its objects' here (a figure learnt for it before,
@@ -148,9 +156,14 @@ class ConfigLimit:
     def review(self, out: Review) -> None:
         """Find the objects whose decision no longer holds (the cutoff moved)."""
         cut = self._cutoff()
-        low, high = self._low, self._high
+        low, high = self._low, min(self._high, self.size - 1)
         self._low = self._high = cut.bucket
-        for bucket in [b for b in self.local if low <= b <= high]:
+        self.receded = False
+        if high - low > len(self.local):
+            buckets = sorted(b for b in self.local if low <= b <= high)
+        else:
+            buckets = [b for b in range(low, high + 1) if b in self.local]
+        for bucket in buckets:
             entries = self.local[bucket]
             keeps = self._keeps(cut, bucket)
             for uid, series in entries.items():
@@ -196,6 +209,11 @@ class KindLimits:
 
     def __bool__(self) -> bool:
         return bool(self.configs)
+
+    @property
+    def receded(self) -> bool:
+        """Whether some config's objects kept until now may be past its cutoff."""
+        return any(limit.receded for limit in self.configs.values())
 
     def admit(self, config: str, uid: str, bucket: int, families: Mapping[str, str]) -> bool:
         limit = self.configs.get(config)

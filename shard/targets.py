@@ -241,6 +241,10 @@ class Target:
             self._count_errors(rendered.errors, obj)
         if rendered.changed:
             self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
+        if self.table.admit is not None and self.limits.receded:
+            # Before the next flush: series this object's demand pushed past a cap
+            # are deleted in the same batch that would have written them.
+            self.review_limits(now)
 
     def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
         """Count an object's failed series (by config and family; faults by config too)
