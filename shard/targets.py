@@ -121,9 +121,13 @@ class Target:
         self.stop()
         self.synced.clear()
         self._filter = shard_filter
-        self._marked = set(self.table.uids())
         if forget:
+            self._marked = set(self.table.uids())
             self.table.forget_versions()
+        else:
+            # Objects whose version is known are not delivered again, so they cannot be
+            # unmarked: the new reflector's list reports those gone itself (`TableView`).
+            self._marked = None
         self._source = self.make_source(self.resource, shard_filter, TableView(self.table, self.resource))
         self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
 
