@@ -62,7 +62,7 @@ def config(name: str, metrics: int, limits: dict[str, Any] | None = None) -> dic
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
 
 
-def expected(sim: SimProcess) -> collections.Counter[str]:
+def expected(sim: SimProcess, max_series: int | None = None) -> Lines:
     """The offline render of the simulator's configs and Widgets, caps applied."""
     configs = ConfigSet()
     configs.schemas.add_crd(widget_crd())
@@ -72,7 +72,8 @@ def expected(sim: SimProcess) -> collections.Counter[str]:
         {**item, "apiVersion": "example.com/v1", "kind": "Widget"}
         for item in _get(sim, "/apis/example.com/v1/widgets")["items"]
     ]
-    text = render_exposition(configs.resolution, objects).to_bytes().decode()
+    expo = render_exposition(configs.resolution, objects, max_series_per_config=max_series)
+    text = expo.to_bytes().decode()
     return collections.Counter(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
