@@ -23,7 +23,7 @@ Everything runs on the event loop's thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from panopticon.exposition import FamilyHeader
 
@@ -44,6 +44,9 @@ class KindLines:
         self.families: list[str] = []
         self._index: dict[str, int] = {}
         self._slots: list[dict[str, Lines]] = [{} for _ in range(SLOTS)]
+        self.left_out: Callable[[str], frozenset[str]] | None = None
+        """Per family, the objects whose lines a scrape leaves out (a capped config's
+        objects past its cap: `_embed/limits.py`); None: none is capped."""
 
     def __len__(self) -> int:
         return sum(map(len, self._slots))
@@ -75,8 +78,9 @@ class KindLines:
         position = self._index.get(family)
         if position is None:
             return
+        skip = self.left_out(family) if self.left_out is not None else None
         for slot in self._slots:
-            values = list(slot.values())
+            values = list(slot.values()) if not skip else [v for u, v in slot.items() if u not in skip]
             for start in range(0, len(values), CHUNK_OBJECTS):
                 piece = values[start : start + CHUNK_OBJECTS]
                 yield b"".join([line for v in piece if position < len(v) and (line := v[position])])
