@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from panopticon.errors import StoreError
-from panopticon.limits import LimitCount, merge_counts
+from panopticon.render.limits import LimitCount, merge_counts
 from shard.state import WorkerState
 
 

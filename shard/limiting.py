@@ -1,6 +1,6 @@
 """Enforcing configs' series caps in a shard (`spec.limits.series`, `--max-series-per-config`).
 
-The rule is `panopticon.limits`: a config keeps the longest prefix of its objects,
+The rule is `panopticon.render.limits`: a config keeps the longest prefix of its objects,
 in uid-hash order, whose series fit its cap. The order is the bucket order, so a
 shard needs, besides its own objects, only how many series each *other* bucket asks
 for: every shard publishes its buckets' demand per capped config in its heartbeat
@@ -24,8 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from panopticon.limits import Cutoff, Demand, LimitCount, admitted, effective_cap, series_in
-from panopticon.program import Program
+from panopticon.render.limits import Cutoff, Demand, LimitCount, admitted, effective_cap, series_in
+from panopticon.render.program import Program
+from panopticon.sharding.limits import order_key
 
 READMIT_INTERVAL = 10.0
 """Seconds between two relists of a kind for objects that the cap lets in again."""
@@ -74,7 +75,7 @@ class ConfigLimit:
             return True
         if bucket > cut.bucket:
             return False
-        return admitted(self.local.get(bucket, {}), cut.budget)
+        return admitted(self.local.get(bucket, {}), cut.budget, order_key)
 
     def decide(self, uid: str, bucket: int, series: int) -> bool:
         """Record what the object asks for; whether its series are written."""

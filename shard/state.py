@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import Discovery
-from panopticon.ring import Ring
-from panopticon.store import Store
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.sharding.ring import Ring
+from panopticon.store.contract import Store
 from shard.configs import ConfigSet
 from shard.lastvalid import LastValid
 from shard.membership import RingSpec
@@ -58,7 +58,7 @@ class WorkerSettings:
     those fields itself when it catches up, unless it crashes first, and only then
     would they outlive the entry uncollected. An hour covers any such lag."""
     max_series_per_config: int | None = None
-    """`--max-series-per-config`: every config's series cap (`panopticon.limits`)."""
+    """`--max-series-per-config`: every config's series cap (`panopticon.render.limits`)."""
     pod: str = ""
 
 

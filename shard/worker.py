@@ -31,8 +31,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from panopticon.errors import StoreError
-from panopticon.isolation import ErrorTally, merge_tallies
-from panopticon.limits import LimitCount
+from panopticon.render.isolation import ErrorTally, merge_tallies
+from panopticon.render.limits import LimitCount
 from shard.collection import Collection
 from shard.flushing import Flushing, logged
 from shard.limitexchange import LimitExchange

@@ -1,6 +1,6 @@
 """Series caps in the library (`spec.limits.series`, `Exporter(max_series_per_config=...)`).
 
-The rule is the one every mode follows (`panopticon.limits`): a capped config keeps
+The rule is the one every mode follows (`panopticon.render.limits`): a capped config keeps
 the longest prefix of its objects, in uid-hash order, whose series fit its cap. The
 library keeps every object's lines anyway (`_embed/lines.py`), so it applies the rule
 where it costs least to get right: each render notes how many series the object has
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from panopticon.buckets import fnv1a64
-from panopticon.limits import LimitCount, effective_cap, series_in
-from panopticon.program import Program
+from panopticon.render.limits import LimitCount, effective_cap, series_in
+from panopticon.render.program import Program
+from panopticon.sharding.limits import order_key
 
 
 class _Capped:
@@ -75,7 +75,7 @@ class KindCaps:
         if n:
             capped.series[uid] = n
             if uid not in capped.keys:
-                capped.keys[uid] = (fnv1a64(uid), uid)
+                capped.keys[uid] = order_key(uid)
         else:
             capped.series.pop(uid, None)
             capped.keys.pop(uid, None)

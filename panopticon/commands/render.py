@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from panopticon import flags
-from panopticon.documents import read_documents
-from panopticon.exposition import Format
+from panopticon.config.documents import read_documents
 from panopticon.flags import UsageError
-from panopticon.loading import load_configs
-from panopticon.render import render_exposition
+from panopticon.render.exposition import Format
+from panopticon.render.loading import load_configs
+from panopticon.render.offline import render_exposition
+from panopticon.sharding.limits import order_key
 
 HELP = "render configs against objects from files, offline, as Prometheus exposition"
 MAX_ERRORS_SHOWN = 20
@@ -58,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     for line in loaded.report(warnings=False):
         print(line, file=sys.stderr)
     expo = render_exposition(
-        loaded.resolution, _objects(args.object), max_series_per_config=args.max_series_per_config or None
+        loaded.resolution,
+        _objects(args.object),
+        max_series_per_config=args.max_series_per_config or None,
+        order=order_key,
     )
     data = expo.to_bytes(Format(args.format))
     if args.output:

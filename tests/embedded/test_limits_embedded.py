@@ -8,8 +8,8 @@ import asyncio
 import urllib.request
 from typing import Any
 
+from kubesim import SimProcess
 from panopticon.commands import run as run_command
-from panopticon.sim import SimProcess
 from tests.embedded.test_embedded import lines_of, scrape
 from tests.panopticon.kube.test_discovery import widget, widget_crd
 from tests.shard.test_limits_sharded import config, expected

@@ -1,6 +1,6 @@
 """Series caps (`spec.limits.series`, `--max-series-per-config`): parsing, the keep rule, offline render.
 
-The rule (`panopticon.limits`): a capped config keeps the longest prefix of its
+The rule (`panopticon.render.limits`): a capped config keeps the longest prefix of its
 objects, in FNV-1a-64-of-uid order, whose series fit the cap. These tests check the
 rule against a brute-force reading of it, that the offline render applies it
 whatever the input order, that other configs keep every series, and that bad limits
@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.buckets import fnv1a64
-from panopticon.families import resolve_families
-from panopticon.limits import Demand, admitted, effective_cap, merge_counts
-from panopticon.model import parse_config
-from panopticon.program import compile_config
-from panopticon.render import render_exposition
+from panopticon.config.model import parse_config
+from panopticon.render.families import resolve_families
+from panopticon.render.limits import Demand, admitted, effective_cap, merge_counts
+from panopticon.render.offline import render_exposition
+from panopticon.render.program import compile_config
+from panopticon.sharding.buckets import fnv1a64
+from panopticon.sharding.limits import order_key
 
 
 def config(name: str, limits: Any = None, *, metrics: int = 1, kind: str = "Widget") -> dict[str, Any]:
@@ -134,7 +135,7 @@ def test_admitted_is_the_longest_prefix_in_hash_order() -> None:
                 break
             total += entries[uid]
             kept.add(uid)
-        assert admitted(entries, budget) == kept
+        assert admitted(entries, budget, order_key) == kept
 
 
 def rendered_names(text: str, family: str) -> set[str]:
@@ -159,7 +160,7 @@ def test_offline_render_keeps_the_same_objects_whatever_the_input_order() -> Non
     capped = config("capped", {"series": 25}, metrics=2)  # 2 series per object: 12 objects
     free = config("free", metrics=1)
     res = resolution(capped, free)
-    expo = render_exposition(res, objects)
+    expo = render_exposition(res, objects, order=order_key)
     text = expo.to_bytes().decode()
     kept = rendered_names(text, "example_com_widget_capped_m0")
     by_hash = sorted(objects, key=lambda o: (fnv1a64(o["metadata"]["uid"]), o["metadata"]["uid"]))
@@ -171,27 +172,33 @@ def test_offline_render_keeps_the_same_objects_whatever_the_input_order() -> Non
     for seed in range(5):
         shuffled = objects[:]
         random.Random(seed).shuffle(shuffled)
-        again = render_exposition(res, shuffled).to_bytes().decode()
+        again = render_exposition(res, shuffled, order=order_key).to_bytes().decode()
         assert sorted(again.splitlines()) == sorted(text.splitlines())  # lines follow the input order
 
 
 def test_the_global_cap_applies_to_every_config_and_the_lower_cap_wins() -> None:
     objects = [widget(i) for i in range(30)]
     res = resolution(config("a", {"series": 5}), config("b"))
-    expo = render_exposition(res, objects, max_series_per_config=10)
+    expo = render_exposition(res, objects, max_series_per_config=10, order=order_key)
     text = expo.to_bytes().decode()
     assert len(rendered_names(text, "example_com_widget_a_m0")) == 5
     assert len(rendered_names(text, "example_com_widget_b_m0")) == 10
     assert expo.limits["a"].cap == 5 and expo.limits["b"].cap == 10
-    uncapped = render_exposition(res, objects).to_bytes().decode()
+    uncapped = render_exposition(res, objects, order=order_key).to_bytes().decode()
     assert len(rendered_names(uncapped, "example_com_widget_b_m0")) == 30
 
 
 def test_a_cap_of_zero_writes_nothing_and_a_high_cap_changes_nothing() -> None:
     objects = [widget(i) for i in range(10)]
-    assert render_exposition(resolution(config("a", {"series": 0})), objects).series_count() == 0
-    plain = render_exposition(resolution(config("a")), objects).to_bytes()
-    assert render_exposition(resolution(config("a", {"series": 10})), objects).to_bytes() == plain
+    assert (
+        render_exposition(resolution(config("a", {"series": 0})), objects, order=order_key).series_count()
+        == 0
+    )
+    plain = render_exposition(resolution(config("a")), objects, order=order_key).to_bytes()
+    assert (
+        render_exposition(resolution(config("a", {"series": 10})), objects, order=order_key).to_bytes()
+        == plain
+    )
 
 
 def test_merge_counts_sums_shards_and_ignores_garbage() -> None:
@@ -223,3 +230,9 @@ def test_render_command_caps_and_reports(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "--max-series-per-config" in bad.stderr
+
+
+def test_capped_configs_need_the_keep_order_offline() -> None:
+    with pytest.raises(ValueError, match="keep order"):
+        render_exposition(resolution(config("a", {"series": 1})), [widget(1)])
+    assert render_exposition(resolution(config("a")), [widget(1)]).series_count() == 1  # uncapped: not needed

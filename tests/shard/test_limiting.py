@@ -13,9 +13,10 @@ from __future__ import annotations
 import random
 import uuid
 
-from panopticon.buckets import BucketSpace
-from panopticon.limits import keep_objects
-from panopticon.ring import Ring
+from panopticon.render.limits import keep_objects
+from panopticon.sharding.buckets import BucketSpace
+from panopticon.sharding.limits import order_key
+from panopticon.sharding.ring import Ring
 from shard.limiting import ConfigLimit, Review
 
 SPACE = BucketSpace()
@@ -107,7 +108,7 @@ def test_shards_keep_exactly_what_the_offline_rule_keeps_whatever_the_shard_coun
     objects = population(3000, 1)
     total = sum(objects.values())
     for cap in (0, 1, 100, total // 2, total - 1, total, total + 5):
-        expected = keep_objects(objects, cap)
+        expected = keep_objects(objects, cap, order_key)
         for shards in (1, 2, 3, 5):
             sim = Sim(objects, shards, cap, seed=shards * 31 + cap)
             assert sim.settle() == expected, (cap, shards)
@@ -119,14 +120,14 @@ def test_a_single_shard_never_writes_past_the_cap() -> None:
     cap = sum(objects.values()) // 3
     sim = Sim(objects, 1, cap, seed=3)
     assert sim.series() <= cap  # decided on current figures: nothing to withdraw
-    assert sim.kept() == keep_objects(objects, cap)
+    assert sim.kept() == keep_objects(objects, cap, order_key)
     assert not sim.exchange()
 
 
 def test_rescales_keep_the_same_objects() -> None:
     objects = population(2500, 3)
     cap = sum(objects.values()) // 2
-    expected = keep_objects(objects, cap)
+    expected = keep_objects(objects, cap, order_key)
     sim = Sim(objects, 2, cap, seed=4)
     assert sim.settle() == expected
     for shards in (3, 5, 2, 1, 4):
@@ -148,7 +149,7 @@ def test_deletes_and_creates_move_the_cutoff_and_the_shards_follow() -> None:
         for uid, series in population(300, 100 + round_).items():  # created
             objects[uid] = series
             sim.render(uid)
-        assert sim.settle() == keep_objects(objects, cap)
+        assert sim.settle() == keep_objects(objects, cap, order_key)
 
 
 def test_counts_add_up_to_the_totals() -> None:

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from panopticon.render import render_exposition
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
+from panopticon.render.offline import render_exposition
+from panopticon.sharding.limits import order_key
 from shard.configs import ConfigSet
 from tests.panopticon.kube.test_discovery import widget, widget_crd
 from tests.shard.test_cluster import scale
@@ -72,7 +73,7 @@ def expected(sim: SimProcess, max_series: int | None = None) -> Lines:
         {**item, "apiVersion": "example.com/v1", "kind": "Widget"}
         for item in _get(sim, "/apis/example.com/v1/widgets")["items"]
     ]
-    expo = render_exposition(configs.resolution, objects, max_series_per_config=max_series)
+    expo = render_exposition(configs.resolution, objects, max_series_per_config=max_series, order=order_key)
     text = expo.to_bytes().decode()
     return collections.Counter(line for line in text.splitlines() if line and not line.startswith("#"))
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from kubesim import SimThread
 from panopticon._embed.configs import load
 from panopticon.embed import Exporter, ExporterError
-from panopticon.render import render_exposition
-from panopticon.sim import SimThread
+from panopticon.render.offline import render_exposition
+from panopticon.sharding.limits import order_key
 from tests.panopticon.embed.support import API_VERSION, CRD, KIND, eventually, memcached, scrape, served
 
 
@@ -63,7 +64,11 @@ def offline(
     configs: list[dict[str, Any]], objects: list[dict[str, Any]], cap: int | None
 ) -> collections.Counter[str]:
     loaded = load(configs)
-    return lines(render_exposition(loaded.resolution, objects, max_series_per_config=cap).to_bytes().decode())
+    return lines(
+        render_exposition(loaded.resolution, objects, max_series_per_config=cap, order=order_key)
+        .to_bytes()
+        .decode()
+    )
 
 
 def test_the_exporter_serves_the_capped_offline_render(sim: tuple[SimThread, str]) -> None:
