@@ -58,6 +58,8 @@ class ConfigLimit:
         """bucket -> series, for buckets of other shards (last figure known)."""
         self.dropped: dict[str, int] = {}
         """uid -> series not written because of the cap."""
+        self._everything = Cutoff(buckets, 0)
+        """The cutoff when everything fits: past the last bucket."""
         self._low = self._high = buckets
         """The range of cutoff buckets since the last review: decisions outside it hold."""
         self.receded = False
@@ -65,7 +67,7 @@ class ConfigLimit:
         until now may be past it (the target reviews at once, before a flush)."""
 
     def _cutoff(self) -> Cutoff:
-        cut = self.demand.cutoff(self.cap) or Cutoff(self.size, 0)
+        cut = self.demand.cutoff(self.cap) or self._everything
         self._low = min(self._low, cut.bucket)
         self._high = max(self._high, cut.bucket)
         return cut

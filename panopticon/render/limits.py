@@ -73,12 +73,15 @@ class Demand:
     A Fenwick tree over the buckets: a render changes one bucket's demand and then
     asks where the cap falls, for every object of a capped config."""
 
-    __slots__ = ("_size", "_step", "_tree", "values")
+    __slots__ = ("_size", "_step", "_tree", "sum", "values")
 
     def __init__(self, buckets: int) -> None:
         self._size = buckets
         self._tree = [0] * (buckets + 1)
         self.values = [0] * buckets
+        self.sum = 0
+        """Series asked for in all (kept as it changes: when it fits the cap, which is
+        the usual case, no search is needed)."""
         step = 1
         while step * 2 <= buckets:
             step *= 2
@@ -89,6 +92,7 @@ class Demand:
         if not delta:
             return
         self.values[bucket] = value
+        self.sum += delta
         i = bucket + 1
         tree, size = self._tree, self._size
         while i <= size:
@@ -112,6 +116,8 @@ class Demand:
     def cutoff(self, cap: int) -> Cutoff | None:
         """The first bucket whose demand, added to all before it, exceeds `cap`, and
         what is left for it; None when everything fits."""
+        if self.sum <= cap:
+            return None
         position, left, step, tree = 0, cap, self._step, self._tree
         while step:
             nxt = position + step
