@@ -21,7 +21,7 @@ from panopticon.render.offline import render_exposition
 from panopticon.sharding.limits import order_key
 from tests.panopticon.examples import CONFIG_DIR, OBJECT_DIR, compiled
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "limits"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "limits"
 UPDATE = os.environ.get("PANOPTICON_UPDATE_GOLDEN") == "1"
 CONFIG = CONFIG_DIR / "kubedb" / "kubedb-com-mongodb.yaml"
 CAPS = (0, 20, 40, 70)
