@@ -37,6 +37,8 @@ class LimitExchange(WorkerState):
         capped = [t for t in self.targets.values() if t.limits]
         ring = self.ownership.ring
         if not capped or ring is None:
+            if self._limit_gauges:
+                self._limit_metrics()  # the last capped config went: its gauges go too
             return
         try:
             shards = await self.store.shards()

@@ -198,3 +198,10 @@ def test_two_shards_keep_what_the_offline_render_keeps_through_a_rescale_and_del
     eventually(lambda: condition(sim).get("status") == "False", "the condition to clear", 20)
     assert condition(sim)["message"] == f"40 series, within the cap of {CAP}"
     eventually(lambda: dropped_metric(shards) == 0, "the gauges to reach 0", 10)
+
+    # The cap removed: the condition and the gauges go.
+    patch = {"op": "patch", "apiVersion": "metrics.appscode.com/v1alpha1", "kind": "MetricsConfiguration",
+             "name": "capped", "patch": {"spec": {"limits": None}}}  # fmt: skip
+    assert {r["code"] for r in sim.admin.bulk([patch])["results"]} == {200}
+    eventually(lambda: not condition(sim), "the CardinalityLimited condition to go", 20)
+    eventually(lambda: all("series_dropped{" not in s.metrics() for s in shards), "the gauges to go", 10)
