@@ -102,6 +102,9 @@ class KindLines:
         self._narrow = False
         """Some stored object may have been packed before the kind's last family was
         added (a generator's new family): its header is shorter, so reads check it."""
+        self.left_out: Callable[[str], frozenset[str]] | None = None
+        """Per family, the objects whose lines a scrape leaves out (a capped config's
+        objects past its cap: `_embed/limits.py`); None: none is capped."""
 
     def __len__(self) -> int:
         return sum(map(len, self._slots))
@@ -136,10 +139,11 @@ class KindLines:
         position = self._index.get(family)
         if position is None:
             return
+        skip = self.left_out(family) if self.left_out is not None else None
         at = _OFFSET * position
         span = _checked_span(at) if self._narrow else _SPAN.unpack_from
         for slot in self._slots:
-            values = list(slot.values())
+            values = list(slot.values()) if not skip else [v for u, v in slot.items() if u not in skip]
             for begin in range(0, len(values), CHUNK_OBJECTS):
                 parts: list[bytes] = []
                 add = parts.append

@@ -21,6 +21,7 @@ from typing import Any
 
 from panopticon.config.eachspec import EachSpec, read_each, read_flag
 from panopticon.config.findings import FieldReader, Finding, type_name
+from panopticon.config.limitspec import read_limits
 from panopticon.config.scopespec import FilterSpec, SelectorSpec, read_filter, read_selector
 from panopticon.config.valuemapspec import read_value_map
 
@@ -135,6 +136,8 @@ class ConfigSpec:
     """`spec.selector` (an extension): a LabelSelector on the target objects."""
     filter: FilterSpec | None = None
     """`spec.filter` (an extension): an expression an object must make true."""
+    series_limit: int | None = None
+    """`spec.limits.series` (an extension): the most series the config may have."""
 
 
 def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
@@ -174,7 +177,8 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     object_filter = read_filter(
         spec.get("filter"), "spec.filter", r.error, lambda raw, at: _param(r, raw, at)
     )
-    for planned in ("namespaceSelector", "limits"):
+    series_limit = read_limits(spec.get("limits"), "spec.limits", r.error)
+    for planned in ("namespaceSelector",):
         if planned in spec:
             r.error(f"spec.{planned}", "is not supported by this version of Panopticon")
     config = ConfigSpec(
@@ -188,6 +192,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         default_labels=default_labels,
         selector=selector,
         filter=object_filter,
+        series_limit=series_limit,
     )
     return config, r.findings
 

@@ -107,6 +107,9 @@ class Program:
     """Whether series carry the object's name and namespace (`spec.defaultLabels`)."""
     gate: Gate | None = field(default=None, repr=False, compare=False)
     """`spec.selector` and `spec.filter`: objects outside them render nothing."""
+    series_limit: int | None = None
+    """`spec.limits.series`: the most series of this config (enforced by the caller,
+    over all objects: `panopticon.render.limits`); None: no cap of its own."""
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -263,6 +266,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            series_limit=self.spec.series_limit,
         )
 
     def compile_each(self, reserved: frozenset[str]) -> Program:
@@ -285,6 +289,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            series_limit=self.spec.series_limit,
         )
 
     def labels(
