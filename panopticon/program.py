@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from panopticon.aggregate import Aggregated
+from panopticon.aggregatespec import check_by
 from panopticon.eachcompile import compile_each_metrics
 from panopticon.errors import ExpressionError, PathError
 from panopticon.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
@@ -269,6 +271,8 @@ class _ConfigCompiler:
         """A config whose metrics use `each` (kube-state-metrics' rules, panopticon.each)."""
         names = []
         for m in self.spec.metrics:
+            if m.aggregate is not None:
+                self.error(m.aggregate.where, "is not supported in a config whose metrics use each")
             name = family_name(self.spec, self.target, m.name)
             if not METRIC_NAME.fullmatch(name):
                 self.error(f"{m.where}.name", f"{name!r} is not a valid Prometheus metric name")
@@ -361,10 +365,13 @@ class _ConfigCompiler:
             value = self.value(m.value, param_names, constants, fanout, date_time)
             if value is not None:
                 values.append(("", value))
+        if m.aggregate is not None:
+            check_by(m.aggregate, taken, self.error)
         if any(f.severity == "error" for f in self.findings[start:]):
             return None
-        return pick_shape(
-            FamilyHeader(name, m.help),
+        aggregation = m.aggregate.aggregation if m.aggregate is not None else None
+        metric = pick_shape(
+            FamilyHeader(name, m.help, aggregate=aggregation),
             gate=gate,
             fanout=fanout,
             chunks=label_chunks(label_parts),
@@ -372,6 +379,7 @@ class _ConfigCompiler:
             values=values,
             date_time=date_time,
         )
+        return metric if aggregation is None else Aggregated(metric, aggregation)
 
     def value(
         self,
