@@ -1,0 +1,177 @@
+"""`aggregate: {function, by}`: validation by field path, partials, the combine rule, offline render."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from panopticon.combine import ExactSum, combine
+from panopticon.documents import read_documents
+from panopticon.exposition import Format
+from panopticon.families import resolve_families
+from panopticon.program import compile_config
+from panopticon.render import render_exposition
+from tests.panopticon.test_program import OBJ, config, errors_of, metric
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "aggregate"
+GOLDEN = ROOT / "tests" / "golden" / "aggregate" / "pods.prom"
+PHASE = {"key": "phase", "valuePath": ".status.phase"}
+
+
+def counted(**fields: Any) -> dict[str, Any]:
+    return metric(name="n", labels=[PHASE], metricValue={"value": 1}, **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"aggregate": {"function": "avg", "by": ["phase"]}},
+            "metrics[0].aggregate.function: 'avg' is not one of",
+        ),
+        ({"aggregate": {"by": ["phase"]}}, "metrics[0].aggregate.function: is required"),
+        (
+            {"aggregate": {"function": "count", "by": ["zone"]}},
+            "metrics[0].aggregate.by[0]: 'zone' is not a label",
+        ),
+        ({"aggregate": {"function": "count", "by": "phase"}}, "metrics[0].aggregate.by: must be a list"),
+        (
+            {"aggregate": {"function": "count", "by": ["phase", "phase"]}},
+            "aggregate.by[1]: duplicate label key",
+        ),
+        (
+            {"aggregate": {"function": "count", "by": ["a-b"]}},
+            "metrics[0].aggregate.by[0]: 'a-b' is not a label key",
+        ),
+        (
+            {"aggregate": {"function": "count", "group": ["phase"]}},
+            "metrics[0].aggregate.group: unknown field",
+        ),
+        ({"aggregate": "count"}, "metrics[0].aggregate: must be an object"),
+    ],
+)
+def test_bad_aggregates_are_reported_by_field_path(fields: dict[str, Any], message: str) -> None:
+    errors = errors_of(config(counted(**fields)))
+    assert any(message in e for e in errors), errors
+
+
+def test_aggregating_a_stateset_or_an_each_metric_is_refused() -> None:
+    states = metric(
+        name="phase",
+        aggregate={"function": "count", "by": ["phase"]},
+        states={"labelKey": "phase", "values": [{"labelValue": "Running", "metricValue": {"value": 1}}]},
+    )
+    assert any(
+        "metrics[0].aggregate: cannot aggregate a metric with states" in e for e in errors_of(config(states))
+    )
+    each = {"name": "e", "help": "h", "type": "gauge", "each": {"type": "Gauge", "path": ".spec.replicas"}}
+    each["aggregate"] = {"function": "sum"}
+    assert any(
+        "metrics[0].aggregate: cannot aggregate a metric with each" in e for e in errors_of(config(each))
+    )
+
+
+def test_by_may_name_the_default_and_common_labels_but_not_when_defaultlabels_is_false() -> None:
+    by = {"function": "count", "by": ["namespace", "mongodb", "team"]}
+    ok = config(counted(aggregate=by), commonLabels=[{"key": "team", "value": "a"}])
+    assert errors_of(ok) == []
+    bad = config(counted(aggregate=by), commonLabels=[{"key": "team", "value": "a"}], defaultLabels=False)
+    assert sum("is not a label of this metric" in e for e in errors_of(bad)) == 2
+
+
+def _program(name: str, kind: str, **aggregate: Any) -> Any:
+    m = counted(aggregate=aggregate) if aggregate else counted()
+    body = config(m, targetRef={"apiVersion": "v1", "kind": kind})
+    body["metadata"]["name"] = name
+    body["metadata"]["annotations"] = {"metrics.panopticon.dev/name-prefix": ""}
+    compiled = compile_config(body)
+    assert compiled.program is not None, compiled.errors
+    return compiled.program
+
+
+def test_an_aggregate_family_never_mixes_with_per_object_series_or_another_aggregation() -> None:
+    resolution = resolve_families(
+        [
+            _program("a", "Pod", function="count", by=["phase"]),
+            _program("b", "Node", function="count", by=["phase"]),  # agrees: shared
+            _program("c", "Service"),  # per-object series of the same name
+            _program("d", "Secret", function="sum", by=["phase"]),
+        ]
+    )
+    assert resolution.families["n"].configs == ("a", "b")
+    assert "per-object series vs aggregate count by (phase)" in str(resolution.conflicts["c"][0])
+    assert "aggregate sum by (phase) vs aggregate count by (phase)" in str(resolution.conflicts["d"][0])
+
+
+def test_each_object_stores_one_partial_line_per_group_with_only_the_by_labels() -> None:
+    obj = dict(OBJ, status={"members": [{"role": "a", "n": 2}, {"role": "b", "n": 3}, {"role": "a", "n": 4}]})
+    m = metric(
+        name="members",
+        field={"path": ".status.members", "type": "Array"},
+        labels=[{"key": "role", "valuePath": ".status.members[*].role"}],
+        metricValue={"valueFromPath": ".status.members[*].n"},
+    )
+    for function, expected in [("count", "2|1"), ("sum", "6|3"), ("min", "2|3"), ("max", "4|3")]:
+        compiled = compile_config(config(dict(m, aggregate={"function": function, "by": ["role"]})))
+        assert compiled.program is not None, compiled.errors
+        text = compiled.program.render(obj).families["kubedb_com_mongodb_members"]
+        assert text == (
+            f'kubedb_com_mongodb_members{{role="a"}} {expected.split("|")[0]}\n'
+            f'kubedb_com_mongodb_members{{role="b"}} {expected.split("|")[1]}\n'
+        ), function
+
+
+def test_the_combined_figure_does_not_depend_on_how_partials_are_split_or_ordered() -> None:
+    rng = random.Random(17)
+    for function in ("count", "sum", "min", "max"):
+        for _ in range(50):
+            values = [
+                rng.choice([rng.uniform(-1e6, 1e6), rng.randint(-5, 5), 1e-9, 1e16, 0.1]) for _ in range(60)
+            ]
+            if rng.random() < 0.2:
+                values.append(math.nan)
+            lines = [f'f{{g="{rng.randint(0, 3)}"}} {v!r}\n'.encode() for v in values]
+            whole = combine(function, [b"".join(lines)])
+            for _ in range(3):
+                rng.shuffle(lines)
+                cut = sorted(rng.sample(range(len(lines)), 5))
+                parts = [b"".join(lines[a:b]) for a, b in zip([0, *cut], [*cut, len(lines)], strict=True)]
+                assert combine(function, parts) == whole
+
+
+def test_sums_are_exact_and_min_max_ignore_nan_as_promql_does() -> None:
+    total = ExactSum()
+    for v in [1e16, 1.0, -1e16, 0.1, 0.2]:
+        total.add(v)
+    assert total.value() == math.fsum([1e16, 1.0, -1e16, 0.1, 0.2]) == 1.3
+    assert combine("min", [b"f NaN\nf 3\nf NaN\n"]) == b"f 3\n"
+    assert combine("max", [b"f NaN\n"]) == b"f NaN\n"
+    assert combine("sum", [b"f +Inf\nf -Inf\n"]) == b"f NaN\n"
+    assert combine("count", [b'f{a="x"} 2\nf{a="x"} 3\nf 1\n']) == b'f 1\nf{a="x"} 5\n'
+
+
+def test_offline_render_matches_the_golden_file() -> None:
+    configs = [c for c in yaml.safe_load_all((DATA / "configs.yaml").read_text())]
+    programs = []
+    for body in configs:
+        compiled = compile_config(body)
+        assert compiled.program is not None, compiled.errors
+        programs.append(compiled.program)
+    objects = [doc.body for doc in read_documents(str(DATA / "objects.yaml"))]
+    expo = render_exposition(resolve_families(programs), objects)
+    assert not expo.errors
+    assert expo.to_bytes(Format.TEXT).decode() == GOLDEN.read_text()
+    # The figures, independently of the golden file (4 Pods have a phase, 1 has none).
+    text = GOLDEN.read_text()
+    assert 'kube_pod_phase_count{phase="Running"} 2\n' in text
+    assert 'kube_pod_phase_count{phase="Deployment"} 1\n' in text  # the second config's share
+    assert "kube_pod_phase_count 1\n" in text  # no phase: the group without the label
+    assert 'kube_pod_restarts_total{namespace="shop"} 8\n' in text  # 2 + 0 + 5 + 1
+    assert "kube_pod_max_restarts 5\n" in text
+    assert expo.series_count() == 9
