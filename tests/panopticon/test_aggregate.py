@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.combine import ExactSum, combine
+from panopticon.combine import ExactSum, Groups, combine
 from panopticon.documents import read_documents
 from panopticon.exposition import Format
+from panopticon.expr.values import format_number
 from panopticon.families import resolve_families
 from panopticon.program import compile_config
 from panopticon.render import render_exposition
@@ -175,3 +176,18 @@ def test_offline_render_matches_the_golden_file() -> None:
     assert 'kube_pod_restarts_total{namespace="shop"} 8\n' in text  # 2 + 0 + 5 + 1
     assert "kube_pod_max_restarts 5\n" in text
     assert expo.series_count() == 9
+
+
+def test_the_fast_paths_give_what_the_general_rule_gives() -> None:
+    ones = b'f{g="a"} 1\nf{g="b"} 1\nf{g="a"} 1\nf 1\n'
+    for function in ("count", "sum", "min", "max"):
+        general = Groups[bytes](function)
+        for line in ones.splitlines():
+            key, _, text = line.rpartition(b" ")
+            general.add(key, float(text))
+        assert combine(function, [ones]) == b"".join(
+            key + b" " + format_number(v).encode() + b"\n" for key, v in general.items()
+        )
+    # Integers and floats in one group: the integers' exact sum joins the floats'.
+    assert combine("sum", [b"f 9007199254740993\nf 0.5\n", b"f -9007199254740992\n"]) == b"f 1.5\n"
+    assert combine("sum", [b"f 1\nf x\n\nno-space\n"]) == b"f 1\n"  # malformed lines are skipped
