@@ -12,7 +12,8 @@ stores it). One `python -m aggregator` per prefix, each pinned to core 0 in turn
 Reported: seconds per scrape for both, and their ratio (the figure), with stored and
 served bytes and lines.
 
-    .venv/bin/python benchmarks/aggregate_bench.py [--objects 200000] [--families 4] [--function sum]
+    .venv/bin/python benchmarks/aggregate_bench.py [--objects 100000] [--families 4] [--function sum]
+        [--values small-ints|floats]
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import redis
 from benchmarks.aggregator_bench import free_port, pin, scrape, start_redis, wait_http
 from panopticon.aggregatespec import Aggregation
 from panopticon.exposition import FamilyHeader
+from panopticon.expr.values import format_number
 from panopticon.store import Layout, RegistryEntry
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("Running", "Pending", "Succeeded", "Failed")
 
 
-def fill(port: int, objects: int, families: int, function: str, seed: int) -> None:
+def fill(port: int, objects: int, families: int, function: str, *, seed: int, floats: bool) -> None:
     """Both stores: per-object series under `plain`, per-object partials under `agg`."""
     client = redis.Redis(port=port)
     rng = random.Random(seed)
@@ -59,7 +61,8 @@ def fill(port: int, objects: int, families: int, function: str, seed: int) -> No
     for i in range(objects):
         uid = f"{rng.getrandbits(128):032x}"
         slot = plain.slot_of(plain.space.bucket(uid))
-        ns, phase, value = f"ns-{i % 97:02d}", PHASES[i % 4], i % 13
+        ns, phase = f"ns-{i % 97:02d}", PHASES[i % 4]
+        value = format_number(i * 0.37) if floats else str(i % 13)
         pod = f"app-{i:07d}-{rng.getrandbits(20):05x}"
         for name in names:
             series = f'{name}{{namespace="{ns}",pod="{pod}",phase="{phase}"}} {value}\n'
@@ -97,11 +100,17 @@ def serve(redis_port: int, prefix: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=200_000)
+    parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--families", type=int, default=4)
     parser.add_argument("--function", choices=("count", "sum", "min", "max"), default="sum")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--values",
+        choices=("small-ints", "floats"),
+        default="small-ints",
+        help="each object's value: i %% 13 (restarts, replicas: partials repeat) or i * 0.37 (all distinct)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         redis_port = free_port()
@@ -109,7 +118,14 @@ def main() -> None:
         pin(server, 1)
         try:
             started = time.perf_counter()
-            fill(redis_port, args.objects, args.families, args.function, args.seed)
+            fill(
+                redis_port,
+                args.objects,
+                args.families,
+                args.function,
+                seed=args.seed,
+                floats=args.values == "floats",
+            )
             took = time.perf_counter() - started
             print(f"filled {args.objects} objects x {args.families} families in {took:.1f} s")
             results = {}
@@ -133,7 +149,7 @@ def main() -> None:
             f"served {size / 1e6:7.2f} MB in {lines} sample lines  stored {memory / 1e6:6.1f} MB"
         )
     ratio = results["agg"][0][0] / results["plain"][0][0]
-    print(f"aggregate ({args.function} by namespace, phase) / plain scrape time: {ratio:.2f}")
+    print(f"aggregate ({args.function} by namespace, phase; {args.values}) / plain scrape time: {ratio:.2f}")
 
 
 async def _count_lines(url: str) -> int:

@@ -9,11 +9,10 @@ group, in byte order of the line's name and labels.
 Why the result does not depend on how the partials were split or ordered (shards,
 buckets, slots, scrape parts, objects moving between shards):
 
-- `count` and `sum` add with `ExactSum`: the exact sum of the finite values, rounded
-  once at the end (Shewchuk's partials, as `math.fsum`), so float addition's order
-  does not show. NaN and infinities follow IEEE rules, which are order-free too (any
-  NaN, or +Inf with -Inf, gives NaN). Only a finite sum that overflows to infinity
-  midway may depend on the order.
+- `count` and `sum` add with `ExactSum`: the exact sum of the finite values (as a
+  Python integer), rounded once at the end, so float addition's order does not show.
+  NaN and infinities follow IEEE rules, which are order-free too (any NaN, or +Inf
+  with -Inf, gives NaN); a finite sum beyond the float range is ±Inf.
 - `min` and `max` ignore NaN unless every value is NaN, as PromQL's `min`/`max` do.
 - Partials travel as the text `format_number` writes (shortest round-trip `repr`), so
   a value read back is the value written.
@@ -29,69 +28,45 @@ from typing import Generic, TypeVar
 from panopticon.expr.values import format_number
 
 K = TypeVar("K", str, bytes)
+MAX_PENDING = 50_000
+"""Distinct partial lines a `Combiner` holds before combining them (a few MB)."""
+
+
+SCALE_BITS = 1074
+"""Every finite float is an integer multiple of 2**-1074 (the smallest subnormal)."""
 
 
 class ExactSum:
-    """The sum of floats, exact until `value()` rounds it once."""
+    """The sum of floats, exact until `value()` rounds it once.
 
-    __slots__ = ("partials", "special", "whole")
+    Finite values are added as integers in units of 2**-1074 (Python's ints do not
+    overflow), so the sum is the exact one whatever the order, and `value()` rounds it
+    correctly once (int true division is correctly rounded)."""
+
+    __slots__ = ("scaled", "special")
 
     def __init__(self) -> None:
-        self.partials: list[float] = []
+        self.scaled = 0
         self.special: float | None = None
         """The sum of the non-finite values added (NaN, ±Inf), None while there is none."""
-        self.whole = 0
-        """Integers added as such (`add_int`: counts, restarts, replicas), summed exactly
-        by Python's ints, which costs a fraction of `add`."""
-
-    def add_int(self, n: int) -> None:
-        self.whole += n
 
     def add(self, x: float) -> None:
         if x - x != 0.0:  # NaN or an infinity
             self.special = x if self.special is None else self.special + x
             return
-        partials = self.partials
-        i = 0
-        for partial in partials:
-            y = partial
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            if hi - hi != 0.0:  # overflow: no finite partial can hold it
-                self.special = hi if self.special is None else self.special + hi
-                del partials[i:]
-                return
-            lo = y - (hi - x)
-            if lo:
-                partials[i] = lo
-                i += 1
-            x = hi
-        partials[i:] = [x]
+        numerator, denominator = x.as_integer_ratio()  # the denominator is a power of two
+        self.scaled += numerator << (SCALE_BITS + 1 - denominator.bit_length())
+
+    def add_int(self, n: int) -> None:
+        self.scaled += n << SCALE_BITS
 
     def value(self) -> float:
         if self.special is not None:
             return self.special
-        total = self
-        if self.whole:
-            # The integer part joins the partials exactly: as floats that each take
-            # the integer's leading bits, until nothing is left.
-            total = ExactSum()
-            total.partials = list(self.partials)
-            rest = self.whole
-            while rest:
-                try:
-                    head = float(rest)
-                except OverflowError:
-                    return math.copysign(math.inf, rest)
-                total.add(head)
-                rest -= int(head)
-            if total.special is not None:
-                return total.special
         try:
-            return math.fsum(total.partials)
+            return self.scaled / (1 << SCALE_BITS)
         except OverflowError:
-            return math.copysign(math.inf, sum(total.partials))
+            return math.copysign(math.inf, self.scaled)
 
 
 class Groups(Generic[K]):
@@ -119,48 +94,26 @@ class Groups(Generic[K]):
         elif math.isnan(best) or (value < best if self.function == "min" else value > best):
             self.best[key] = value
 
-    def add_ones(self, key: K, n: int) -> None:
-        """`add(key, 1)`, `n` times."""
+    def add_text(self, key: K, text: bytes, n: int = 1) -> bool:
+        """`add` of the value written `text` (sample text), `n` times; False if it does
+        not parse. Integers (the usual values) are summed as ints, exactly."""
         if self.function in ("count", "sum"):
             total = self.sums.get(key)
             if total is None:
                 total = self.sums[key] = ExactSum()
-            total.add_int(n)
+            if text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()):
+                total.add_int(int(text) * n)
+                return True
+        try:
+            value = float(text)
+        except ValueError:
+            return False
+        if self.function in ("count", "sum"):
+            for _ in range(n):
+                total.add(value)
         else:
-            self.add(key, 1.0)
-
-    def add_texts(self, key: K, texts: list[bytes]) -> int:
-        """`add` of each value written in `texts` (sample text); returns how many did
-        not parse. Integers (the usual values) are summed in one call."""
-        bad = 0
-        if self.function in ("count", "sum"):
-            total = self.sums.get(key)
-            if total is None:
-                total = self.sums[key] = ExactSum()
-            if b"".join(texts).isdigit():
-                total.add_int(sum(map(int, texts)))
-                return 0
-            for text in texts:
-                try:
-                    total.add_int(int(text))
-                except ValueError:
-                    try:
-                        total.add(float(text))
-                    except ValueError:
-                        bad += 1
-            return bad
-        values: list[float] = []
-        for text in texts:
-            try:
-                values.append(float(text))
-            except ValueError:
-                bad += 1
-        numbers = [v for v in values if not math.isnan(v)]
-        if numbers:
-            self.add(key, min(numbers) if self.function == "min" else max(numbers))
-        elif values:
-            self.add(key, values[0])
-        return bad
+            self.add(key, value)
+        return True
 
     def __len__(self) -> int:
         return len(self.sums) + len(self.best)
@@ -173,46 +126,38 @@ class Groups(Generic[K]):
 
 
 class Combiner:
-    """An aggregate family's partial lines, as served: fed in chunks of whole lines."""
+    """An aggregate family's partial lines, as served: fed in chunks of whole lines.
 
-    __slots__ = ("groups", "malformed")
+    Identical lines are counted first, in C, across chunks: partials repeat (a count's
+    `1`, small integers such as restarts), so the Python work of a family is per
+    distinct line, not per object. Memory is bounded by `MAX_PENDING` distinct lines,
+    after which they are combined and forgotten."""
+
+    __slots__ = ("groups", "malformed", "pending")
 
     def __init__(self, function: str) -> None:
         self.groups: Groups[bytes] = Groups(function)
         self.malformed = 0
         """Lines that were not `<name>{<labels>} <number>` (none a shard writes)."""
+        self.pending: Counter[bytes] = Counter()
 
     def feed(self, chunk: bytes) -> None:
-        lines = chunk.count(b"\n")
-        if chunk.count(b" 1\n") == lines and chunk.endswith(b"\n"):
-            # Every value is 1 (a count's partial when each object falls in one group,
-            # the usual case): the keys are counted in C. (" 1\n" can only end a line:
-            # a label value holds newlines escaped.)
-            keys = Counter(chunk.replace(b" 1\n", b"\n").split(b"\n"))
-            keys.pop(b"", None)
-            ones = self.groups.add_ones
-            for key, n in keys.items():
-                ones(key, n)
-            return
-        # The chunk's values grouped by key first (one dict operation per line), then
-        # each group's values combined at once: per line, the least Python work.
-        pending: dict[bytes, list[bytes]] = {}
-        for line in chunk.split(b"\n"):
+        self.pending.update(chunk.split(b"\n"))
+        if len(self.pending) > MAX_PENDING:
+            self._drain()
+
+    def _drain(self) -> None:
+        lines, self.pending = self.pending, Counter()
+        lines.pop(b"", None)
+        add = self.groups.add_text
+        for line, n in lines.items():
             key, _, text = line.rpartition(b" ")
-            texts = pending.get(key)
-            if texts is None:
-                pending[key] = [text]
-            else:
-                texts.append(text)
-        junk = pending.pop(b"", None)  # empty lines, and lines without a space
-        if junk:
-            self.malformed += sum(1 for text in junk if text)
-        add = self.groups.add_texts
-        for key, texts in pending.items():
-            self.malformed += add(key, texts)
+            if not key or not add(key, text, n):
+                self.malformed += n
 
     def result(self) -> bytes:
         """One line per group, in key order ("" when nothing was fed)."""
+        self._drain()
         items = self.groups.items()
         return b"".join(key + b" " + format_number(value).encode() + b"\n" for key, value in items)
 
