@@ -191,3 +191,15 @@ def test_the_fast_paths_give_what_the_general_rule_gives() -> None:
     # Integers and floats in one group: the integers' exact sum joins the floats'.
     assert combine("sum", [b"f 9007199254740993\nf 0.5\n", b"f -9007199254740992\n"]) == b"f 1.5\n"
     assert combine("sum", [b"f 1\nf x\n\nno-space\n"]) == b"f 1\n"  # malformed lines are skipped
+
+
+def test_the_configuration_guide_shows_what_render_gives_for_its_aggregation_example() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    section = text[text.index("## Aggregations") :]
+    config = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n"))]
+    shown = section[section.index("```text\n") + 8 : section.index("```\n", section.index("```text\n"))]
+    compiled = compile_config(yaml.safe_load(config))
+    assert compiled.program is not None, compiled.errors
+    objects = [doc.body for doc in read_documents(str(DATA / "objects.yaml")) if doc.body["kind"] == "Pod"]
+    rendered = render_exposition(resolve_families([compiled.program]), objects).to_bytes().decode()
+    assert [line for line in rendered.splitlines() if not line.startswith("#")] == shown.splitlines()
