@@ -1,8 +1,8 @@
 """Aggregate families at scrape time: every slot's partials, combined into the groups.
 
 An aggregate family's stored lines are partial aggregates, one set per object
-(`panopticon.aggregate`); its served series are their combination
-(`panopticon.combine`), so all of them must be read before the first line of the
+(`panopticon.render.aggregate`); its served series are their combination
+(`panopticon.render.combine`), so all of them must be read before the first line of the
 family can go out. Memory is one read batch plus one entry per group, not per object.
 
 Partitioned scrapes (`?partition=i&of=k`) split the slots, which would split a
@@ -19,8 +19,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Container
 
-from panopticon.combine import Combiner
-from panopticon.store import Store
+from panopticon.render.combine import Combiner
+from panopticon.store.contract import Store
 
 
 def home_slot(family: str, slots: int) -> int:

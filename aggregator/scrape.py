@@ -16,8 +16,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from aggregator.aggregates import combined, serves
-from panopticon.exposition import OPENMETRICS_EOF, Format
-from panopticon.store import RegistryEntry, Store
+from panopticon.render.exposition import OPENMETRICS_EOF, Format
+from panopticon.store.contract import Store
+from panopticon.store.layout import RegistryEntry
 
 
 @dataclass(slots=True)

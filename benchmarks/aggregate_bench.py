@@ -31,10 +31,10 @@ from pathlib import Path
 import redis
 
 from benchmarks.aggregator_bench import free_port, pin, scrape, start_redis, wait_http
-from panopticon.aggregatespec import Aggregation
-from panopticon.exposition import FamilyHeader
-from panopticon.expr.values import format_number
-from panopticon.store import Layout, RegistryEntry
+from panopticon.config.aggregatespec import Aggregation
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.layout import Layout, RegistryEntry
+from panopticon.text import format_number
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("Running", "Pending", "Succeeded", "Failed")

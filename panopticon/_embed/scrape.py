@@ -35,8 +35,8 @@ from prometheus_client.registry import Collector
 
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
-from panopticon.combine import Combiner
-from panopticon.exposition import OPENMETRICS_CONTENT_TYPE, OPENMETRICS_EOF, TEXT_CONTENT_TYPE
+from panopticon.render.combine import Combiner
+from panopticon.render.exposition import OPENMETRICS_CONTENT_TYPE, OPENMETRICS_EOF, TEXT_CONTENT_TYPE
 
 log = logging.getLogger("panopticon.embed")
 
@@ -162,7 +162,7 @@ class Scrape:
         for family in families:
             header = self.lines.header(family)
             if header.aggregate is not None:
-                # Partials, combined before the first line can go out (panopticon.combine).
+                # Partials, combined before the first line can go out (panopticon.render.combine).
                 combiner = Combiner(header.aggregate.function)
                 for chunk in self.lines.chunks(family):
                     combiner.feed(chunk)

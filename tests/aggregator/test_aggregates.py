@@ -7,10 +7,12 @@ from collections import Counter
 import aiohttp
 
 from aggregator.aggregates import home_slot
-from panopticon.aggregatespec import Aggregation
-from panopticon.combine import combine
-from panopticon.exposition import FamilyHeader
-from panopticon.store import Op, RegistryEntry, Store, token
+from panopticon.config.aggregatespec import Aggregation
+from panopticon.render.combine import combine
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.batch import Op
+from panopticon.store.contract import Store
+from panopticon.store.layout import RegistryEntry, token
 from tests.aggregator.test_app import fill, with_aggregator
 from tests.aggregator.test_partition import check_exposition, headers_of, sample_lines
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.combine import ExactSum, Groups, combine
-from panopticon.documents import read_documents
-from panopticon.exposition import Format
-from panopticon.expr.values import format_number
-from panopticon.families import resolve_families
-from panopticon.program import compile_config
-from panopticon.render import render_exposition
+from panopticon.config.documents import read_documents
+from panopticon.render.combine import ExactSum, Groups, combine
+from panopticon.render.exposition import Format
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import render_exposition
+from panopticon.render.program import compile_config
+from panopticon.text import format_number
 from tests.panopticon.test_program import OBJ, config, errors_of, metric
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from panopticon.families import resolve_families
-from panopticon.render import render_exposition
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import render_exposition
 from shard.configs import ConfigSet
 from tests.shard.test_cluster import scale
 from tests.support.cluster import (

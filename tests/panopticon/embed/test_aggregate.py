@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from kubesim import SimThread
 from panopticon.embed import Exporter
-from panopticon.families import resolve_families
-from panopticon.program import compile_config
-from panopticon.render import render_exposition
-from panopticon.sim import SimThread
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import render_exposition
+from panopticon.render.program import compile_config
 from tests.panopticon.embed.support import API_VERSION, CRD, KIND, eventually, memcached, scrape, served
 
 CONFIG: dict[str, Any] = {
