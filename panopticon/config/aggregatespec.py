@@ -77,8 +77,8 @@ def read_aggregate(raw: Any, where: str, error: Callable[[str, str], None]) -> A
         error(where, f"must be an object {{function, by}}, not {type_name(raw)}")
         return None
     ok = True
-    for key in sorted(k for k in raw if k not in _FIELDS):
-        error(f"{where}.{str(key)[:40]}", "unknown field (aggregate takes function and by)")
+    for key in sorted(str(k) for k in raw if k not in _FIELDS):
+        error(f"{where}.{key[:40]}", "unknown field (aggregate takes function and by)")
         ok = False
     function = raw.get("function")
     if function is None:

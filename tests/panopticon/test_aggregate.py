@@ -55,6 +55,8 @@ def counted(**fields: Any) -> dict[str, Any]:
             "metrics[0].aggregate.group: unknown field",
         ),
         ({"aggregate": "count"}, "metrics[0].aggregate: must be an object"),
+        ({"aggregate": {"function": "sum", 1: "x", "a": "y"}}, "metrics[0].aggregate.1: unknown field"),
+        ({"aggregate": {"function": ["sum"]}}, "metrics[0].aggregate.function: \"['sum']\" is not one of"),
     ],
 )
 def test_bad_aggregates_are_reported_by_field_path(fields: dict[str, Any], message: str) -> None:
@@ -203,3 +205,19 @@ def test_the_configuration_guide_shows_what_render_gives_for_its_aggregation_exa
     objects = [doc.body for doc in read_documents(str(DATA / "objects.yaml")) if doc.body["kind"] == "Pod"]
     rendered = render_exposition(resolve_families([compiled.program]), objects).to_bytes().decode()
     assert [line for line in rendered.splitlines() if not line.startswith("#")] == shown.splitlines()
+
+
+def test_hostile_label_values_stay_whole_through_partials_and_combine() -> None:
+    m = counted(aggregate={"function": "count", "by": ["phase"]})
+    compiled = compile_config(config(m))
+    assert compiled.program is not None, compiled.errors
+    texts = []
+    for phase in ['a",phase="b', "x} 7\ny", "back\\slash 1", 'a",phase="b']:
+        obj = dict(OBJ, status={"phase": phase})
+        texts.append(compiled.program.render(obj).families["kubedb_com_mongodb_n"].encode())
+    served = combine("count", texts).decode()
+    assert served == (
+        'kubedb_com_mongodb_n{phase="a\\",phase=\\"b"} 2\n'
+        'kubedb_com_mongodb_n{phase="back\\\\slash 1"} 1\n'
+        'kubedb_com_mongodb_n{phase="x} 7\\ny"} 1\n'
+    )
