@@ -17,9 +17,9 @@ from panopticon.render.families import resolve_families
 from panopticon.render.offline import render_exposition
 from panopticon.render.program import compile_config
 from panopticon.text import format_number
-from tests.panopticon.test_program import OBJ, config, errors_of, metric
+from tests.panopticon.render.test_program import OBJ, config, errors_of, metric
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data" / "aggregate"
 GOLDEN = ROOT / "tests" / "golden" / "aggregate" / "pods.prom"
 PHASE = {"key": "phase", "valuePath": ".status.phase"}
