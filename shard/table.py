@@ -23,6 +23,7 @@ from typing import Any
 
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
+from panopticon.kube.view import Seen
 from panopticon.render.exposition import encode
 from panopticon.render.program import Program, RenderError
 from panopticon.sharding.buckets import BucketSpace, ShardFilter
@@ -328,11 +329,11 @@ class TableView:
             return None
         return Event("MODIFIED", obj, uid, rv)
 
-    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None:
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: Seen) -> Event | None:
         seen.add(uid)
         return self.apply("ADDED", obj, uid, rv)
 
-    def vanished(self, seen: set[str]) -> list[Event]:
+    def vanished(self, seen: Seen) -> list[Event]:
         ref = self.resource
         return [
             Event(
