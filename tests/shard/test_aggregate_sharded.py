@@ -108,11 +108,11 @@ def offline(sim: SimProcess) -> dict[str, list[str]]:
     for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
         configs.upsert(body)
     objects = []
-    for api_version, kind in configs.programs_by_target():
-        found = _resource(sim, api_version, kind)
+    for target in configs.programs_by_target():
+        found = _resource(sim, target.api_version, target.kind)
         assert found is not None
         for obj in _get(sim, found[0])["items"]:
-            objects.append({**obj, "apiVersion": api_version, "kind": kind})
+            objects.append({**obj, "apiVersion": target.api_version, "kind": target.kind})
     resolution = resolve_families(configs.resolution.programs.values())
     expo = render_exposition(resolution, objects)
     return {
