@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from panopticon.config.aggregatespec import AggregateSpec, read_metric_aggregate
 from panopticon.config.eachspec import EachSpec, read_each, read_flag
 from panopticon.config.findings import FieldReader, Finding, type_name
 from panopticon.config.limitspec import read_limits
@@ -96,6 +97,8 @@ class MetricSpec:
     where: str
     each: EachSpec | None = None
     """kube-state-metrics' generator form (an extension; see panopticon.config.eachspec)."""
+    aggregate: AggregateSpec | None = None
+    """`aggregate` (an extension): one series per group of label values (panopticon.render.aggregate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +337,7 @@ def _metric(r: FieldReader, raw: Any, where: str) -> MetricSpec | None:
         value = None
     if not states and value is None and "each" not in item:
         r.error(where, "needs metricValue (value, valueFromPath or valueFromExpression) or states")
+    aggregate = read_metric_aggregate(item, where, r.error)
     if name is None or help_text is None or mtype is None or ("each" in item and each is None):
         return None
     return MetricSpec(
@@ -349,6 +353,7 @@ def _metric(r: FieldReader, raw: Any, where: str) -> MetricSpec | None:
         value=value,
         where=where,
         each=each,
+        aggregate=aggregate,
     )
 
 

@@ -3,7 +3,10 @@
 This is the offline path (`panopticon render`) and the reference the distributed
 path is tested against: the shards render the same programs per object and the
 aggregator concatenates the same per-family bytes. Families come out in name order,
-each once, header first; families without any series are left out.
+each once, header first; families without any series are left out. An aggregate
+family's lines are per-object partials, kept as such in `Exposition.lines` (what the
+shards store) and combined into the served groups by `served` (`panopticon.render.combine`,
+as the aggregator does).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from panopticon.render.combine import combine
 from panopticon.render.exposition import OPENMETRICS_EOF, Format, encode
 from panopticon.render.families import Family, Resolution
 from panopticon.render.limits import LimitCount, OrderKey, effective_cap, keep_objects
@@ -43,16 +47,28 @@ class Exposition:
     not written (`panopticon.render.limits`)."""
 
     def series_count(self) -> int:
-        return sum(chunk.count("\n") for chunks in self.lines.values() for chunk in chunks)
+        return sum(
+            self.served(name).count(b"\n")
+            if self.families[name].header.aggregate
+            else sum(chunk.count("\n") for chunk in chunks)
+            for name, chunks in self.lines.items()
+        )
+
+    def served(self, name: str) -> bytes:
+        """Family `name`'s lines as served: its objects' lines, or for an aggregate
+        family its groups (the objects' partials combined)."""
+        text = encode("".join(self.lines.get(name, ())))
+        aggregation = self.families[name].header.aggregate
+        return combine(aggregation.function, [text]) if aggregation and text else text
 
     def to_bytes(self, fmt: Format = Format.TEXT) -> bytes:
         out: list[bytes] = []
         for name in sorted(self.lines):
-            chunks = self.lines[name]
-            if not chunks:
+            text = self.served(name)
+            if not text:
                 continue
             out.append(self.families[name].header.render(fmt))
-            out.append(encode("".join(chunks)))
+            out.append(text)
         if fmt is Format.OPENMETRICS:
             out.append(OPENMETRICS_EOF)
         return b"".join(out)
