@@ -21,6 +21,7 @@ from typing import Any
 
 from panopticon.eachspec import EachSpec, read_each, read_flag
 from panopticon.findings import FieldReader, Finding, type_name
+from panopticon.joinspec import JoinSource, read_source
 from panopticon.scopespec import FilterSpec, SelectorSpec, read_filter, read_selector
 from panopticon.valuemapspec import read_value_map
 
@@ -45,6 +46,8 @@ class LabelSpec:
     value: str | None
     value_path: str | None
     where: str
+    source: JoinSource | None = None
+    """`from` (an extension, panopticon.joinspec): the related object `value_path` is read on."""
 
     @property
     def is_map(self) -> bool:
@@ -227,7 +230,23 @@ def _label(r: FieldReader, raw: Any, where: str) -> LabelSpec | None:
     if value is not None and path:
         r.warn(f"{where}.valuePath", "ignored: value takes precedence")
         path = None
-    return LabelSpec(key, value, path, where) if key is not None else None
+    ok, source = _label_source(r, item, where, path)
+    if not ok:
+        return None
+    return LabelSpec(key, value, path, where, source) if key is not None else None
+
+
+def _label_source(
+    r: FieldReader, item: dict[str, Any], where: str, path: str | None
+) -> tuple[bool, JoinSource | None]:
+    """A label's `from`: (valid, source); (True, None) when absent."""
+    if "from" not in item:
+        return True, None
+    source = read_source(item["from"], f"{where}.from", r.error)
+    if source is not None and not path:
+        r.error(f"{where}.from", "needs valuePath: it is read on the related object")
+        source = None
+    return source is not None, source
 
 
 def _param(r: FieldReader, raw: Any, where: str) -> ParamSpec | None:

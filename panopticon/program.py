@@ -35,6 +35,7 @@ from panopticon.expr.values import numeric_or_none
 from panopticon.fanout import FanOut
 from panopticon.findings import Finding
 from panopticon.isolation import fault_text
+from panopticon.joins import JoinPlan, Related, joined_label_path
 from panopticon.model import (
     METRIC_NAME,
     ConfigSpec,
@@ -107,6 +108,8 @@ class Program:
     """Whether series carry the object's name and namespace (`spec.defaultLabels`)."""
     gate: Gate | None = field(default=None, repr=False, compare=False)
     """`spec.selector` and `spec.filter`: objects outside them render nothing."""
+    joins: JoinPlan | None = field(default=None, repr=False, compare=False)
+    """The related objects joined labels (`from`) read; None when there are none."""
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -120,13 +123,20 @@ class Program:
         kept = tuple(m for m in self.metrics if m.name not in families)
         return replace(self, metrics=kept, families=tuple(m.header for m in kept))
 
-    def render(self, obj: Any, *, namespaced: bool | None = None) -> RenderOutput:
+    def render(
+        self, obj: Any, *, namespaced: bool | None = None, related: Related | None = None
+    ) -> RenderOutput:
         """Render every metric for one object. Never raises (the isolation boundary,
         `panopticon.isolation`): an unexpected exception costs the series of the metric
-        it came from, and is reported as a `RenderError` marked as a fault."""
+        it came from, and is reported as a `RenderError` marked as a fault.
+
+        `related` looks up the records of joined labels (panopticon.joins); without it
+        they are missing (left out)."""
         errors: list[RenderError] = []
         base = ""
         try:  # A try costs nothing in CPython 3.11+ until something raises.
+            if self.joins is not None:
+                obj = self.joins.view(obj, related)
             if self.gate is not None and not self.gate(obj, errors):
                 return RenderOutput({}, errors)
             meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
@@ -208,6 +218,7 @@ class _ConfigCompiler:
         self.kind_label = target.kind.lower()
         self.schemas = schemas
         self.schema_root = schemas.lookup(target.api_version, target.kind) if schemas else None
+        self.joins = JoinPlan()
 
     def error(self, where: str, message: str) -> None:
         self.findings.append(Finding(where, message, "error"))
@@ -263,6 +274,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            joins=self.joins if self.joins.sources else None,
         )
 
     def compile_each(self, reserved: frozenset[str]) -> Program:
@@ -273,6 +285,12 @@ class _ConfigCompiler:
             if not METRIC_NAME.fullmatch(name):
                 self.error(f"{m.where}.name", f"{name!r} is not a valid Prometheus metric name")
             names.append(name)
+        for label in [
+            *self.spec.common_labels,
+            *(x for m in self.spec.metrics if m.each for x in m.each.labels),
+        ]:
+            if label.source is not None:
+                self.error(f"{label.where}.from", "joins are not supported in configs whose metrics use each")
         metrics = compile_each_metrics(
             self.spec, names, reserved=reserved, path=self.path, findings=self.findings
         )
@@ -301,6 +319,11 @@ class _ConfigCompiler:
             taken[lbl.key] = f"set by {lbl.where}"
             if lbl.value is not None:
                 parts.append(label_pair(lbl.key, lbl.value))
+                continue
+            if lbl.source is not None:
+                joined = joined_label_path(lbl, self.target, self.joins, self.error)
+                if joined is not None:
+                    parts.append((lbl.key, joined))
                 continue
             path = self.scoped_path(lbl.value_path or "", f"{lbl.where}.valuePath", fanout)
             if path is not None:
