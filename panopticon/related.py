@@ -142,8 +142,8 @@ class RelatedIndex:
         if kind is None:
             return None
         paths = self.needs.paths.get(kind)
-        if paths is None and not self.needs.owners:
-            return None
+        if paths is None and not (self.needs.owners and (self.complete or kind in self.watched)):
+            return None  # a kind no join reads and no owner chain passes through
         name, namespace = _text(meta.get("name")), _text(meta.get("namespace"))
         record = None if paths is None else _project(obj, paths)
         ref = controller_ref(obj) if self.needs.owners else None

@@ -4,6 +4,11 @@ This is the offline path (`panopticon render`) and the reference the distributed
 path is tested against: the shards render the same programs per object and the
 aggregator concatenates the same per-family bytes. Families come out in name order,
 each once, header first; families without any series are left out.
+
+Joined labels (`from`, panopticon.joins) read the related objects among the input:
+when a program joins, every object given is also fed to a `RelatedIndex` first (a
+Namespace, Node, ReplicaSet or Deployment document is as much a related object as a
+rendered one), so the offline render needs no cluster to resolve joins.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from panopticon.exposition import OPENMETRICS_EOF, Format, encode
 from panopticon.families import Family, Resolution
 from panopticon.program import Program, RenderError
+from panopticon.related import Needs, RelatedIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,13 @@ def render_exposition(resolution: Resolution, objects: Iterable[Any]) -> Exposit
     targets: dict[tuple[str, str], list[Program]] = {}
     for program in resolution.programs.values():
         targets.setdefault((program.target.group, program.target.kind), []).append(program)
+    related: RelatedIndex | None = None
+    needs = Needs.of(program.joins for program in resolution.programs.values())
+    if needs.paths:
+        objects = list(objects)
+        related = RelatedIndex(needs, complete=True)
+        for obj in objects:
+            related.apply("ADDED", obj)
     seen: set[tuple[str, str]] = set()
     lines, errors = expo.lines, expo.errors
     rendered = 0
@@ -91,7 +104,7 @@ def render_exposition(resolution: Resolution, objects: Iterable[Any]) -> Exposit
         seen.add(identity)
         for program in matching:
             rendered += 1
-            output = program.render(obj)
+            output = program.render(obj, related=related)
             for family, text in output.families.items():
                 chunks = lines.get(family)
                 if chunks is None:
