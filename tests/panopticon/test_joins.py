@@ -36,8 +36,16 @@ def with_label(label: dict[str, Any], kind: str = "Pod", api_version: str = "v1"
 
 def test_the_offline_render_joins_on_the_related_documents_of_its_input() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "panopticon", "render", "-c", str(GOLDEN / "pods-config.yaml")]
-        + ["-o", str(GOLDEN / "cluster.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "panopticon",
+            "render",
+            "-c",
+            str(GOLDEN / "pods-config.yaml"),
+            "-o",
+            str(GOLDEN / "cluster.yaml"),
+        ],
         capture_output=True,
         check=False,
     )
