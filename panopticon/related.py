@@ -45,6 +45,8 @@ class Needs:
     paths: dict[GroupKind, dict[str, Getter]] = field(default_factory=dict)
     owners: bool = False
     """Whether any program joins an owner (links must be kept, chains walked)."""
+    versions: dict[GroupKind, str] = field(default_factory=dict)
+    """An apiVersion to watch each related kind at."""
 
     @classmethod
     def of(cls, plans: Iterable[JoinPlan | None]) -> Needs:
@@ -54,6 +56,7 @@ class Needs:
                 continue
             for source, paths in zip(plan.sources, plan.paths, strict=True):
                 needs.paths.setdefault(source.related_kind, {}).update(paths)
+                needs.versions[source.related_kind] = source.api_version or "v1"
                 needs.owners = needs.owners or source.relation == "owner"
         return needs
 
@@ -117,7 +120,9 @@ class RelatedIndex:
         self._entries: dict[str, _Entry] = {}
         self._names: dict[GroupKind, dict[str, str]] = {NAMESPACE: {}, NODE: {}}
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """Related objects kept (a property, not __len__: an empty index is still an index)."""
         return len(self._entries)
 
     def apply(self, etype: str, obj: Any, uid: str = "") -> Dirty | None:

@@ -160,11 +160,16 @@ async def run_worker(
             metrics.kube.track(f"{resource.api_version}/{resource.kind}", reflector.stats)
             return reflector
 
+        def scoped(resource: ResourceRef, namespace: str, field_selector: str) -> Reflector:
+            # One LIST of a scope whose related objects changed (shard.joined): untracked.
+            return Reflector(client, resource, namespace=namespace, field_selector=field_selector)
+
         worker = Worker(
             settings,
             store=store,
             discovery=discovery,
             make_source=make,
+            make_scoped=scoped,
             status=None if args.no_status else StatusWriter(client),
             metrics=metrics,
             health=health,

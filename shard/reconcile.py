@@ -123,6 +123,7 @@ class ConfigReconcile(WorkerState):
                 for (api_version, kind), programs in self.configs.programs_by_target().items()
             }
             shard_filter = self._filter()
+            self.related.configure(p for programs in desired.values() for p in programs)
             for key, programs in desired.items():
                 target = self.targets.get(key)
                 if target is None:
@@ -144,6 +145,8 @@ class ConfigReconcile(WorkerState):
                         owns=self._owns,
                         relieve=self.relieve,
                         errors=self.configs.errors,
+                        related=self.related,
+                        make_scoped=self.make_scoped,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import Discovery
+from panopticon.related import Dirty
+from panopticon.relatedwatch import RelatedWatch
 from panopticon.ring import Ring
 from panopticon.store import Store
 from shard.configs import ConfigSet
@@ -20,7 +22,7 @@ from shard.lastvalid import LastValid
 from shard.membership import RingSpec
 from shard.resolution import KindResolution
 from shard.status import StatusWriter
-from shard.targets import Source, SourceFactory, Target, TargetKey
+from shard.targets import ScopedFactory, Source, SourceFactory, Target, TargetKey
 from shard.telemetry import Health, ShardMetrics
 from shard.writer import Ownership, WriteQueue
 
@@ -74,11 +76,16 @@ class WorkerState:
         metrics: ShardMetrics,
         health: Health,
         ring_source: Source | None = None,
+        make_scoped: ScopedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.discovery = discovery
         self.make_source = make_source
+        self.make_scoped = make_scoped
+        """One-shot LISTs of a scope: joined objects rendered again (shard.joined)."""
+        self.related = RelatedWatch(discovery, lambda r: make_source(r, None, None), self._rerender_joined)
+        """Namespaces, Nodes and owners that joined labels read (panopticon.relatedwatch)."""
         self.status = status
         self.metrics = metrics
         self.health = health
@@ -169,4 +176,7 @@ class WorkerState:
         raise NotImplementedError
 
     def _restart_targets(self) -> None:
+        raise NotImplementedError
+
+    async def _rerender_joined(self, dirty: set[Dirty]) -> None:
         raise NotImplementedError

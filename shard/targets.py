@@ -11,14 +11,16 @@ happened while nobody watched are never lost (invariant 4).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from panopticon.buckets import ShardFilter
 from panopticon.isolation import ErrorLog, object_name
+from panopticon.joins import Related
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import ObjectView
@@ -54,6 +56,16 @@ SourceFactory = Callable[[ResourceRef, ShardFilter | None, ObjectView | None], S
 the record of what the consumer holds, used instead of the source keeping its own."""
 
 
+class OneShot(Protocol):
+    """A LIST of a scope (namespace, field selector): its events up to SYNCED are used."""
+
+    def events(self) -> AsyncGenerator[Event, None]: ...
+
+
+ScopedFactory = Callable[[ResourceRef, str, str], OneShot]
+"""(resource, namespace, fieldSelector): a source whose first sync lists that scope."""
+
+
 @dataclass(frozen=True, slots=True)
 class TargetKey:
     api_version: str
@@ -76,12 +88,16 @@ class Target:
         owns: Callable[[int], bool],
         relieve: Callable[[], Awaitable[None]] | None = None,
         errors: ErrorLog | None = None,
+        related: Related | None = None,
+        make_scoped: ScopedFactory | None = None,
     ) -> None:
         self.key = key
         self.errors = errors if errors is not None else ErrorLog()
         """Render errors by config (the configs' status quotes them); faults logged here."""
         self.resource = resource
         self.table = KindTable(programs, queue.layout.space, namespaced=resource.namespaced)
+        self.table.related = related
+        self.make_scoped = make_scoped
         self.queue = queue
         self.metrics = metrics
         self.make_source = make_source
@@ -222,6 +238,35 @@ class Target:
             self._count_errors(rendered.errors, obj)
         if rendered.changed:
             self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
+
+    async def rerender(self, namespace: str, field_selector: str) -> int:
+        """Render again the owned objects a LIST of the scope returns (their related
+        objects changed; no event of theirs says so); return how many changed."""
+        if self.make_scoped is None:
+            return 0
+        changed = 0
+        turn = time.monotonic()
+        source = self.make_scoped(self.resource, namespace, field_selector)
+        async with contextlib.aclosing(source.events()) as events:
+            async for event in events:
+                if event.type == "SYNCED":
+                    break
+                if event.type == "DELETED" or event.obj is None:
+                    continue
+                bucket = self.table.refreshable(event.uid, event.rv)
+                if bucket is None or not self.owns(bucket):
+                    continue
+                now = time.monotonic()
+                rendered = self.table.apply("MODIFIED", event.obj, event.uid, bucket, event.rv)
+                if rendered.errors:
+                    self._count_errors(rendered.errors, event.obj)
+                if rendered.changed:
+                    changed += 1
+                    self.queue.add_object(rendered.bucket, event.uid, rendered.sets, rendered.dels, at=now)
+                if now - turn > YIELD_AFTER:
+                    turn = now
+                    await asyncio.sleep(0)
+        return changed
 
     def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
         """Count an object's failed series (by config and family; faults by config too)

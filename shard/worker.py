@@ -34,6 +34,7 @@ from panopticon.errors import StoreError
 from panopticon.isolation import ErrorTally, merge_tallies
 from shard.collection import Collection
 from shard.flushing import Flushing, logged
+from shard.joined import JoinedRender
 from shard.ownershiploops import OwnershipLoops
 from shard.reconcile import ConfigReconcile
 from shard.recovery import Recovery
@@ -42,11 +43,11 @@ from shard.targets import TargetKey
 log = logging.getLogger("panopticon.shard")
 
 
-class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery):
+class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, JoinedRender):
     """`run()` and the status loop; the shared state is `shard.state.WorkerState`,
     and each other long-running loop lives in its own module, as a mixin:
     `shard/reconcile.py`, `shard/ownershiploops.py`, `shard/flushing.py`,
-    `shard/collection.py`, `shard/recovery.py`."""
+    `shard/collection.py`, `shard/recovery.py`, `shard/joined.py`."""
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -62,6 +63,7 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery):
         except* _Stop:
             pass
         finally:
+            self.related.stop()
             for target in self.targets.values():
                 await target.wait_stopped()
             if self._flush_tasks:
@@ -83,6 +85,7 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery):
             ("sync", self._sync_loop),
             ("status", self._status_loop),
             ("retired", self._retired_loop),
+            ("related", self.related.run),
         ]
 
     async def _status_loop(self) -> None:

@@ -131,7 +131,7 @@ def test_a_related_change_is_dirty_only_when_a_joined_value_changes() -> None:
     # Kinds nobody joins are not kept.
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "uid": "c-1"}}
     assert index.apply("ADDED", config_map) is None
-    assert len(index) == 1
+    assert index.size == 1
 
 
 def owned(kind: str, uid: str, owner: tuple[str, str] | None, api_version: str = "apps/v1") -> dict[str, Any]:
