@@ -23,9 +23,9 @@ from typing import Any
 
 from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.exposition import encode
+from panopticon.joins import Related
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
-from panopticon.joins import Related
 from panopticon.program import Program, RenderError
 from panopticon.store import Op
 
