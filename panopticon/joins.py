@@ -17,7 +17,7 @@ out, like a missing path, and the series stays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,7 +39,7 @@ Record = dict[str, Any]
 class Related(Protocol):
     """Where related objects are looked up (`panopticon.related.RelatedIndex`)."""
 
-    def record(self, source: JoinSource, obj: Any) -> Record | None: ...
+    def records(self, sources: Sequence[JoinSource], obj: Any) -> list[Record | None]: ...
 
 
 def joined_getter(slot: int, text: str) -> Getter:
@@ -83,7 +83,7 @@ class JoinPlan:
         if related is None:
             view[JOINS_KEY] = [None] * len(self.sources)
         else:
-            view[JOINS_KEY] = [related.record(source, obj) for source in self.sources]
+            view[JOINS_KEY] = related.records(self.sources, obj)
         return view
 
 

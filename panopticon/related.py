@@ -21,7 +21,7 @@ it (the shard does) and render the dependents again once it has synced.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +91,9 @@ def group_kind(obj: dict[str, Any]) -> GroupKind | None:
     return (sys.intern(api_version.rpartition("/")[0]), sys.intern(kind))
 
 
-def controller_ref(obj: Any) -> Ref | None:
-    """The object's controller ownerReference, as (group, kind, uid, apiVersion)."""
+def controller_ref(obj: Any, *, keep: bool = True) -> Ref | None:
+    """The object's controller ownerReference, as (group, kind, uid, apiVersion); its
+    strings interned when it is to be kept (`keep`: one copy per kind, not per object)."""
     meta = obj.get("metadata") if type(obj) is dict else None
     refs = meta.get("ownerReferences") if type(meta) is dict else None
     if type(refs) is not list:
@@ -101,8 +102,10 @@ def controller_ref(obj: Any) -> Ref | None:
         if type(ref) is dict and ref.get("controller") is True:
             api_version, kind, uid = ref.get("apiVersion"), ref.get("kind"), ref.get("uid")
             if isinstance(api_version, str) and isinstance(kind, str) and isinstance(uid, str) and uid:
-                group = sys.intern(api_version.rpartition("/")[0])
-                return (group, sys.intern(kind), uid, sys.intern(api_version))
+                group = api_version.rpartition("/")[0]
+                if not keep:
+                    return (group, kind, uid, api_version)
+                return (sys.intern(group), sys.intern(kind), uid, sys.intern(api_version))
     return None
 
 
@@ -163,22 +166,34 @@ class RelatedIndex:
 
     def record(self, source: JoinSource, obj: Any) -> Record | None:
         """The record of `obj`'s related object `source`; None when there is none (yet)."""
+        return self.records((source,), obj)[0]
+
+    def records(self, sources: Sequence[JoinSource], obj: Any) -> list[Record | None]:
+        """The records of `obj`'s related objects `sources` (the render's hot path: the
+        object's metadata and controller reference are read once for all of them)."""
         meta = obj.get("metadata") if type(obj) is dict else None
         if type(meta) is not dict:
-            return None
-        if source.relation == "namespace":
-            return self._by_name(NAMESPACE, meta.get("namespace"))
-        if source.relation == "node":
-            spec = obj.get("spec")
-            return self._by_name(NODE, spec.get("nodeName") if type(spec) is dict else None)
-        return self._owner(controller_ref(obj), source.related_kind)
-
-    def _by_name(self, kind: GroupKind, name: Any) -> Record | None:
-        if not isinstance(name, str) or not name:
-            return None
-        uid = self._names[kind].get(name)
-        entry = self._entries.get(uid) if uid is not None else None
-        return entry.record if entry is not None else None
+            return [None] * len(sources)
+        out: list[Record | None] = []
+        ref: Ref | bool | None = False
+        entries = self._entries
+        for source in sources:
+            relation = source.relation
+            if relation == "namespace":
+                name = meta.get("namespace")
+                uid = self._names[NAMESPACE].get(name) if type(name) is str else None
+            elif relation == "node":
+                spec = obj.get("spec")
+                name = spec.get("nodeName") if type(spec) is dict else None
+                uid = self._names[NODE].get(name) if type(name) is str else None
+            else:
+                if ref is False:
+                    ref = controller_ref(obj, keep=False)
+                out.append(self._owner(ref, source.related_kind))  # type: ignore[arg-type]
+                continue
+            entry = entries.get(uid) if uid is not None else None
+            out.append(entry.record if entry is not None else None)
+        return out
 
     def _owner(self, ref: Ref | None, wanted: GroupKind) -> Record | None:
         for _ in range(MAX_CHAIN):

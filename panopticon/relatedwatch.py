@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from panopticon.errors import PanopticonError
@@ -66,9 +66,9 @@ class RelatedWatch:
         self._wake = asyncio.Event()
         self.synced: set[tuple[str, str]] = set()
 
-    def record(self, source: JoinSource, obj: object) -> Record | None:
+    def records(self, sources: Sequence[JoinSource], obj: object) -> list[Record | None]:
         """The `Related` lookup renders use (the current index)."""
-        return self.index.record(source, obj)
+        return self.index.records(sources, obj)
 
     @property
     def active(self) -> bool:
