@@ -196,3 +196,10 @@ def test_the_crd_schema_admits_the_joins_and_refuses_an_unknown_from() -> None:
     common = copy.deepcopy(CONFIG)
     common["spec"]["commonLabels"] = [{"key": "team", "valuePath": ".a", "from": "namespaces"}]
     assert any("does not match" in e.message for e in validator.iter_errors(common))
+
+
+def test_the_configuration_guide_shows_the_golden_config_and_its_render() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    config = (GOLDEN / "pods-config.yaml").read_text().split("\n", 1)[1]
+    assert config in text
+    assert (GOLDEN / "cluster.prom").read_text() in text
