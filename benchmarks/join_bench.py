@@ -1,7 +1,7 @@
 """Joined labels (`from`, issue 17): render throughput with joins vs without, and
 memory per joined object, in the same run.
 
-Objects: the simulator's native workload (panopticon.sim.natives: Namespaces, Nodes,
+Objects: the simulator's native workload (kubesim.natives: Namespaces, Nodes,
 Deployments, their ReplicaSets and Pods with controller ownerReferences, spec.nodeName);
 each Namespace gets a `team` label and each Node a zone label, so every join resolves.
 
@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from panopticon.program import Program, compile_config
-from panopticon.related import Needs, RelatedIndex
-from panopticon.sim.natives import WorkloadSpec, native_objects
+from kubesim.natives import WorkloadSpec, native_objects
+from panopticon.render.program import Program, compile_config
+from panopticon.render.related import Needs, RelatedIndex
 
 ZONE = "topology.kubernetes.io/zone"
 LABELS = [

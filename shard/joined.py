@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from panopticon.related import Dirty
-from panopticon.relatedwatch import relations, scopes
+from panopticon.kube.relatedwatch import relations, scopes
+from panopticon.render.related import Dirty
 from shard.state import WorkerState
 
 log = logging.getLogger("panopticon.shard")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import Discovery
-from panopticon.related import Dirty
-from panopticon.relatedwatch import RelatedWatch
-from panopticon.ring import Ring
-from panopticon.store import Store
+from panopticon.kube.relatedwatch import RelatedWatch
+from panopticon.render.related import Dirty
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.sharding.ring import Ring
+from panopticon.store.contract import Store
 from shard.configs import ConfigSet
 from shard.lastvalid import LastValid
 from shard.membership import RingSpec
@@ -85,7 +85,7 @@ class WorkerState:
         self.make_scoped = make_scoped
         """One-shot LISTs of a scope: joined objects rendered again (shard.joined)."""
         self.related = RelatedWatch(discovery, lambda r: make_source(r, None, None), self._rerender_joined)
-        """Namespaces, Nodes and owners that joined labels read (panopticon.relatedwatch)."""
+        """Namespaces, Nodes and owners that joined labels read (panopticon.kube.relatedwatch)."""
         self.status = status
         self.metrics = metrics
         self.health = health

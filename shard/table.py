@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from panopticon.buckets import BucketSpace, ShardFilter
-from panopticon.exposition import encode
-from panopticon.joins import Related
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
-from panopticon.program import Program, RenderError
-from panopticon.store import Op
+from panopticon.render.exposition import encode
+from panopticon.render.joins import Related
+from panopticon.render.program import Program, RenderError
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
+from panopticon.store.batch import Op
 
 DIGEST_BITS = 64
 DIGEST_MASK = (1 << DIGEST_BITS) - 1
@@ -86,7 +86,7 @@ class KindTable:
         self._state: dict[str, int] = {}
         self._masks: dict[tuple[str, ...], int] = {}
         self.related: Related | None = None
-        """Where joined labels' related objects are looked up (panopticon.relatedwatch)."""
+        """Where joined labels' related objects are looked up (panopticon.kube.relatedwatch)."""
         for program in self.programs:
             for header in program.families:
                 self._bit(header.name)

@@ -18,13 +18,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from panopticon.buckets import ShardFilter
-from panopticon.isolation import ErrorLog, object_name
-from panopticon.joins import Related
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import ObjectView
-from panopticon.program import Program, RenderError
+from panopticon.render.isolation import ErrorLog, object_name
+from panopticon.render.joins import Related
+from panopticon.render.program import Program, RenderError
+from panopticon.sharding.buckets import ShardFilter
 from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue

@@ -1,7 +1,7 @@
 """Joined labels in the library: the related watch of the exporter's kinds.
 
 As in a shard (`shard/joined.py`): the related kinds the configs join are watched
-in full (`panopticon.relatedwatch`), and a change of a joined value renders the held
+in full (`panopticon.kube.relatedwatch`), and a change of a joined value renders the held
 objects of its scope again from a one-shot LIST (the library keeps no objects either).
 """
 
@@ -13,8 +13,8 @@ from panopticon._embed.kinds import WatchedKind
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.reflector import Reflector
-from panopticon.related import Dirty
-from panopticon.relatedwatch import RelatedWatch, relations, scopes
+from panopticon.kube.relatedwatch import RelatedWatch, relations, scopes
+from panopticon.render.related import Dirty
 
 
 def related_watch(kinds: Sequence[WatchedKind], client: KubeClient, discovery: Discovery) -> RelatedWatch:

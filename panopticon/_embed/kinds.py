@@ -24,16 +24,16 @@ from typing import Any
 from panopticon._embed.generators import BoundGenerator, Generator
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
-from panopticon.exposition import encode
-from panopticon.joins import Related
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.errors import KubeError, UnknownKindError
 from panopticon.kube.events import Event, compact_rv
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import View
-from panopticon.program import Program, RenderError
-from panopticon.render import object_ref
+from panopticon.render.exposition import encode
+from panopticon.render.joins import Related
+from panopticon.render.offline import object_ref
+from panopticon.render.program import Program, RenderError
 
 log = logging.getLogger("panopticon.embed")
 
@@ -72,7 +72,7 @@ class WatchedKind:
         self.namespaces = tuple(namespaces) or ("",)
         self.store = lines.kind()
         self.related: Related | None = None
-        """Where joined labels' related objects are looked up (panopticon.relatedwatch)."""
+        """Where joined labels' related objects are looked up (panopticon.kube.relatedwatch)."""
         for program in self.programs:
             for header in program.families:
                 self.store.index(header.name)
@@ -198,7 +198,7 @@ class WatchedKind:
 
     async def rerender(self, client: KubeClient, namespace: str, field_selector: str) -> None:
         """Render again the held objects a LIST of the scope returns: their related objects
-        changed (panopticon.relatedwatch). A listed copy older than the one held (the
+        changed (panopticon.kube.relatedwatch). A listed copy older than the one held (the
         watch delivered a newer one meanwhile) is skipped."""
         if self.resource is None:
             return

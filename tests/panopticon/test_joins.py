@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.joinspec import JoinSource
-from panopticon.program import Program, compile_config
-from panopticon.related import Dirty, Needs, RelatedIndex
+from panopticon.config.joinspec import JoinSource
+from panopticon.render.program import Program, compile_config
+from panopticon.render.related import Dirty, Needs, RelatedIndex
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "joins"
 CONFIG = yaml.safe_load((GOLDEN / "pods-config.yaml").read_text())

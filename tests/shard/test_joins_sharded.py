@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.shard.test_target_crd import eventually
 from tests.support.cluster import NAMESPACE, ShardProcess, expected_lines, statefulset, stored_lines
 from tests.support.redis_server import RedisServer

@@ -24,11 +24,11 @@ from typing import Any
 
 import orjson
 
-from panopticon.program import Program
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.related import Needs, RelatedIndex
-from panopticon.sim import SimProcess
-from panopticon.store import Layout
+from kubesim import SimProcess
+from panopticon.render.program import Program
+from panopticon.render.related import Needs, RelatedIndex
+from panopticon.store.layout import Layout
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from shard.configs import ConfigSet
 from tests.support.redis_server import free_port
 

@@ -10,8 +10,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from kubesim import SimThread
 from panopticon.embed import Exporter
-from panopticon.sim import SimThread
 from tests.panopticon.embed.support import eventually, samples, scrape, served
 from tests.shard.test_joins_sharded import CONFIG, pod, related
 
