@@ -132,6 +132,8 @@ class ConfigSpec:
     """`spec.selector` (an extension): a LabelSelector on the target objects."""
     filter: FilterSpec | None = None
     """`spec.filter` (an extension): an expression an object must make true."""
+    namespace_selector: SelectorSpec | None = None
+    """`spec.namespaceSelector` (an extension): a LabelSelector on the object's Namespace."""
 
 
 def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
@@ -171,7 +173,8 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     object_filter = read_filter(
         spec.get("filter"), "spec.filter", r.error, lambda raw, at: _param(r, raw, at)
     )
-    for planned in ("namespaceSelector", "limits"):
+    namespace_selector = read_selector(spec.get("namespaceSelector"), "spec.namespaceSelector", r.error)
+    for planned in ("limits",):
         if planned in spec:
             r.error(f"spec.{planned}", "is not supported by this version of Panopticon")
     config = ConfigSpec(
@@ -185,6 +188,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         default_labels=default_labels,
         selector=selector,
         filter=object_filter,
+        namespace_selector=namespace_selector,
     )
     return config, r.findings
 

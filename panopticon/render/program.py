@@ -45,7 +45,7 @@ from panopticon.render.isolation import fault_text
 from panopticon.render.joins import JoinPlan, Related, joined_label_path
 from panopticon.render.paths import Path, compile_path
 from panopticon.render.schema import SchemaIndex, check_path
-from panopticon.render.scope import Gate, compile_filter, gate_of
+from panopticon.render.scope import Gate, compile_filter, gate_of, namespace_gate
 from panopticon.render.shapes.fanout import FanOut
 from panopticon.render.shapes.metrics import (
     MAX_LABEL_VALUE,
@@ -240,7 +240,7 @@ class _ConfigCompiler:
         keep = None
         if self.spec.filter is not None:
             keep = compile_filter(self.spec.filter, self.path, self.error)
-        return gate_of(self.spec.selector, keep)
+        return gate_of(self.spec.selector, keep, namespace_gate(self.spec.namespace_selector, self.joins))
 
     def compile(self) -> Program:
         reserved = {self.kind_label: "the object name label", "namespace": "the namespace label"}
@@ -303,6 +303,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            joins=self.joins if self.joins.sources else None,
         )
 
     def labels(

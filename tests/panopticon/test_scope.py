@@ -167,8 +167,8 @@ def test_constant_params_and_selector_and_filter_together() -> None:
             "spec.filter.params[0]: needs value or valuePath",
         ),
         (
-            {"namespaceSelector": {"matchLabels": {"team": "a"}}},
-            "spec.namespaceSelector: is not supported by this version",
+            {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Equals"}]}},
+            "spec.namespaceSelector.matchExpressions[0].operator: 'Equals' is not one of",
         ),
     ],
 )

@@ -1,11 +1,13 @@
-"""Joined labels over two shard processes and Redis, against the simulator.
+"""Joined labels and namespaceSelector over two shard processes and Redis, against the simulator.
 
 Pods join their Namespace's team, their Node's zone and their Deployment's tier
 (through their ReplicaSet, a kind no config names: the shards learn to watch it from
 the owner chains they meet). Whatever shard owns a Pod, a change of its Namespace,
 Node or Deployment re-renders its series within 5 seconds; a related object that is
-missing drops only the label, and its creation brings the label. After each step the
-store equals the offline render of the simulator's objects.
+missing drops only the label, and its creation brings the label. A second config
+selects Pods by their Namespace's labels: relabelling the Namespace in and out adds and
+removes its Pods' series within 5 seconds. After each step the store equals the
+offline render of the simulator's objects.
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ CONFIG = {
                     {"key": "zone", "valuePath": ".metadata.labels.zone", "from": "node"},
                     {"key": "tier", "valuePath": ".metadata.labels.tier", "from": "owner:apps/v1/Deployment"},
                 ],
+                "metricValue": {"value": 1},
+            }
+        ],
+    },
+}
+SELECTED = {
+    "apiVersion": "metrics.appscode.com/v1alpha1",
+    "kind": "MetricsConfiguration",
+    "metadata": {"name": "pods-on-stage"},
+    "spec": {
+        "targetRef": {"apiVersion": "v1", "kind": "Pod"},
+        "namespaceSelector": {"matchLabels": {"stage": "on"}},
+        "metrics": [
+            {
+                "name": "selected",
+                "help": "Pods of staged namespaces.",
+                "type": "gauge",
                 "metricValue": {"value": 1},
             }
         ],
@@ -101,6 +120,15 @@ def related() -> list[dict[str, Any]]:
     ]
 
 
+def selected(redis: RedisServer) -> set[str]:
+    """Pods with a kube_pod_selected series (their namespace is selected), as stored."""
+    return {
+        dict(LABEL.findall(line))["pod"]
+        for line in stored_lines(redis.url)
+        if line.startswith("kube_pod_selected{")
+    }
+
+
 def series(redis: RedisServer) -> dict[str, dict[str, str]]:
     """Pod name -> labels of its kube_pod_info series, as stored."""
     out = {}
@@ -125,6 +153,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[SimProcess, RedisServer]]:
             },
             {"op": "create", "object": statefulset(2)},
             {"op": "create", "object": CONFIG},
+            {"op": "create", "object": SELECTED},
         ]
         ops += [{"op": "create", "object": obj} for obj in related()]
         ops += [{"op": "create", "object": pod(i)} for i in range(PODS)]
@@ -213,3 +242,22 @@ def test_related_changes_re_render_dependent_series_on_every_shard_within_5_seco
         lambda: pods_where(lambda labels: "team" in labels) == set() and set(series(redis)) == everything,
         "the team label gone, the series kept",
     )
+
+
+def test_relabelling_a_namespace_moves_its_objects_in_and_out_of_a_namespace_selector(
+    cluster: tuple[SimProcess, RedisServer],
+) -> None:
+    sim, redis = cluster
+    lab = {f"p{i}" for i in range(PODS) if i % 3 == 0}
+    eventually(lambda: len(series(redis)) == PODS, "every Pod's info series", 30)
+    assert selected(redis) == set()
+    ns = {"apiVersion": "v1", "kind": "Namespace", "name": "lab"}
+    for stage, expected in (("on", lab), ("off", set()), ("on", lab)):
+        started = time.monotonic()
+        patch = {"op": "patch", **ns, "patch": {"metadata": {"labels": {"stage": stage}}}}
+        assert {r["code"] for r in sim.admin.bulk([patch])["results"]} == {200}
+        eventually(lambda expected=expected: selected(redis) == expected, f"stage {stage} to apply", 5)
+        assert time.monotonic() - started < 5
+        eventually(
+            lambda: stored_lines(redis.url) == expected_lines(sim), "the store to equal the offline render", 5
+        )
