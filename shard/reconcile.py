@@ -147,6 +147,7 @@ class ConfigReconcile(WorkerState):
                         errors=self.configs.errors,
                         related=self.related,
                         make_scoped=self.make_scoped,
+                        make_selected=self.make_selected,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)

@@ -22,7 +22,7 @@ from shard.lastvalid import LastValid
 from shard.membership import RingSpec
 from shard.resolution import KindResolution
 from shard.status import StatusWriter
-from shard.targets import ScopedFactory, Source, SourceFactory, Target, TargetKey
+from shard.targets import ScopedFactory, SelectedFactory, Source, SourceFactory, Target, TargetKey
 from shard.telemetry import Health, ShardMetrics
 from shard.writer import Ownership, WriteQueue
 
@@ -77,12 +77,15 @@ class WorkerState:
         health: Health,
         ring_source: Source | None = None,
         make_scoped: ScopedFactory | None = None,
+        make_selected: SelectedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.discovery = discovery
         self.make_source = make_source
         self.make_scoped = make_scoped
+        self.make_selected = make_selected
+        """Sources with a label selector (`shard.targets.Target.start`); None: filter in the shard."""
         """One-shot LISTs of a scope: joined objects rendered again (shard.joined)."""
         self.related = RelatedWatch(discovery, lambda r: make_source(r, None, None), self._rerender_joined)
         """Namespaces, Nodes and owners that joined labels read (panopticon.kube.relatedwatch)."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
+from panopticon.kube.serverselector import server_selector
 from panopticon.kube.view import ObjectView
 from panopticon.render.isolation import ErrorLog, object_name
 from panopticon.render.joins import Related
@@ -62,6 +63,9 @@ class OneShot(Protocol):
     def events(self) -> AsyncGenerator[Event, None]: ...
 
 
+SelectedFactory = Callable[[ResourceRef, ShardFilter | None, ObjectView | None, str], Source]
+"""A `SourceFactory` whose source asks the API server for a label selector (the last
+argument): used when every config of the kind agrees on `spec.selector`."""
 ScopedFactory = Callable[[ResourceRef, str, str], OneShot]
 """(resource, namespace, fieldSelector): a source whose first sync lists that scope."""
 
@@ -90,6 +94,7 @@ class Target:
         errors: ErrorLog | None = None,
         related: Related | None = None,
         make_scoped: ScopedFactory | None = None,
+        make_selected: SelectedFactory | None = None,
     ) -> None:
         self.key = key
         self.errors = errors if errors is not None else ErrorLog()
@@ -98,6 +103,9 @@ class Target:
         self.table = KindTable(programs, queue.layout.space, namespaced=resource.namespaced)
         self.table.related = related
         self.make_scoped = make_scoped
+        self.make_selected = make_selected
+        self.label_selector = ""
+        """The label selector the API server applies for this target ("": none)."""
         self.queue = queue
         self.metrics = metrics
         self.make_source = make_source
@@ -130,7 +138,15 @@ class Target:
         self._filter = shard_filter
         self._marked = set(self.table.uids())
         self.table.forget_versions()
-        self._source = self.make_source(self.resource, shard_filter, TableView(self.table, self.resource))
+        view = TableView(self.table, self.resource)
+        selector = server_selector(self.table.programs) if self.make_selected is not None else ""
+        if selector != self.label_selector:
+            log.info("target %s: label selector for the API server: %r", self._label, selector)
+            self.label_selector = selector
+        if selector and self.make_selected is not None:
+            self._source = self.make_selected(self.resource, shard_filter, view, selector)
+        else:
+            self._source = self.make_source(self.resource, shard_filter, view)
         self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
 
     def stop(self) -> None:

@@ -29,6 +29,7 @@ from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.errors import KubeError, UnknownKindError
 from panopticon.kube.events import Event, compact_rv
 from panopticon.kube.reflector import Reflector
+from panopticon.kube.serverselector import server_selector
 from panopticon.kube.view import View
 from panopticon.render.exposition import encode
 from panopticon.render.joins import Related
@@ -71,6 +72,9 @@ class WatchedKind:
         self.warnings = warnings
         self.namespaces = tuple(namespaces) or ("",)
         self.store = lines.kind()
+        self.label_selector = server_selector(self.programs) if generator is None else ""
+        """For the API server, when every config agrees (panopticon.kube.serverselector); a
+        generator sees every object, so a kind with one is listed whole."""
         self.related: Related | None = None
         """Where joined labels' related objects are looked up (panopticon.kube.relatedwatch)."""
         for program in self.programs:
@@ -108,7 +112,9 @@ class WatchedKind:
             for namespace in namespaces:
                 view = View(resource)
                 self.views.append(view)
-                reflector = Reflector(client, resource, namespace=namespace, view=view)
+                reflector = Reflector(
+                    client, resource, namespace=namespace, view=view, label_selector=self.label_selector
+                )
                 tasks.create_task(self._consume(reflector, namespace), name=f"watch {self.label} {namespace}")
 
     async def _resolve(self, discovery: Discovery) -> ResourceRef:

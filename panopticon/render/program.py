@@ -36,6 +36,7 @@ from panopticon.config.model import (
     ValueSpec,
     parse_config,
 )
+from panopticon.config.scopespec import SelectorSpec
 from panopticon.errors import ExpressionError, PathError
 from panopticon.render.eachcompile import compile_each_metrics
 from panopticon.render.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
@@ -108,6 +109,8 @@ class Program:
     """Whether series carry the object's name and namespace (`spec.defaultLabels`)."""
     gate: Gate | None = field(default=None, repr=False, compare=False)
     """`spec.selector` and `spec.filter`: objects outside them render nothing."""
+    selector: SelectorSpec | None = field(default=None, repr=False, compare=False)
+    """`spec.selector`, for the API server to apply when all configs of the kind agree."""
     joins: JoinPlan | None = field(default=None, repr=False, compare=False)
     """The related objects joined labels (`from`) read; None when there are none."""
 
@@ -274,6 +277,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            selector=self.spec.selector,
             joins=self.joins if self.joins.sources else None,
         )
 
@@ -303,6 +307,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            selector=self.spec.selector,
             joins=self.joins if self.joins.sources else None,
         )
 
