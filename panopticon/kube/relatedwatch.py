@@ -133,6 +133,18 @@ class RelatedWatch:
                     "related kind %s/%s: %s (joined labels from it are left out)", api_version, kind, e
                 )
                 await asyncio.sleep(RETRY)
+        while index is self.index:
+            try:
+                await self._consume(index, resource, api_version, kind)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The reflector retries API errors itself: reaching here is a bug. Watch
+                # again (a fresh sync renders every dependent again) rather than stop.
+                log.exception("watch of related kind %s/%s failed; restarting it", api_version, kind)
+                await asyncio.sleep(1)
+
+    async def _consume(self, index: RelatedIndex, resource: ResourceRef, api_version: str, kind: str) -> None:
         synced = False
         async for event in self.make_source(resource).events():
             if index is not self.index:
