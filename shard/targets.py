@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from panopticon.config.model import TargetRef
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.serverselector import server_selector
@@ -70,19 +70,10 @@ ScopedFactory = Callable[[ResourceRef, str, str], OneShot]
 """(resource, namespace, fieldSelector): a source whose first sync lists that scope."""
 
 
-@dataclass(frozen=True, slots=True)
-class TargetKey:
-    api_version: str
-    kind: str
-
-    def __str__(self) -> str:
-        return f"{self.api_version}/{self.kind}"
-
-
 class Target:
     def __init__(
         self,
-        key: TargetKey,
+        key: TargetRef,
         resource: ResourceRef,
         programs: list[Program],
         *,

@@ -173,8 +173,8 @@ def render_truth(sim: SimProcess) -> Truth:
         configs.upsert(body)
     truth = Truth(collections.Counter(), set(), {}, set())
     related = _related(sim, [p for ps in configs.programs_by_target().values() for p in ps])
-    for (api_version, kind), programs in configs.programs_by_target().items():
-        found = _resource(sim, api_version, kind)
+    for target, programs in configs.programs_by_target().items():
+        found = _resource(sim, target.api_version, target.kind)
         if found is None:
             continue
         path, namespaced = found

@@ -105,7 +105,7 @@ def test_a_bad_namespace_selector_is_an_error_naming_the_field() -> None:
 
 
 def test_the_configuration_guide_shows_what_its_namespace_selector_example_renders() -> None:
-    root = Path(__file__).parents[2]
+    root = Path(__file__).parents[3]
     section = (root / "docs" / "configuration.md").read_text().split("### namespaceSelector", 1)[1]
     body = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     shown = section.split("```text\n", 1)[1].split("```", 1)[0]

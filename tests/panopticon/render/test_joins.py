@@ -16,7 +16,7 @@ from panopticon.config.joinspec import JoinSource
 from panopticon.render.program import Program, compile_config
 from panopticon.render.related import Dirty, Needs, RelatedIndex
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "joins"
+GOLDEN = Path(__file__).parents[2] / "golden" / "joins"
 CONFIG = yaml.safe_load((GOLDEN / "pods-config.yaml").read_text())
 
 
@@ -199,7 +199,7 @@ def test_the_crd_schema_admits_the_joins_and_refuses_an_unknown_from() -> None:
 
 
 def test_the_configuration_guide_shows_the_golden_config_and_its_render() -> None:
-    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    text = (Path(__file__).parents[3] / "docs" / "configuration.md").read_text()
     config = (GOLDEN / "pods-config.yaml").read_text().split("\n", 1)[1]
     assert config in text
     assert (GOLDEN / "cluster.prom").read_text() in text
