@@ -48,6 +48,7 @@ from prometheus_client.registry import Collector
 from panopticon import serving
 from panopticon._embed.configs import ConfigReport, ConfigSource, load
 from panopticon._embed.generators import Generator, GeneratorFunction, Sample
+from panopticon._embed.joined import related_watch
 from panopticon._embed.kinds import RESOLVE_RETRY, WatchedKind
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.scrape import Scrape
@@ -172,14 +173,18 @@ class Exporter:
 
     async def _run(self, client: KubeClient) -> None:
         discovery = Discovery(client, miss_refresh_interval=RESOLVE_RETRY)
+        related = related_watch(self._kinds, client, discovery)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for kind in self._kinds:
                     tasks.create_task(kind.run(client, discovery), name=f"kind {kind.label}")
+                if related.active:
+                    tasks.create_task(related.run(), name="related objects")
         except Exception:
             log.exception("the exporter stopped watching")
             raise
         finally:
+            related.stop()
             await client.close()
 
     async def stop(self) -> None:

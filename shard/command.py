@@ -169,11 +169,26 @@ async def run_worker(
             metrics.kube.track(f"{resource.api_version}/{resource.kind}", reflector.stats)
             return reflector
 
+        def selected(
+            resource: ResourceRef, shard_filter: ShardFilter | None, view: ObjectView | None, selector: str
+        ) -> Source:
+            reflector = Reflector(
+                client, resource, shard_filter=shard_filter, view=view, label_selector=selector
+            )
+            metrics.kube.track(f"{resource.api_version}/{resource.kind}", reflector.stats)
+            return reflector
+
+        def scoped(resource: ResourceRef, namespace: str, field_selector: str) -> Reflector:
+            # One LIST of a scope whose related objects changed (shard.joined): untracked.
+            return Reflector(client, resource, namespace=namespace, field_selector=field_selector)
+
         worker = Worker(
             settings,
             store=store,
             discovery=discovery,
             make_source=make,
+            make_scoped=scoped,
+            make_selected=selected,
             status=None if args.no_status else StatusWriter(client),
             metrics=metrics,
             health=health,

@@ -120,6 +120,7 @@ class ConfigReconcile(WorkerState):
                 self._drop_unserved()
             desired = self.configs.programs_by_target()
             shard_filter = self._filter()
+            self.related.configure(p for programs in desired.values() for p in programs)
             for key, programs in desired.items():
                 target = self.targets.get(key)
                 if target is None:
@@ -142,6 +143,9 @@ class ConfigReconcile(WorkerState):
                         relieve=self.relieve,
                         errors=self.configs.errors,
                         max_series=self.settings.max_series_per_config,
+                        related=self.related,
+                        make_scoped=self.make_scoped,
+                        make_selected=self.make_selected,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)

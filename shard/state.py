@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from panopticon.config.model import TargetRef
 from panopticon.kube.discovery import Discovery
+from panopticon.kube.relatedwatch import RelatedWatch
+from panopticon.render.related import Dirty
 from panopticon.sharding.buckets import ShardFilter
 from panopticon.sharding.ring import Ring
 from panopticon.store.contract import Store
@@ -21,7 +23,7 @@ from shard.lastvalid import LastValid
 from shard.membership import RingSpec
 from shard.resolution import KindResolution
 from shard.status import StatusWriter
-from shard.targets import Source, SourceFactory, Target
+from shard.targets import ScopedFactory, SelectedFactory, Source, SourceFactory, Target
 from shard.telemetry import Health, ShardMetrics
 from shard.writer import Ownership, WriteQueue
 
@@ -77,11 +79,19 @@ class WorkerState:
         metrics: ShardMetrics,
         health: Health,
         ring_source: Source | None = None,
+        make_scoped: ScopedFactory | None = None,
+        make_selected: SelectedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.discovery = discovery
         self.make_source = make_source
+        self.make_scoped = make_scoped
+        self.make_selected = make_selected
+        """Sources with a label selector (`shard.targets.Target.start`); None: filter in the shard."""
+        """One-shot LISTs of a scope: joined objects rendered again (shard.joined)."""
+        self.related = RelatedWatch(discovery, lambda r: make_source(r, None, None), self._rerender_joined)
+        """Namespaces, Nodes and owners that joined labels read (panopticon.kube.relatedwatch)."""
         self.status = status
         self.metrics = metrics
         self.health = health
@@ -180,4 +190,7 @@ class WorkerState:
         raise NotImplementedError
 
     async def _exchange_limits(self) -> None:
+        raise NotImplementedError
+
+    async def _rerender_joined(self, dirty: set[Dirty]) -> None:
         raise NotImplementedError

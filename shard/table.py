@@ -25,6 +25,7 @@ from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import Seen
 from panopticon.render.exposition import encode
+from panopticon.render.joins import Related
 from panopticon.render.program import Program, RenderError
 from panopticon.sharding.buckets import BucketSpace, ShardFilter
 from panopticon.store.batch import Op
@@ -90,6 +91,8 @@ class KindTable:
         self.admit: Admit | None = None
         """Whether an object's series under a capped config are written (set by the
         target when a config of the kind has a cap: `shard.limiting`)."""
+        self.related: Related | None = None
+        """Where joined labels' related objects are looked up (panopticon.kube.relatedwatch)."""
         for program in self.programs:
             for header in program.families:
                 self._bit(header.name)
@@ -203,7 +206,7 @@ class KindTable:
         programs = self.programs
         if len(programs) == 1:  # the usual case: one config per kind
             program = programs[0]
-            result = program.render(obj, namespaced=self.namespaced)
+            result = program.render(obj, namespaced=self.namespaced, related=self.related)
             if result.errors:
                 errors = [(program.config_name, e) for e in result.errors]
             families = result.families
@@ -212,7 +215,7 @@ class KindTable:
         else:
             families = {}
             for program in programs:
-                result = program.render(obj, namespaced=self.namespaced)
+                result = program.render(obj, namespaced=self.namespaced, related=self.related)
                 if result.errors:
                     errors.extend((program.config_name, e) for e in result.errors)
                 admit = self.admit
@@ -262,6 +265,20 @@ class KindTable:
         """The object's `version_key` (0: unknown), None when the table lacks it."""
         state = self._state.get(uid)
         return None if state is None else (state >> VERSION_SHIFT) & ((1 << VERSION_BITS) - 1)
+
+    def refreshable(self, uid: str, rv: str) -> int | None:
+        """The bucket of `uid` when a listed copy at `rv` may be rendered again over what
+        the table holds (a joined object changed): the same version, or a newer one. None
+        when the table lacks it, or the copy is older (the watch delivered a newer one
+        meanwhile) or not comparable (hashed versions that differ)."""
+        state = self._state.get(uid)
+        if state is None:
+            return None
+        known = (state >> VERSION_SHIFT) & ((1 << VERSION_BITS) - 1)
+        listed = version_key(rv)
+        if known and listed != known and (known & _HASHED or listed & _HASHED or listed < known):
+            return None
+        return _bucket(state)
 
     def forget_versions(self) -> None:
         """Forget every resourceVersion (not the objects): the next sync delivers every

@@ -11,16 +11,19 @@ happened while nobody watched are never lost (invariant 4).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from panopticon.config.model import TargetRef
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
+from panopticon.kube.serverselector import server_selector
 from panopticon.kube.view import ObjectView
 from panopticon.render.isolation import ErrorLog, object_name
+from panopticon.render.joins import Related
 from panopticon.render.program import Program, RenderError
 from panopticon.sharding.buckets import ShardFilter
 from shard.limiting import READMIT_INTERVAL, KindLimits
@@ -55,6 +58,19 @@ SourceFactory = Callable[[ResourceRef, ShardFilter | None, ObjectView | None], S
 the record of what the consumer holds, used instead of the source keeping its own."""
 
 
+class OneShot(Protocol):
+    """A LIST of a scope (namespace, field selector): its events up to SYNCED are used."""
+
+    def events(self) -> AsyncGenerator[Event, None]: ...
+
+
+SelectedFactory = Callable[[ResourceRef, ShardFilter | None, ObjectView | None, str], Source]
+"""A `SourceFactory` whose source asks the API server for a label selector (the last
+argument): used when every config of the kind agrees on `spec.selector`."""
+ScopedFactory = Callable[[ResourceRef, str, str], OneShot]
+"""(resource, namespace, fieldSelector): a source whose first sync lists that scope."""
+
+
 class Target:
     def __init__(
         self,
@@ -69,6 +85,9 @@ class Target:
         relieve: Callable[[], Awaitable[None]] | None = None,
         errors: ErrorLog | None = None,
         max_series: int | None = None,
+        related: Related | None = None,
+        make_scoped: ScopedFactory | None = None,
+        make_selected: SelectedFactory | None = None,
     ) -> None:
         self.key = key
         self.errors = errors if errors is not None else ErrorLog()
@@ -81,6 +100,11 @@ class Target:
         self.table.admit = self.limits.admit if self.limits else None
         self._readmit_due = False
         self._readmitted_at = -READMIT_INTERVAL
+        self.table.related = related
+        self.make_scoped = make_scoped
+        self.make_selected = make_selected
+        self.label_selector = ""
+        """The label selector the API server applies for this target ("": none)."""
         self.queue = queue
         self.metrics = metrics
         self.make_source = make_source
@@ -119,7 +143,15 @@ class Target:
             # Objects whose version is known are not delivered again, so they cannot be
             # unmarked: the new reflector's list reports those gone itself (`TableView`).
             self._marked = None
-        self._source = self.make_source(self.resource, shard_filter, TableView(self.table, self.resource))
+        view = TableView(self.table, self.resource)
+        selector = server_selector(self.table.programs) if self.make_selected is not None else ""
+        if selector != self.label_selector:
+            log.info("target %s: label selector for the API server: %r", self._label, selector)
+            self.label_selector = selector
+        if selector and self.make_selected is not None:
+            self._source = self.make_selected(self.resource, shard_filter, view, selector)
+        else:
+            self._source = self.make_source(self.resource, shard_filter, view)
         self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
 
     def stop(self) -> None:
@@ -240,6 +272,35 @@ class Target:
             # Before the next flush: series this object's demand pushed past a cap
             # are deleted in the same batch that would have written them.
             self.review_limits(now)
+
+    async def rerender(self, namespace: str, field_selector: str) -> int:
+        """Render again the owned objects a LIST of the scope returns (their related
+        objects changed; no event of theirs says so); return how many changed."""
+        if self.make_scoped is None:
+            return 0
+        changed = 0
+        turn = time.monotonic()
+        source = self.make_scoped(self.resource, namespace, field_selector)
+        async with contextlib.aclosing(source.events()) as events:
+            async for event in events:
+                if event.type == "SYNCED":
+                    break
+                if event.type == "DELETED" or event.obj is None:
+                    continue
+                bucket = self.table.refreshable(event.uid, event.rv)
+                if bucket is None or not self.owns(bucket):
+                    continue
+                now = time.monotonic()
+                rendered = self.table.apply("MODIFIED", event.obj, event.uid, bucket, event.rv)
+                if rendered.errors:
+                    self._count_errors(rendered.errors, event.obj)
+                if rendered.changed:
+                    changed += 1
+                    self.queue.add_object(rendered.bucket, event.uid, rendered.sets, rendered.dels, at=now)
+                if now - turn > YIELD_AFTER:
+                    turn = now
+                    await asyncio.sleep(0)
+        return changed
 
     def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
         """Count an object's failed series (by config and family; faults by config too)

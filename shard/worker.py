@@ -35,6 +35,7 @@ from panopticon.render.isolation import ErrorTally, merge_tallies
 from panopticon.render.limits import LimitCount
 from shard.collection import Collection
 from shard.flushing import Flushing, logged
+from shard.joined import JoinedRender
 from shard.limitexchange import LimitExchange
 from shard.ownershiploops import OwnershipLoops
 from shard.reconcile import ConfigReconcile
@@ -43,11 +44,11 @@ from shard.recovery import Recovery
 log = logging.getLogger("panopticon.shard")
 
 
-class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, LimitExchange):
+class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, LimitExchange, JoinedRender):
     """`run()` and the status loop; the shared state is `shard.state.WorkerState`,
     and each other long-running loop lives in its own module, as a mixin:
     `shard/reconcile.py`, `shard/ownershiploops.py`, `shard/flushing.py`,
-    `shard/collection.py`, `shard/recovery.py`."""
+    `shard/collection.py`, `shard/recovery.py`, `shard/joined.py`."""
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -63,6 +64,7 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, Li
         except* _Stop:
             pass
         finally:
+            self.related.stop()
             for target in self.targets.values():
                 await target.wait_stopped()
             if self._flush_tasks:
@@ -84,6 +86,7 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, Li
             ("sync", self._sync_loop),
             ("status", self._status_loop),
             ("retired", self._retired_loop),
+            ("related", self.related.run),
         ]
 
     async def _status_loop(self) -> None:

@@ -15,6 +15,7 @@ the shard counts a `TargetNotFound` kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,10 +28,12 @@ from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.errors import KubeError, UnknownKindError
-from panopticon.kube.events import Event
+from panopticon.kube.events import Event, compact_rv
 from panopticon.kube.reflector import Reflector
+from panopticon.kube.serverselector import server_selector
 from panopticon.kube.view import View
 from panopticon.render.exposition import encode
+from panopticon.render.joins import Related
 from panopticon.render.offline import object_ref
 from panopticon.render.program import Program, RenderError
 
@@ -75,6 +78,11 @@ class WatchedKind:
         """Capped configs of this kind: a scrape leaves out what is past a cap."""
         if self.caps:
             self.store.left_out = self.caps.left_out
+        self.label_selector = server_selector(self.programs) if generator is None else ""
+        """For the API server, when every config agrees (panopticon.kube.serverselector); a
+        generator sees every object, so a kind with one is listed whole."""
+        self.related: Related | None = None
+        """Where joined labels' related objects are looked up (panopticon.kube.relatedwatch)."""
         for program in self.programs:
             for header in program.families:
                 self.store.index(header.name)
@@ -110,7 +118,9 @@ class WatchedKind:
             for namespace in namespaces:
                 view = View(resource)
                 self.views.append(view)
-                reflector = Reflector(client, resource, namespace=namespace, view=view)
+                reflector = Reflector(
+                    client, resource, namespace=namespace, view=view, label_selector=self.label_selector
+                )
                 tasks.create_task(self._consume(reflector, namespace), name=f"watch {self.label} {namespace}")
 
     async def _resolve(self, discovery: Discovery) -> ResourceRef:
@@ -183,7 +193,7 @@ class WatchedKind:
         rendered: dict[str, str] = {}
         namespaced = self.resource.namespaced if self.resource is not None else None
         for program in self.programs:
-            output = program.render(obj, namespaced=namespaced)
+            output = program.render(obj, namespaced=namespaced, related=self.related)
             rendered.update(output.families)  # family names are unique across a kind's programs
             if self.caps:
                 self.caps.note(program.config_name, uid, output.families)
@@ -201,6 +211,29 @@ class WatchedKind:
             uid,
             tuple(None if (text := get(family)) is None else encode(text) for family in self.store.families),
         )
+
+    async def rerender(self, client: KubeClient, namespace: str, field_selector: str) -> None:
+        """Render again the held objects a LIST of the scope returns: their related objects
+        changed (panopticon.kube.relatedwatch). A listed copy older than the one held (the
+        watch delivered a newer one meanwhile) is skipped."""
+        if self.resource is None:
+            return
+        reflector = Reflector(client, self.resource, namespace=namespace, field_selector=field_selector)
+        turn = time.monotonic()
+        async with contextlib.aclosing(reflector.events()) as events:
+            async for event in events:
+                if event.type == "SYNCED":
+                    return
+                held = next((v.version(event.uid) for v in self.views if event.uid in v), None)
+                if held is None or event.obj is None or event.type == "DELETED":
+                    continue
+                listed = compact_rv(event.rv)
+                if listed != held and not (type(listed) is int and type(held) is int and listed > held):
+                    continue
+                self._render(event.obj, event.uid)
+                if time.monotonic() - turn > YIELD_AFTER:
+                    await asyncio.sleep(0)
+                    turn = time.monotonic()
 
     def _generate(self, obj: dict[str, Any], rendered: dict[str, str]) -> None:
         bound = self._bound

@@ -22,6 +22,7 @@ from typing import Any
 from panopticon.config.aggregatespec import AggregateSpec, read_metric_aggregate
 from panopticon.config.eachspec import EachSpec, read_each, read_flag
 from panopticon.config.findings import FieldReader, Finding, type_name
+from panopticon.config.joinspec import JoinSource, read_source
 from panopticon.config.limitspec import read_limits
 from panopticon.config.scopespec import FilterSpec, SelectorSpec, read_filter, read_selector
 from panopticon.config.valuemapspec import read_value_map
@@ -47,6 +48,8 @@ class LabelSpec:
     value: str | None
     value_path: str | None
     where: str
+    source: JoinSource | None = None
+    """`from` (an extension, panopticon.config.joinspec): the related object `value_path` is read on."""
 
     @property
     def is_map(self) -> bool:
@@ -141,6 +144,8 @@ class ConfigSpec:
     """`spec.filter` (an extension): an expression an object must make true."""
     series_limit: int | None = None
     """`spec.limits.series` (an extension): the most series the config may have."""
+    namespace_selector: SelectorSpec | None = None
+    """`spec.namespaceSelector` (an extension): a LabelSelector on the object's Namespace."""
 
 
 def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
@@ -181,9 +186,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         spec.get("filter"), "spec.filter", r.error, lambda raw, at: _param(r, raw, at)
     )
     series_limit = read_limits(spec.get("limits"), "spec.limits", r.error)
-    for planned in ("namespaceSelector",):
-        if planned in spec:
-            r.error(f"spec.{planned}", "is not supported by this version of Panopticon")
+    namespace_selector = read_selector(spec.get("namespaceSelector"), "spec.namespaceSelector", r.error)
     config = ConfigSpec(
         name=name,
         uid=uid,  # type: ignore[arg-type]
@@ -196,6 +199,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         selector=selector,
         filter=object_filter,
         series_limit=series_limit,
+        namespace_selector=namespace_selector,
     )
     return config, r.findings
 
@@ -241,7 +245,23 @@ def _label(r: FieldReader, raw: Any, where: str) -> LabelSpec | None:
     if value is not None and path:
         r.warn(f"{where}.valuePath", "ignored: value takes precedence")
         path = None
-    return LabelSpec(key, value, path, where) if key is not None else None
+    ok, source = _label_source(r, item, where, path)
+    if not ok:
+        return None
+    return LabelSpec(key, value, path, where, source) if key is not None else None
+
+
+def _label_source(
+    r: FieldReader, item: dict[str, Any], where: str, path: str | None
+) -> tuple[bool, JoinSource | None]:
+    """A label's `from`: (valid, source); (True, None) when absent."""
+    if "from" not in item:
+        return True, None
+    source = read_source(item["from"], f"{where}.from", r.error)
+    if source is not None and not path:
+        r.error(f"{where}.from", "needs valuePath: it is read on the related object")
+        source = None
+    return source is not None, source
 
 
 def _param(r: FieldReader, raw: Any, where: str) -> ParamSpec | None:

@@ -96,6 +96,10 @@ class View:
     def uids(self) -> list[str]:
         return [uid for slot in self._slots for uid in slot]
 
+    def version(self, uid: str) -> int | str | None:
+        """The resourceVersion held for `uid` (`compact_rv` form), None when not held."""
+        return self._slots[hash(uid) % SLOTS].get(uid)
+
     def apply(self, etype: str, obj: dict[str, Any], uid: str, rv: str) -> Event | None:
         """A watch event. ADDED/MODIFIED become ADDED for a uid the view lacks and
         MODIFIED otherwise (dropped if the RV did not change); DELETED of an unknown

@@ -7,6 +7,11 @@ each once, header first; families without any series are left out. An aggregate
 family's lines are per-object partials, kept as such in `Exposition.lines` (what the
 shards store) and combined into the served groups by `served` (`panopticon.render.combine`,
 as the aggregator does).
+
+Joined labels (`from`, panopticon.render.joins) read the related objects among the input:
+when a program joins, every object given is also fed to a `RelatedIndex` first (a
+Namespace, Node, ReplicaSet or Deployment document is as much a related object as a
+rendered one), so the offline render needs no cluster to resolve joins.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from panopticon.render.exposition import OPENMETRICS_EOF, Format, encode
 from panopticon.render.families import Family, Resolution
 from panopticon.render.limits import LimitCount, OrderKey, effective_cap, keep_objects
 from panopticon.render.program import Program, RenderError
+from panopticon.render.related import Needs, RelatedIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,13 @@ def render_exposition(
     targets: dict[tuple[str, str], list[Program]] = {}
     for program in resolution.programs.values():
         targets.setdefault((program.target.group, program.target.kind), []).append(program)
+    related: RelatedIndex | None = None
+    needs = Needs.of(program.joins for program in resolution.programs.values())
+    if needs.paths:
+        objects = list(objects)
+        related = RelatedIndex(needs, complete=True)
+        for obj in objects:
+            related.apply("ADDED", obj)
     seen: set[tuple[str, str]] = set()
     lines, errors = expo.lines, expo.errors
     rendered = 0
@@ -127,7 +140,7 @@ def render_exposition(
         seen.add(identity)
         for program in matching:
             rendered += 1
-            output = program.render(obj)
+            output = program.render(obj, related=related)
             held = capped.get(program.config_name)
             if held is not None and output.families:
                 held.note(obj, ref, output.families, lines)

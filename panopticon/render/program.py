@@ -37,6 +37,7 @@ from panopticon.config.model import (
     ValueSpec,
     parse_config,
 )
+from panopticon.config.scopespec import SelectorSpec
 from panopticon.errors import ExpressionError, PathError
 from panopticon.render.aggregate import Aggregated
 from panopticon.render.eachcompile import compile_each_metrics
@@ -44,9 +45,10 @@ from panopticon.render.exposition import FamilyHeader, escape_label_value, label
 from panopticon.render.expr.compiler import compile_expression
 from panopticon.render.expr.functions import SUMMARY_CACHE
 from panopticon.render.isolation import fault_text
+from panopticon.render.joins import JoinPlan, Related, joined_label_path
 from panopticon.render.paths import Path, compile_path
 from panopticon.render.schema import SchemaIndex, check_path
-from panopticon.render.scope import Gate, compile_filter, gate_of
+from panopticon.render.scope import Gate, compile_filter, gate_of, namespace_gate
 from panopticon.render.shapes.fanout import FanOut
 from panopticon.render.shapes.metrics import (
     MAX_LABEL_VALUE,
@@ -112,6 +114,10 @@ class Program:
     series_limit: int | None = None
     """`spec.limits.series`: the most series of this config (enforced by the caller,
     over all objects: `panopticon.render.limits`); None: no cap of its own."""
+    selector: SelectorSpec | None = field(default=None, repr=False, compare=False)
+    """`spec.selector`, for the API server to apply when all configs of the kind agree."""
+    joins: JoinPlan | None = field(default=None, repr=False, compare=False)
+    """The related objects joined labels (`from`) read; None when there are none."""
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -125,13 +131,20 @@ class Program:
         kept = tuple(m for m in self.metrics if m.name not in families)
         return replace(self, metrics=kept, families=tuple(m.header for m in kept))
 
-    def render(self, obj: Any, *, namespaced: bool | None = None) -> RenderOutput:
+    def render(
+        self, obj: Any, *, namespaced: bool | None = None, related: Related | None = None
+    ) -> RenderOutput:
         """Render every metric for one object. Never raises (the isolation boundary,
         `panopticon.render.isolation`): an unexpected exception costs the series of the metric
-        it came from, and is reported as a `RenderError` marked as a fault."""
+        it came from, and is reported as a `RenderError` marked as a fault.
+
+        `related` looks up the records of joined labels (panopticon.render.joins); without
+        it they are missing (left out)."""
         errors: list[RenderError] = []
         base = ""
         try:  # A try costs nothing in CPython 3.11+ until something raises.
+            if self.joins is not None:
+                obj = self.joins.view(obj, related)
             if self.gate is not None and not self.gate(obj, errors):
                 return RenderOutput({}, errors)
             meta = obj.get("metadata") if isinstance(obj, dict) and self.default_labels else None
@@ -213,6 +226,7 @@ class _ConfigCompiler:
         self.kind_label = target.kind.lower()
         self.schemas = schemas
         self.schema_root = schemas.lookup(target.api_version, target.kind) if schemas else None
+        self.joins = JoinPlan()
 
     def error(self, where: str, message: str) -> None:
         self.findings.append(Finding(where, message, "error"))
@@ -234,7 +248,7 @@ class _ConfigCompiler:
         keep = None
         if self.spec.filter is not None:
             keep = compile_filter(self.spec.filter, self.path, self.error)
-        return gate_of(self.spec.selector, keep)
+        return gate_of(self.spec.selector, keep, namespace_gate(self.spec.namespace_selector, self.joins))
 
     def compile(self) -> Program:
         reserved = {self.kind_label: "the object name label", "namespace": "the namespace label"}
@@ -269,6 +283,8 @@ class _ConfigCompiler:
             default_labels=self.spec.default_labels,
             gate=self.gate(),
             series_limit=self.spec.series_limit,
+            selector=self.spec.selector,
+            joins=self.joins if self.joins.sources else None,
         )
 
     def compile_each(self, reserved: frozenset[str]) -> Program:
@@ -281,6 +297,12 @@ class _ConfigCompiler:
             if not METRIC_NAME.fullmatch(name):
                 self.error(f"{m.where}.name", f"{name!r} is not a valid Prometheus metric name")
             names.append(name)
+        for label in [
+            *self.spec.common_labels,
+            *(x for m in self.spec.metrics if m.each for x in m.each.labels),
+        ]:
+            if label.source is not None:
+                self.error(f"{label.where}.from", "joins are not supported in configs whose metrics use each")
         metrics = compile_each_metrics(
             self.spec, names, reserved=reserved, path=self.path, findings=self.findings
         )
@@ -294,6 +316,8 @@ class _ConfigCompiler:
             default_labels=self.spec.default_labels,
             gate=self.gate(),
             series_limit=self.spec.series_limit,
+            selector=self.spec.selector,
+            joins=self.joins if self.joins.sources else None,
         )
 
     def labels(
@@ -310,6 +334,11 @@ class _ConfigCompiler:
             taken[lbl.key] = f"set by {lbl.where}"
             if lbl.value is not None:
                 parts.append(label_pair(lbl.key, lbl.value))
+                continue
+            if lbl.source is not None:
+                joined = joined_label_path(lbl, self.target, self.joins, self.error)
+                if joined is not None:
+                    parts.append((lbl.key, joined))
                 continue
             path = self.scoped_path(lbl.value_path or "", f"{lbl.where}.valuePath", fanout)
             if path is not None:

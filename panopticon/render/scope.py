@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from panopticon.config.joinspec import NAMESPACE
 from panopticon.config.scopespec import FilterSpec, Requirement, SelectorSpec
 from panopticon.errors import EvaluationError, ExpressionError, MissingValueError
 from panopticon.render.expr.compiler import compile_expression
 from panopticon.render.expr.functions import SUMMARY_CACHE
-from panopticon.render.paths import MISSING, Path
+from panopticon.render.joins import JoinPlan
+from panopticon.render.paths import MISSING, Path, compile_path
 from panopticon.render.shapes.metrics import RenderError, param_value
 
 FILTER_FAMILY = "spec.filter"
@@ -37,26 +39,42 @@ def selector_matches(requirements: tuple[Requirement, ...]) -> Callable[[Any], b
 
     def matches(obj: Any) -> bool:
         meta = obj.get("metadata") if isinstance(obj, dict) else None
-        labels = meta.get("labels") if isinstance(meta, dict) else None
-        if not isinstance(labels, dict):
-            labels = {}
-        for r in requirements:
-            value = labels.get(r.key)
-            present = isinstance(value, str)
-            if r.operator == "In":
-                if not present or value not in r.values:
-                    return False
-            elif r.operator == "NotIn":
-                if present and value in r.values:
-                    return False
-            elif r.operator == "Exists":
-                if not present:
-                    return False
-            elif present:  # DoesNotExist
-                return False
-        return True
+        return labels_match(requirements, meta.get("labels") if isinstance(meta, dict) else None)
 
     return matches
+
+
+def namespace_gate(selector: SelectorSpec | None, plan: JoinPlan) -> Callable[[Any], bool] | None:
+    """`spec.namespaceSelector` as a test of an object: its Namespace's labels, read as a
+    joined path (panopticon.render.joins), so a relabelled Namespace re-renders its
+    objects as any join does. An object whose Namespace is not known (cluster-scoped, not
+    synced yet, deleted) is tested against no labels, as the API server would."""
+    if selector is None:
+        return None
+    requirements = selector.requirements
+    labels = plan.joined_path(NAMESPACE, compile_path(".metadata.labels")).getters[0]
+    return lambda obj: labels_match(requirements, labels(obj))
+
+
+def labels_match(requirements: tuple[Requirement, ...], labels: Any) -> bool:
+    """Whether a LabelSelector's requirements hold for `labels` (a non-dict: no labels)."""
+    if not isinstance(labels, dict):
+        labels = {}
+    for r in requirements:
+        value = labels.get(r.key)
+        present = isinstance(value, str)
+        if r.operator == "In":
+            if not present or value not in r.values:
+                return False
+        elif r.operator == "NotIn":
+            if present and value in r.values:
+                return False
+        elif r.operator == "Exists":
+            if not present:
+                return False
+        elif present:  # DoesNotExist
+            return False
+    return True
 
 
 def compile_filter(
@@ -110,9 +128,16 @@ def compile_filter(
 
 
 def gate_of(
-    selector: SelectorSpec | None, keep: Callable[[Any, list[RenderError]], bool] | None
+    selector: SelectorSpec | None,
+    keep: Callable[[Any, list[RenderError]], bool] | None,
+    in_namespace: Callable[[Any], bool] | None = None,
 ) -> Gate | None:
-    """One test for both (the selector first: it is cheap and needs no environment)."""
+    """One test for all (the selectors first: they are cheap and need no environment)."""
+    if in_namespace is not None:
+        inner = gate_of(selector, keep)
+        if inner is None:
+            return lambda obj, errors: in_namespace(obj)
+        return lambda obj, errors: in_namespace(obj) and inner(obj, errors)
     matches = (
         selector_matches(selector.requirements) if selector is not None and selector.requirements else None
     )

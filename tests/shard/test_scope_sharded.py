@@ -3,7 +3,9 @@
 A config selects Widgets by label and filters them by a status field. Relabelling an
 object out of the selector, or changing its status so the filter turns false,
 removes its series from the store within 5 seconds; the reverse brings them back;
-Widgets outside the scope never get series, whichever shard owns them.
+Widgets outside the scope never get series, whichever shard owns them. The only
+config of the kind has a selector, so the API server applies it (relabelled objects
+come as DELETED and ADDED events of the selector-filtered watch).
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ def test_relabels_and_filter_changes_move_objects_in_and_out_within_5_seconds(
     sim, redis = cluster
     selected = {f"w{i}" for i in range(WIDGETS) if i % 2}
     eventually(lambda: names(redis) == selected, "the selected widgets' series", 30)
+    # The only config of the kind has a selector: the API server applies it (issue 17),
+    # so the shards list and watch the selected widgets only.
+    widget_requests = [r for r in sim.admin.requests()["items"] if r["path"].endswith("/widgets")]
+    assert widget_requests
+    assert {r["query"].get("labelSelector") for r in widget_requests} == {"team=a"}
 
     def patch(i: int, patch: dict[str, Any]) -> dict[str, Any]:
         ref = {"apiVersion": "example.com/v1", "kind": "Widget", "name": f"w{i}", "namespace": "default"}

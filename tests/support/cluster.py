@@ -25,6 +25,8 @@ from typing import Any
 import orjson
 
 from kubesim import SimProcess
+from panopticon.render.program import Program
+from panopticon.render.related import Needs, RelatedIndex
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from shard.configs import ConfigSet
@@ -170,6 +172,7 @@ def render_truth(sim: SimProcess) -> Truth:
     for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
         configs.upsert(body)
     truth = Truth(collections.Counter(), set(), {}, set())
+    related = _related(sim, [p for ps in configs.programs_by_target().values() for p in ps])
     for target, programs in configs.programs_by_target().items():
         found = _resource(sim, target.api_version, target.kind)
         if found is None:
@@ -180,13 +183,42 @@ def render_truth(sim: SimProcess) -> Truth:
             if isinstance(uid, str):
                 truth.uids.add(uid)
             for program in programs:
-                for family, text in program.render(obj, namespaced=namespaced).families.items():
+                rendered = program.render(obj, namespaced=namespaced, related=related)
+                for family, text in rendered.families.items():
                     truth.lines.update(text.splitlines())
                     if text:
                         truth.families.add(family)
     registry = configs.registry()
     truth.headers = {family: registry[family].text_header for family in truth.families if family in registry}
     return truth
+
+
+def _related(sim: SimProcess, programs: list[Program]) -> RelatedIndex | None:
+    """The related objects joined labels read, from the simulator: the joined kinds, then
+    every kind an owner chain passes through (as the shards learn them)."""
+    needs = Needs.of(p.joins for p in programs)
+    if not needs.paths:
+        return None
+    index = RelatedIndex(needs)
+    joined = []
+    for program in programs:
+        found = _resource(sim, program.target.api_version, program.target.kind)
+        if program.joins is not None and found is not None:
+            joined += [
+                (source, obj) for obj in _get(sim, found[0])["items"] for source in program.joins.sources
+            ]
+    todo = set(needs.versions.items())
+    while todo:
+        (group, kind), api_version = todo.pop()
+        index.watched.add((group, kind))
+        found = _resource(sim, api_version, kind)
+        for obj in _get(sim, found[0])["items"] if found else []:
+            index.apply("ADDED", {**obj, "apiVersion": api_version, "kind": kind})  # LIST items lack them
+        for source, obj in joined:
+            index.record(source, obj)  # records the chain kinds not fetched yet
+        todo |= {((v.rpartition("/")[0], k), v) for v, k in index.unwatched}
+        index.unwatched.clear()
+    return index
 
 
 def expected_lines(sim: SimProcess) -> Lines:

@@ -167,11 +167,33 @@ def test_constant_params_and_selector_and_filter_together() -> None:
             "spec.filter.params[0]: needs value or valuePath",
         ),
         (
-            {"namespaceSelector": {"matchLabels": {"team": "a"}}},
-            "spec.namespaceSelector: is not supported by this version",
+            {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Equals"}]}},
+            "spec.namespaceSelector.matchExpressions[0].operator: 'Equals' is not one of",
         ),
     ],
 )
 def test_bad_scopes_are_errors_that_name_the_field(spec: dict[str, Any], message: str) -> None:
     errors = [str(f) for f in compile_config(scoped(**spec)).errors]
     assert any(message in e for e in errors), errors
+
+
+def test_the_api_server_selector_is_used_only_when_every_config_of_the_kind_agrees() -> None:
+    from panopticon.kube.serverselector import server_selector
+
+    def program(selector: dict[str, Any] | None) -> Any:
+        compiled = compile_config(scoped(selector=selector) if selector is not None else scoped())
+        assert compiled.program is not None, compiled.errors
+        return compiled.program
+
+    web = {"matchLabels": {"app": "web"}, "matchExpressions": [
+        {"key": "tier", "operator": "NotIn", "values": ["b", "a"]},
+        {"key": "x", "operator": "Exists"},
+        {"key": "y", "operator": "DoesNotExist"},
+        {"key": "z", "operator": "In", "values": ["2", "1"]},
+    ]}  # fmt: skip
+    assert server_selector([program(web)]) == "!y,app=web,tier notin (a,b),x,z in (1,2)"
+    assert server_selector([program(web), program(web)]) == "!y,app=web,tier notin (a,b),x,z in (1,2)"
+    assert server_selector([program(web), program({"matchLabels": {"app": "db"}})]) == ""
+    assert server_selector([program(web), program(None)]) == ""
+    assert server_selector([program({})]) == ""
+    assert server_selector([]) == ""
