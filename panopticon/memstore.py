@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
 from panopticon.fencing import ring_fence
-from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry, token, write_each
+from panopticon.store import Batch, Burial, ClaimResult, Layout, Op, RegistryEntry, token, write_each
 from panopticon.writemarks import WriteMarks, writer_of
 
 
@@ -108,6 +108,13 @@ class MemoryStore:
                         if not fields:
                             del self._families[(family, slot)]
         return refused
+
+    async def bury(self, burials: Sequence[Burial]) -> None:
+        for burial in burials:
+            for family in burial.families:
+                fields = self._families.get((family, burial.slot))
+                if fields is not None and fields.pop(burial.uid, None) is not None and not fields:
+                    del self._families[(family, burial.slot)]
 
     async def fields(self, slot: int, family: str) -> list[str]:
         return (await self.fields_of(slot, [family]))[0]

@@ -29,6 +29,7 @@ from panopticon.store import (
     CLAIM_SCRIPT,
     DROP_RETIRED_SCRIPT,
     Batch,
+    Burial,
     ClaimResult,
     Layout,
     Op,
@@ -280,6 +281,17 @@ class RedisStore:
             except ResponseError as e:
                 replies.append(e)
         return replies
+
+    async def bury(self, burials: Sequence[Burial]) -> None:
+        # Plain HDELs, pipelined (on a cluster redis-py routes each to its node): no
+        # owner to check, and each delete stands alone.
+        if not burials:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for burial in burials:
+            for family in burial.families:
+                pipe.hdel(self.layout.family_key(burial.slot, family), burial.uid)
+        await self._run("bury", pipe.execute())
 
     async def fields(self, slot: int, family: str) -> list[str]:
         return (await self.fields_of(slot, [family]))[0]

@@ -252,6 +252,16 @@ def bucket_fields(objects: dict[str, dict[str, bytes | None]]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Burial:
+    """The fields of a dead object in one slot, to delete unfenced (`Store.bury`): an
+    object deleted, whose name a new object holds now (`shard.successors`)."""
+
+    slot: int
+    uid: str
+    families: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimResult:
     claimed: tuple[int, ...]
     refused: tuple[int, ...]
@@ -307,6 +317,11 @@ class Store(Protocol):
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         """`write_batch` of loose operations."""
+
+    async def bury(self, burials: Sequence[Burial]) -> None:
+        """Delete the fields of dead objects, whoever owns their buckets: unfenced, which
+        is safe because the uid is dead for good (deleting its fields is what its owner
+        does anyway, and doing it twice is harmless)."""
 
     async def fields(self, slot: int, family: str) -> list[str]:
         """The uids present in one family hash (for garbage collection)."""

@@ -23,6 +23,8 @@ from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import ObjectView
 from panopticon.program import Program, RenderError
+from panopticon.store import Burial
+from shard.successors import Successors
 from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
@@ -101,6 +103,10 @@ class Target:
         self._error_counters: dict[tuple[str, str], Any] = {}
         """(config, family) -> its render-error child: an object that fails renders
         several families per event, and a malformed share of a relist fails them all."""
+        self.successors = Successors()
+        """Uids deleted lately, by name: buried when a new object takes the name."""
+        self._families = families_of(programs)
+        self._buried = metrics.buried.labels(self._label)
 
     @property
     def programs(self) -> tuple[Program, ...]:
@@ -114,7 +120,8 @@ class Target:
         self._filter = shard_filter
         self._marked = set(self.table.uids())
         self.table.forget_versions()
-        self._source = self.make_source(self.resource, shard_filter, TableView(self.table, self.resource))
+        view = TableView(self.table, self.resource, self._skipped_delete)
+        self._source = self.make_source(self.resource, shard_filter, view)
         self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
 
     def stop(self) -> None:
@@ -132,6 +139,7 @@ class Target:
     def set_programs(self, programs: list[Program], shard_filter: ShardFilter | None) -> None:
         """New configs for this kind: re-render every object (a fresh list)."""
         self.table.set_programs(programs)
+        self._families = families_of(programs)
         current = {(p.config_name, header.name) for p in programs for header in p.families}
         self._drop_error_counters(current)
         self.start(shard_filter)
@@ -217,11 +225,28 @@ class Target:
         if key is not None:
             self._event_counts[key] += 1
         obj: Any = event.obj
+        if kind == "DELETED":
+            self.successors.deleted(obj, uid, now)
+        elif kind == "ADDED" and self.successors:
+            self._bury_predecessors(obj, uid, now)
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         if rendered.errors:
             self._count_errors(rendered.errors, obj)
         if rendered.changed:
             self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
+
+    def _skipped_delete(self, line: bytes) -> None:
+        """The reflector skipped the DELETED of an object another shard owns."""
+        self.successors.deleted_line(line, time.monotonic())
+
+    def _bury_predecessors(self, obj: Any, uid: str, now: float) -> None:
+        """`uid` is new here: delete the fields of every uid lately deleted under its
+        name (`shard.successors`) before its own series are written."""
+        layout = self.queue.layout
+        for dead in self.successors.predecessors(obj, uid, now):
+            slot = layout.slot_of(layout.space.bucket(dead))
+            self.queue.bury(Burial(slot, dead, self._families))
+            self._buried.inc()
 
     def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
         """Count an object's failed series (by config and family; faults by config too)
@@ -253,3 +278,8 @@ class Target:
             log.info(
                 "target %s: %d objects vanished while unwatched; their series are deleted", self._label, gone
             )
+
+
+def families_of(programs: list[Program] | tuple[Program, ...]) -> tuple[str, ...]:
+    """Every family the kind's programs write (what a dead object of the kind may hold)."""
+    return tuple(sorted({header.name for program in programs for header in program.families}))

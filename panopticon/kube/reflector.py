@@ -397,6 +397,8 @@ class Reflector:
                 stats.skipped += 1
                 if seen is None:
                     self._skipped_line = line  # its RV is parsed only if the watch must resume
+                    if etype == b"DELETED":
+                        self.view.skipped_delete(line)
                 return None
             if verdict:
                 owns = None  # known to be owned: no second hash after parsing
@@ -423,6 +425,8 @@ class Reflector:
             self._rv = rv
             self._skipped_line = None
             if owns is not None and not owns(uid):
+                if etype_s == "DELETED":
+                    self.view.skipped_delete(line)
                 return None
             return self.view.apply(etype_s, obj, uid, rv)
         if etype_s == "BOOKMARK":
