@@ -39,7 +39,10 @@ def web(replicas: int) -> dict[str, Any]:
             "replicas": replicas,
             "serviceName": NAME,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
         },
     }
 
