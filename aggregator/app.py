@@ -32,7 +32,7 @@ from aggregator.scrape import ScrapeStats, exposition
 from aggregator.telemetry import AggregatorMetrics
 from panopticon.errors import StoreError
 from panopticon.httpguard import StallWatch
-from panopticon.store import Store
+from panopticon.store.contract import Store
 
 log = logging.getLogger("panopticon.aggregator")
 

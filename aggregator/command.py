@@ -10,8 +10,8 @@ from aggregator.app import METRICS, build_apps
 from aggregator.component import add_scrape_arguments, scrape_settings
 from panopticon import flags, serving
 from panopticon.cli import run_command
-from panopticon.redisio import RedisStore
-from panopticon.settings import add_store_arguments, layout, redis_options
+from panopticon.store.options import add_store_arguments, layout, redis_options
+from panopticon.store.redisstore import RedisStore
 
 HELP = "serve the metrics the shards wrote to Redis on /metrics (stateless; run several)"
 log = logging.getLogger("panopticon.aggregator")

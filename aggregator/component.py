@@ -9,7 +9,7 @@ import logging
 from aggregator.app import METRICS, ScrapeSettings, build_apps
 from aggregator.compress import ENGINES, resolve_engine
 from panopticon import flags, serving
-from panopticon.store import Store
+from panopticon.store.contract import Store
 
 log = logging.getLogger("panopticon.aggregator")
 

@@ -8,7 +8,7 @@ when Accept-Encoding allows it (Prometheus always sends `gzip`).
 
 from __future__ import annotations
 
-from panopticon.exposition import Format
+from panopticon.render.exposition import Format
 
 
 def _media_ranges(header: str) -> list[tuple[str, dict[str, str], float]]:

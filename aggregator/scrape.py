@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-from panopticon.exposition import OPENMETRICS_EOF, Format
-from panopticon.store import Store
+from panopticon.render.exposition import OPENMETRICS_EOF, Format
+from panopticon.store.contract import Store
 
 
 @dataclass(slots=True)

@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 import redis
 
-from panopticon.exposition import FamilyHeader
-from panopticon.store import Layout, RegistryEntry
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.layout import Layout, RegistryEntry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,8 +200,9 @@ asyncio.run(main())
 
 
 async def fill_memory(series: int, families: int, seed: int = 1) -> Any:
-    from panopticon.memstore import MemoryStore
-    from panopticon.store import Op, token
+    from panopticon.store.batch import Op
+    from panopticon.store.layout import token
+    from panopticon.store.memory import MemoryStore
 
     layout = Layout()
     store = MemoryStore(layout)

@@ -54,8 +54,8 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kubesim import SimProcess  # noqa: E402
 from panopticon.embed import Exporter  # noqa: E402
-from panopticon.sim import SimProcess  # noqa: E402
 
 CONFIG = ROOT / "panopticon/data/examples/metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"
 PROBE_FAMILY = "kube_configmap_bench_probe"

@@ -40,13 +40,13 @@ from typing import Any
 
 import orjson
 
-from panopticon.buckets import BucketSpace, ShardFilter
+from kubesim import AdminClient, SimProcess
 from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.lines import LineSplitter
 from panopticon.kube.reflector import Reflector
-from panopticon.sim import AdminClient, SimProcess
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 PODS = ResourceRef("", "v1", "pods", "Pod", True)

@@ -35,14 +35,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from panopticon.documents import read_documents
-from panopticon.expr.compiler import compile_expression
-from panopticon.expr.functions import numeric_result
-from panopticon.expr.values import parse_time, to_text
-from panopticon.families import resolve_families
-from panopticon.model import parse_config
-from panopticon.program import compile_config, family_name
-from panopticon.render import render_exposition
+from panopticon.config.documents import read_documents
+from panopticon.config.model import parse_config
+from panopticon.render.expr.compiler import compile_expression
+from panopticon.render.expr.functions import numeric_result
+from panopticon.render.expr.values import parse_time
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import render_exposition
+from panopticon.render.program import compile_config, family_name
+from panopticon.text import to_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "panopticon" / "data" / "examples"
 WORKLOADS = {

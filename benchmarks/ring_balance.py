@@ -1,7 +1,7 @@
 """Ownership balance, movement and contiguity over real-looking uids (deterministic, seeded).
 
 For N = 1..64 shards, two ownerships side by side:
-- `ranges`: the shards' ownership (panopticon.ring over panopticon.ranges, contiguous
+- `ranges`: the shards' ownership (panopticon.sharding.ring over panopticon.sharding.ranges, contiguous
   bucket ranges built one shard at a time);
 - `hash-ring`: classic consistent hashing with 32 points per shard (md5 of
   `shard-i#j`, a bucket goes to the next point clockwise of md5 of its name), what the
@@ -29,9 +29,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from panopticon.buckets import MAX_SELECTOR_RANGES, BucketSpace
-from panopticon.ranges import cover
-from panopticon.ring import Ring
+from panopticon.sharding.buckets import MAX_SELECTOR_RANGES, BucketSpace
+from panopticon.sharding.ranges import cover
+from panopticon.sharding.ring import Ring
 
 Owners = Callable[[int], Sequence[int]]
 
@@ -83,7 +83,7 @@ def measure(per_bucket: list[int], owners_of: Owners, max_shards: int) -> list[R
 
 
 def ring_owners(ring: Ring) -> list[int]:
-    """The owner of every bucket of a `panopticon.ring.Ring`."""
+    """The owner of every bucket of a `panopticon.sharding.ring.Ring`."""
     return [ring.owner(b) for b in range(ring.space.count)]
 
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.shard_bench import CONFIG, cpu_seconds  # noqa: E402
-from panopticon.sim import SimProcess  # noqa: E402
+from kubesim import SimProcess  # noqa: E402
 from tests.support.balancer import Balancer  # noqa: E402
 from tests.support.cluster import ShardProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402

@@ -44,7 +44,7 @@ import orjson
 import yaml
 from redis import Redis
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "panopticon/data/examples/metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"

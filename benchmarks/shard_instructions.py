@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "panopticon/data/examples/metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"
 
 from benchmarks.shard_bench import ready  # noqa: E402
-from panopticon.sim import SimProcess  # noqa: E402
+from kubesim import SimProcess  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 SIM_ARGS = ["--namespaces", "1", "--mongodbs", "0", "--deployments", "0", "--services", "0",

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = """
 import asyncio, sys, aiohttp
-from panopticon.sim import SimConfig, SimServer
-from panopticon.sim.natives import WorkloadSpec, native_objects
+from kubesim import SimConfig, SimServer
+from kubesim.natives import WorkloadSpec, native_objects
 
 async def main(rounds: int) -> None:
     async with SimServer(SimConfig(seed=1, compaction_window=None)) as s:

@@ -33,7 +33,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from panopticon.sim import AdminClient, SimProcess
+from kubesim import AdminClient, SimProcess
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 TOKEN = "panopticon-sim-token"

@@ -60,8 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.shard_bench import ready, rss_kb  # noqa: E402
-from panopticon.sim import SimProcess  # noqa: E402
-from panopticon.store import Layout  # noqa: E402
+from kubesim import SimProcess  # noqa: E402
+from panopticon.store.layout import Layout  # noqa: E402
 from tests.chaos.suite import CHURNED  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 

@@ -1,5 +1,6 @@
-"""Panopticon core: configuration model, path and expression engines, rendering,
-store layout, hash ring, Kubernetes client and API simulator.
+"""Panopticon core, in layers: `config` (the MetricsConfiguration contract), `render`
+(paths, expressions, compiled programs, exposition), `sharding` (buckets, ranges,
+fences), `store` (Redis and in-process) and `kube` (Kubernetes access).
 
 Importing this package starts nothing and holds no global state.
 """

@@ -1,7 +1,7 @@
 """The `panopticon` command.
 
-Core commands live in `panopticon.commands.*`; the shard and aggregator packages
-plug their own commands in through the `panopticon.commands` entry-point group, so
+Core commands live in `panopticon.commands.*`; the shard, aggregator and kubesim
+(simulator: `sim`, `demo`) packages plug their own commands in through the `panopticon.commands` entry-point group, so
 the core never imports them (the layering rule) and a command's dependencies are
 imported only when that command runs.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -25,9 +26,7 @@ from panopticon.flags import Parser
 CORE_COMMANDS = {
     "validate": "panopticon.commands.validate",
     "render": "panopticon.commands.render",
-    "sim": "panopticon.commands.sim",
     "run": "panopticon.commands.run",
-    "demo": "panopticon.commands.demo",
     "convert": "panopticon.commands.convert",
 }
 
@@ -35,8 +34,18 @@ CORE_COMMANDS = {
 def _command_modules() -> dict[str, str]:
     modules = dict(CORE_COMMANDS)
     for ep in entry_points(group="panopticon.commands"):
-        modules.setdefault(ep.name, ep.value)
+        # An installation may lack a plugin's package (the image ships no simulator):
+        # its command is then not offered, rather than failing when chosen.
+        if _importable(ep.value):
+            modules.setdefault(ep.name, ep.value)
     return modules
+
+
+def _importable(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _load(module_name: str) -> ModuleType:

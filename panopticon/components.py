@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from typing import Protocol
 
 from panopticon.errors import PanopticonError
-from panopticon.store import Store
+from panopticon.store.contract import Store
 
 
 class Component(Protocol):

@@ -28,7 +28,7 @@ from panopticon.errors import PanopticonError
 
 MAX_PORT = 65535
 MAX_BUCKETS = 1 << 16
-"""The bucket space's limit (`panopticon.buckets.BucketSpace`)."""
+"""The bucket space's limit (`panopticon.sharding.buckets.BucketSpace`)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PREFIX_FORBIDDEN = "{}"
 """Characters a key prefix may not hold: braces would change the keys' Redis Cluster

@@ -55,7 +55,7 @@ SCALARS = {"str", "int", "float", "bool", "datetime", "date", "bytearray"}
 
 
 def convert(type_name: str, defs: dict[str, Any]) -> Any:
-    """A type string of the models as a schema node (see panopticon/schema.py)."""
+    """A type string of the models as a schema node (see panopticon/render/schema.py)."""
     type_name = type_name.strip()
     m = re.fullmatch(r"(?:List|list)\[(.+)\]", type_name)
     if m:

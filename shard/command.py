@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from panopticon import flags, serving
-from panopticon.buckets import ShardFilter
 from panopticon.cli import run_command
 from panopticon.errors import PanopticonError
 from panopticon.kube.client import KubeClient
@@ -25,9 +24,10 @@ from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import ObjectView
-from panopticon.redisio import RedisStore
-from panopticon.settings import add_store_arguments, layout, redis_options
-from panopticon.store import Store
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.store.contract import Store
+from panopticon.store.options import add_store_arguments, layout, redis_options
+from panopticon.store.redisstore import RedisStore
 from shard.membership import RingSpec, shard_index
 from shard.membership import static_ring as flags_ring
 from shard.state import WorkerSettings

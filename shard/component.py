@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from panopticon.store import Store
+from panopticon.store.contract import Store
 from shard.command import add_kube_arguments, add_worker_arguments, run_worker, worker_settings
 from shard.membership import static_ring
 

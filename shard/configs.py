@@ -1,7 +1,7 @@
 """The MetricsConfigurations a shard knows: compiled, resolved, and their status.
 
 Every shard compiles every config (they are few) and resolves families the same way
-(`panopticon.families`: first by config name), so all shards agree on the programs,
+(`panopticon.render.families`: first by config name), so all shards agree on the programs,
 the family registry and the conflicts without coordination. An invalid config is
 reported and skipped; the others keep working (invariant 6). A config that was
 valid and turns invalid (a bad edit, or a CRD change) keeps its last valid program
@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from panopticon.families import Resolution, resolve_families
-from panopticon.findings import Finding
-from panopticon.isolation import ErrorLog, ErrorTally
-from panopticon.program import CompiledConfig, Program, compile_config
-from panopticon.schema import SchemaIndex, native_schemas
-from panopticon.store import RegistryEntry
+from panopticon.config.findings import Finding
+from panopticon.render.families import Resolution, resolve_families
+from panopticon.render.isolation import ErrorLog, ErrorTally
+from panopticon.render.program import CompiledConfig, Program, compile_config
+from panopticon.render.schema import SchemaIndex, native_schemas
+from panopticon.store.layout import RegistryEntry
 
 MAX_STATUS_FINDINGS = 10
 """Findings quoted in a config's status message; the rest are counted."""

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from panopticon.errors import StoreError
-from panopticon.store import Store
+from panopticon.store.contract import Store
 from shard.configs import ConfigSet, ConfigState
 
 log = logging.getLogger("panopticon.shard")

@@ -9,7 +9,7 @@
   one StatefulSet; with `--shards` it is `--ring-generation`. What it counts within
   is the ring's *lineage*: the StatefulSet's uid (a StatefulSet deleted and created
   again starts again at 1), or the flags themselves. The store turns (lineage,
-  generation) into the fence owners carry (`panopticon.fencing`).
+  generation) into the fence owners carry (`panopticon.sharding.fencing`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from panopticon.errors import PanopticonError
 from panopticon.kube.events import Event
-from panopticon.ring import ASSIGNMENT
+from panopticon.sharding.ring import ASSIGNMENT
 
 
 class MembershipError(PanopticonError):
@@ -50,7 +50,7 @@ class RingSpec:
     generation: int
     lineage: str = "static"
     """`statefulset:<uid>:<assignment>`, or `static:<shards>:<generation>:<assignment>`
-    for flags. The assignment (`panopticon.ring.ASSIGNMENT`) makes shards of a version
+    for flags. The assignment (`panopticon.sharding.ring.ASSIGNMENT`) makes shards of a version
     that assigned buckets otherwise another lineage: during an upgrade the new version's
     ring is fenced above every owner the old one wrote, and never claims at its fence."""
     static: bool = True
@@ -79,7 +79,7 @@ def ring_of_statefulset(obj: dict[str, Any]) -> RingSpec | None:
 async def watch_ring(events: AsyncIterator[Event], on_ring: Callable[[RingSpec], Any]) -> None:
     """Feed every ring change the StatefulSet reflector reports to `on_ring`: a newer
     generation of the same StatefulSet, or any generation of another one (deleted and
-    created again: the store decides which is newer, `panopticon.fencing`)."""
+    created again: the store decides which is newer, `panopticon.sharding.fencing`)."""
     last: RingSpec | None = None
     async for event in events:
         if event.type in ("ADDED", "MODIFIED") and event.obj is not None:

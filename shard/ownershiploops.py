@@ -10,8 +10,8 @@ import asyncio
 import logging
 
 from panopticon.errors import PanopticonError, StoreError
-from panopticon.fencing import SUPERSEDED, highest_fence
-from panopticon.ring import Ring
+from panopticon.sharding.fencing import SUPERSEDED, highest_fence
+from panopticon.sharding.ring import Ring
 from shard.membership import RingSpec, watch_ring
 from shard.state import WorkerState
 
@@ -44,7 +44,7 @@ class OwnershipLoops(WorkerState):
 
     async def _fenced_ring(self, spec: RingSpec) -> Ring | None:
         """`spec` as a ring whose generation is the store's fence for it
-        (`panopticon.fencing`); None when its StatefulSet was replaced since."""
+        (`panopticon.sharding.fencing`); None when its StatefulSet was replaced since."""
         current = self.ownership.ring.generation if self.ownership.ring is not None else 0
         floor = max(highest_fence((await self.store.owners()).values()), current)
         fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=spec.static)

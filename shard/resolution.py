@@ -27,7 +27,7 @@ from panopticon.errors import PanopticonError
 from panopticon.kube.backoff import Backoff, BackoffSettings
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.errors import UnknownKindError
-from panopticon.program import Program
+from panopticon.render.program import Program
 from shard.targets import TargetKey
 
 log = logging.getLogger("panopticon.shard")

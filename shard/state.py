@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import Discovery
-from panopticon.ring import Ring
-from panopticon.store import Store
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.sharding.ring import Ring
+from panopticon.store.contract import Store
 from shard.configs import ConfigSet
 from shard.lastvalid import LastValid
 from shard.membership import RingSpec

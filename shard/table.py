@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from panopticon.buckets import BucketSpace, ShardFilter
-from panopticon.exposition import encode
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
-from panopticon.program import Program, RenderError
-from panopticon.store import Op
+from panopticon.render.exposition import encode
+from panopticon.render.program import Program, RenderError
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
+from panopticon.store.batch import Op
 
 DIGEST_BITS = 64
 DIGEST_MASK = (1 << DIGEST_BITS) - 1

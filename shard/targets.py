@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from panopticon.buckets import ShardFilter
-from panopticon.isolation import ErrorLog, object_name
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import ObjectView
-from panopticon.program import Program, RenderError
-from panopticon.store import Burial
+from panopticon.render.isolation import ErrorLog, object_name
+from panopticon.render.program import Program, RenderError
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.store.batch import Burial
 from shard.successors import Successors
 from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics

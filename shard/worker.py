@@ -31,7 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from panopticon.errors import StoreError
-from panopticon.isolation import ErrorTally, merge_tallies
+from panopticon.render.isolation import ErrorTally, merge_tallies
 from shard.collection import Collection
 from shard.flushing import Flushing, logged
 from shard.ownershiploops import OwnershipLoops

@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from panopticon.errors import StoreError
-from panopticon.ring import Ring
-from panopticon.store import Batch, Burial, Layout, Op, Store, bucket_fields, token
+from panopticon.sharding.ring import Ring
+from panopticon.store.batch import Batch, Burial, Op, bucket_fields
+from panopticon.store.contract import Store
+from panopticon.store.layout import Layout, token
 
 MAX_CONCURRENT_WRITES = 2
 """Round trips in flight at once: one being applied by Redis while the next is built."""

@@ -27,10 +27,10 @@ from prometheus_client.metrics import MetricWrapperBase
 from aggregator.telemetry import AggregatorMetrics
 from panopticon import cli
 from panopticon._embed.telemetry import EmbedMetrics
-from panopticon.documents import read_documents
-from panopticon.exposition import Format
-from panopticon.loading import load_configs
-from panopticon.render import render_exposition
+from panopticon.config.documents import read_documents
+from panopticon.render.exposition import Format
+from panopticon.render.loading import load_configs
+from panopticon.render.offline import render_exposition
 from shard.telemetry import ShardMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +153,7 @@ def test_no_page_names_a_metric_that_does_not_exist() -> None:
 
 def test_only_the_telemetry_modules_define_prometheus_metrics() -> None:
     """Otherwise the metrics tests above would not see every registry."""
-    for package in ("panopticon", "shard", "aggregator"):
+    for package in ("panopticon", "shard", "aggregator", "kubesim"):
         for path in sorted((ROOT / package).rglob("*.py")):
             tree = ast.parse(path.read_text(), filename=str(path))
             for node in ast.walk(tree):

@@ -1,6 +1,6 @@
 """Sustained churn on the kind cluster: updates, deletes and creates at --rate events/s.
 
-The mutations are the simulator's (panopticon/sim/churn.py), so a churn phase means the
+The mutations are the simulator's (kubesim/churn.py), so a churn phase means the
 same on both sides: each tick (10 ms) spends the events the rate allows on objects
 picked at random from the generated ones (those carrying the sim-uid annotation) of
 the selected resources; 80% updates (an annotation `panopticon.dev/churn`, 10% of them
@@ -34,7 +34,7 @@ from workload_presets import SERVER_FIELDS, load_preset
 if TYPE_CHECKING:
     from kind_api import Api
 
-    from panopticon.sim.resources import ResourceType
+    from kubesim.resources import ResourceType
 
 MERGE_PATCH = "application/merge-patch+json"
 MIX = (0.8, 0.1, 0.1)
@@ -106,7 +106,7 @@ async def list_generated(api: Api, rtype: ResourceType) -> list[dict[str, Any]]:
 
 class Churner:
     def __init__(self, api: Api, pools: list[Pool], *, seed: int) -> None:
-        from panopticon.sim import churn  # the simulator's tick and phase choices, kept in one place
+        from kubesim import churn  # the simulator's tick and phase choices, kept in one place
 
         self.tick: float = churn.TICK
         self.phases: dict[str, tuple[str, ...]] = churn._PHASES

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from panopticon.sim.resources import Registry, ResourceType
+    from kubesim.resources import Registry, ResourceType
 
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("PANOPTICON_KIND_WORK", str(HERE / ".work")))
@@ -69,8 +69,8 @@ def kubeconfig_for(kubeconfig: str | None, cluster: str) -> str:
 
 def registry() -> Registry:
     """The built-in kinds and the CRDs the simulator installs (plural, scope, subresources)."""
-    from panopticon.sim.crds import builtin_crds
-    from panopticon.sim.resources import Registry, type_from_crd
+    from kubesim.crds import builtin_crds
+    from kubesim.resources import Registry, type_from_crd
 
     reg = Registry()
     for crd in builtin_crds():

@@ -2,7 +2,7 @@
 
 A preset names `panopticon sim` workload flags (seed, counts) and a churn rate. The
 objects come from the simulator's own code path: the flags are parsed by the
-`panopticon sim` parser and the objects produced by `panopticon.commands.sim.populate`,
+`panopticon sim` parser and the objects produced by `kubesim.command.populate`,
 the function that fills the simulator, so one preset is one set of objects on both
 sides. Only what a real API server needs changes on the way to kind (`apply_item`).
 Presets load without the simulator; its modules are imported when objects are made.
@@ -23,8 +23,8 @@ import yaml
 from kind_cluster import HERE, SIM_UID
 
 if TYPE_CHECKING:
-    from panopticon.sim.resources import Registry, ResourceType
-    from panopticon.sim.simulator import Simulator
+    from kubesim.resources import Registry, ResourceType
+    from kubesim.simulator import Simulator
 
 WORKLOAD_KEYS = (
     "seed",
@@ -133,7 +133,7 @@ class _Recorder:
 
 def sim_arguments(flags: list[str]) -> argparse.Namespace:
     """`flags` parsed by the `panopticon sim` parser itself (so a bad preset fails as the CLI would)."""
-    from panopticon.commands.sim import add_arguments
+    from kubesim.command import add_arguments
 
     parser = argparse.ArgumentParser(prog="panopticon sim")
     add_arguments(parser)
@@ -143,7 +143,7 @@ def sim_arguments(flags: list[str]) -> argparse.Namespace:
 def workload_objects(preset: Preset) -> Iterator[dict[str, Any]]:
     """What `panopticon sim <preset flags>` loads, in the order it loads it (CRDs aside:
     the simulator installs `builtin_crds()` before loading)."""
-    from panopticon.commands.sim import populate
+    from kubesim.command import populate
 
     recorder = _Recorder()
     populate(cast("Simulator", recorder), sim_arguments(preset.sim_flags()))
@@ -191,7 +191,7 @@ def apply_item(obj: dict[str, Any], reg: Registry, *, default_namespace: str) ->
     namespaced object without a namespace gets the simulator's default one; status
     is split off for types that serve it as a subresource (the main resource ignores it).
     """
-    from panopticon.sim.workload import clone
+    from kubesim.workload import clone
 
     rtype = reg.for_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
     if rtype is None:
@@ -215,9 +215,9 @@ def apply_items(objects: Iterable[dict[str, Any]], reg: Registry) -> Iterator[Ap
     """`objects` in an order a real API server accepts: the simulator's CRDs first, and
     before the first object of a namespace nothing creates, that namespace (the
     simulator makes those on the fly; kind needs them first). Streams."""
-    from panopticon.sim.config import SimConfig
-    from panopticon.sim.crds import builtin_crds
-    from panopticon.sim.resources import NAMESPACE_TYPE
+    from kubesim.config import SimConfig
+    from kubesim.crds import builtin_crds
+    from kubesim.resources import NAMESPACE_TYPE
 
     cfg = SimConfig()
     for crd in builtin_crds():

@@ -1,6 +1,6 @@
 """The MetricsConfigurations an exporter is built with: files, dicts or other mappings.
 
-They go through the same loading as `panopticon validate` (`panopticon.loading`):
+They go through the same loading as `panopticon validate` (`panopticon.render.loading`):
 CRDs among them give schemas, duplicates and family conflicts are found, and every
 problem names its file (or `configs[i]` for a mapping), its config and its field.
 An invalid config is reported and left out; the others are used.
@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from panopticon.documents import Document
-from panopticon.families import Resolution
-from panopticon.loading import LoadedConfigs, load_documents, read_config_file
-from panopticon.program import Program
+from panopticon.config.documents import Document
+from panopticon.render.families import Resolution
+from panopticon.render.loading import LoadedConfigs, load_documents, read_config_file
+from panopticon.render.program import Program
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
 """A file of MetricsConfigurations (YAML or JSON, several documents allowed), or one

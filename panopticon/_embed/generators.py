@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any, NamedTuple
 
-from panopticon.exposition import FamilyHeader, escape_label_value, sample_value
-from panopticon.model import LABEL_NAME, METRIC_NAME
-from panopticon.series import MAX_LABEL_VALUE
+from panopticon.config.model import LABEL_NAME, METRIC_NAME
+from panopticon.render.exposition import FamilyHeader, escape_label_value, sample_value
+from panopticon.render.shapes.metrics import MAX_LABEL_VALUE
 
 MAX_SAMPLES = 10_000
 """Most samples one generator call may yield for one object; the rest are skipped

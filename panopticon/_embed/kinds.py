@@ -23,15 +23,15 @@ from typing import Any
 from panopticon._embed.generators import BoundGenerator, Generator
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
-from panopticon.exposition import encode
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.errors import KubeError, UnknownKindError
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import View
-from panopticon.program import Program, RenderError
-from panopticon.render import object_ref
+from panopticon.render.exposition import encode
+from panopticon.render.offline import object_ref
+from panopticon.render.program import Program, RenderError
 
 log = logging.getLogger("panopticon.embed")
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from panopticon.exposition import FamilyHeader
+from panopticon.render.exposition import FamilyHeader
 
 CHUNK_OBJECTS = 512
 """Objects whose lines one scrape chunk joins at most (about 50-100 KB of a

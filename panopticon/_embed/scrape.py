@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
-from panopticon.exposition import OPENMETRICS_CONTENT_TYPE, OPENMETRICS_EOF, TEXT_CONTENT_TYPE
+from panopticon.render.exposition import OPENMETRICS_CONTENT_TYPE, OPENMETRICS_EOF, TEXT_CONTENT_TYPE
 
 log = logging.getLogger("panopticon.embed")
 

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from panopticon.documents import read_documents
-from panopticon.exposition import Format
+from panopticon.config.documents import read_documents
 from panopticon.flags import UsageError
-from panopticon.loading import load_configs
-from panopticon.render import render_exposition
+from panopticon.render.exposition import Format
+from panopticon.render.loading import load_configs
+from panopticon.render.offline import render_exposition
 
 HELP = "render configs against objects from files, offline, as Prometheus exposition"
 MAX_ERRORS_SHOWN = 20

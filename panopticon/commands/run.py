@@ -14,10 +14,10 @@ import logging
 from collections.abc import Awaitable
 
 from panopticon import components, flags, serving
-from panopticon.memstore import MemoryStore
-from panopticon.redisio import RedisStore
-from panopticon.settings import add_store_arguments, layout, redis_options
-from panopticon.store import Store
+from panopticon.store.contract import Store
+from panopticon.store.memory import MemoryStore
+from panopticon.store.options import add_store_arguments, layout, redis_options
+from panopticon.store.redisstore import RedisStore
 
 HELP = "run a shard and the aggregator in one process (in-memory store, or --redis)"
 log = logging.getLogger("panopticon.run")

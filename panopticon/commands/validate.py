@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from panopticon.loading import load_configs
+from panopticon.render.loading import load_configs
 
 HELP = "validate MetricsConfiguration files offline (every problem listed; exit 1 on errors)"
 

@@ -2,7 +2,7 @@
 
 `--from ksm-crs` reads kube-state-metrics' custom resource state (CRS) configs and
 writes one MetricsConfiguration per resource whose metrics use `each`
-(panopticon.each), so that they serve the series kube-state-metrics serves:
+(panopticon.render.each), so that they serve the series kube-state-metrics serves:
 
 - `reading`: the YAML, and the three forms a CRS config comes in;
 - `crs`: the CRS structure, checked field by field (unknown fields named);

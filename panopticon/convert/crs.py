@@ -14,7 +14,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from panopticon.findings import Finding
+from panopticon.config.findings import Finding
 
 TOP_FIELDS: Final = ("kind", "spec")
 SPEC_FIELDS: Final = ("resources",)

@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from panopticon.config.documents import read_documents
+from panopticon.config.findings import Finding
 from panopticon.convert.crs import CrsReader, Resource
 from panopticon.convert.mapping import Converted, Mapper, unify_help
 from panopticon.convert.reading import crs_documents, read_file
 from panopticon.convert.wildcards import ServedKind, expand, served_kinds
-from panopticon.documents import read_documents
 from panopticon.errors import DocumentError
-from panopticon.families import resolve_families
-from panopticon.findings import Finding
-from panopticon.program import compile_config
-from panopticon.schema import SchemaIndex, native_schemas
+from panopticon.render.families import resolve_families
+from panopticon.render.program import compile_config
+from panopticon.render.schema import SchemaIndex, native_schemas
 
 
 @dataclass(frozen=True, slots=True)

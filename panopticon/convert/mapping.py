@@ -24,12 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from panopticon.config.findings import Finding
+from panopticon.config.model import API_VERSION, KIND, LABEL_NAME, MAP_LABEL, METRIC_NAME
 from panopticon.convert.crs import Collector, Each, Generator, Labels, Resource
 from panopticon.convert.segments import SegmentError, to_path
-from panopticon.findings import Finding
-from panopticon.ksmvalues import sanitize_label_name
-from panopticon.model import API_VERSION, KIND, LABEL_NAME, MAP_LABEL, METRIC_NAME
-from panopticon.program import NAME_PREFIX_ANNOTATION
+from panopticon.render.ksmvalues import sanitize_label_name
+from panopticon.render.program import NAME_PREFIX_ANNOTATION
 
 KSM_PREFIX: Final = "kube_customresource"
 GVK_LABELS: Final = ("customresource_group", "customresource_version", "customresource_kind")

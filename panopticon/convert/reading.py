@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from panopticon.documents import BoundedLoader
+from panopticon.config.documents import BoundedLoader
 from panopticon.errors import DocumentError
 
 CRS_KIND = "CustomResourceStateMetrics"

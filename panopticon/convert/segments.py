@@ -21,7 +21,7 @@ import re
 from typing import Final
 
 from panopticon.errors import PathError
-from panopticon.paths import KeyEquals, Match, Step, compile_path
+from panopticon.render.paths import KeyEquals, Match, Step, compile_path
 
 _INDEX: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _NUMBER: Final = re.compile(r"[+-]?[0-9]+")

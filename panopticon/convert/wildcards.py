@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from panopticon.config.findings import Finding
 from panopticon.convert.crs import Resource
-from panopticon.findings import Finding
 
 WILDCARD = "*"
 

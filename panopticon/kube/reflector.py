@@ -35,7 +35,6 @@ from typing import Any
 
 import orjson
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.backoff import Backoff
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import ResourceRef
@@ -61,6 +60,7 @@ from panopticon.kube.settings import ReflectorSettings
 from panopticon.kube.stats import ReflectorStats, error_kind
 from panopticon.kube.view import ObjectView, View
 from panopticon.kube.watching import Interrupted, Waker, watch_lines
+from panopticon.sharding.buckets import ShardFilter
 
 __all__ = ["Event", "Reflector", "ReflectorSettings", "ReflectorStats"]
 

@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event, compact_rv
+from panopticon.sharding.buckets import ShardFilter
 
 _MISSING: Any = object()
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from panopticon.memstore import MemoryStore
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Layout, Store
+from panopticon.store.contract import Store
+from panopticon.store.layout import Layout
+from panopticon.store.memory import MemoryStore
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="a", buckets=64, slots=8)

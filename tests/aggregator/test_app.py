@@ -20,10 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from aggregator.app import ScrapeSettings, build_apps
 from panopticon import serving
 from panopticon.errors import StoreError
-from panopticon.exposition import FamilyHeader
-from panopticon.memstore import MemoryStore
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Layout, Op, RegistryEntry, Store, token
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.batch import Op
+from panopticon.store.contract import Store
+from panopticon.store.layout import Layout, RegistryEntry, token
+from panopticon.store.memory import MemoryStore
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.aggregator.conftest import LAYOUT
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 

@@ -16,9 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from aggregator.app import METRICS, ScrapeSettings, build_apps
 from panopticon import serving
-from panopticon.exposition import FamilyHeader
-from panopticon.memstore import MemoryStore
-from panopticon.store import Layout, Op, RegistryEntry, token
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.batch import Op
+from panopticon.store.layout import Layout, RegistryEntry, token
+from panopticon.store.memory import MemoryStore
 
 LAYOUT = Layout(prefix="e", buckets=64, slots=8)
 

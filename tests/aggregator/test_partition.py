@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from aggregator.partition import PartitionError, parse_partition
-from panopticon.store import Store
+from panopticon.store.contract import Store
 from tests.aggregator.test_app import fill, with_aggregator
 
 PLAIN = {"Accept-Encoding": "identity"}
@@ -101,7 +101,7 @@ BAD = [
 
 
 def test_bad_partition_queries_get_a_400_with_one_line_and_are_counted() -> None:
-    from panopticon.memstore import MemoryStore
+    from panopticon.store.memory import MemoryStore
     from tests.aggregator.conftest import LAYOUT
 
     async def test(session: aiohttp.ClientSession, url: str, telemetry: str, store: Store) -> None:

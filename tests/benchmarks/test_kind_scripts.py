@@ -36,10 +36,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from panopticon.sim import SimProcess
-from panopticon.sim.config import SimConfig
-from panopticon.sim.crds import builtin_crds
-from panopticon.sim.resources import Registry, ResourceType, type_from_crd
+from kubesim import SimProcess
+from kubesim.config import SimConfig
+from kubesim.crds import builtin_crds
+from kubesim.resources import Registry, ResourceType, type_from_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 KIND = ROOT / "benchmarks" / "kind"

@@ -59,10 +59,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from kubesim import SimProcess
 from panopticon.errors import StoreError
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.sim import SimProcess
-from panopticon.store import Layout
+from panopticon.store.layout import Layout
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.support.cluster import render_truth
 
 STALE_BOUND = 60.0

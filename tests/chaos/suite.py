@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.chaos.inflight import STALE_BOUND, InFlight, InFlightChecker
 from tests.support.cluster import (
     NAMESPACE,

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Layout
+from panopticon.store.layout import Layout
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.aggregator.test_app import fill
 from tests.support.balancer import Balancer
 from tests.support.cluster import AggregatorProcess

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.support.cluster import NAMESPACE, AggregatorProcess, ShardProcess, expected_lines, statefulset
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer

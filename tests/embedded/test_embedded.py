@@ -11,8 +11,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubesim import SimProcess
 from panopticon.commands import run as run_command
-from panopticon.sim import SimProcess
 from tests.support.cluster import describe_difference, expected_lines
 from tests.support.redis_server import RedisServer, free_port
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.panopticon.embed.support import (
     CRD,
     EXAMPLE,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from panopticon.cli import CORE_COMMANDS, build_parser
-from panopticon.quantity import parse_quantity
-from panopticon.settings import redis_options
+from panopticon.render.quantity import parse_quantity
+from panopticon.store.options import redis_options
 from tests.manifests.conftest import TARGETS, Rendered, selects, venv_which
 
 SECRET_SENTINEL = "password-from-the-secret"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from panopticon.documents import read_documents
-from panopticon.program import CompiledConfig, compile_config
-from panopticon.schema import native_schemas
+from panopticon.config.documents import read_documents
+from panopticon.render.program import CompiledConfig, compile_config
+from panopticon.render.schema import native_schemas
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "panopticon" / "data" / "examples"
 CONFIG_DIR = EXAMPLES / "metricsconfigurations"

@@ -1,10 +1,10 @@
 """Hypothesis strategies for the engines' inputs, drawn from their grammars.
 
-- `expressions()`: expression text from the grammar of `panopticon.expr.syntax`:
+- `expressions()`: expression text from the grammar of `panopticon.render.expr.syntax`:
   every operator, every function (and alias) at each of its arities, every kind of
   literal (numbers at the float64 edges, strings that look like numbers, quantities,
   times and patterns), params, lists after `in`, nesting up to the limits;
-- `paths()`: path text from the grammar of `panopticon.paths` (keys, escapes, quoted
+- `paths()`: path text from the grammar of `panopticon.render.paths` (keys, escapes, quoted
   keys, indexes, `[*]`, `[name=text]`, `key=value`), sometimes broken;
 - `configs()`: MetricsConfiguration objects built from those, with every value
   form (value maps too), labels, params, states, fields, `each` metrics, selectors,
@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from panopticon.expr.functions import ALIASES, FUNCTIONS
+from panopticon.render.expr.functions import ALIASES, FUNCTIONS
 
 # Numbers at the edges: ±0, subnormals, the float64 limits, NaN/Inf, huge integers.
 EDGE_FLOATS = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e308, -1e308, 1.7976931348623157e308,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.families import resolve_families
-from panopticon.program import compile_config
-from panopticon.render import render_exposition
-from panopticon.schema import native_schemas
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import render_exposition
+from panopticon.render.program import compile_config
+from panopticon.render.schema import native_schemas
 
 FOO = {
     "apiVersion": "myteam.io/v1",

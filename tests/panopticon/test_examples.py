@@ -18,10 +18,10 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from panopticon.documents import read_documents
-from panopticon.exposition import Format
-from panopticon.families import resolve_families
-from panopticon.render import render_exposition
+from panopticon.config.documents import read_documents
+from panopticon.render.exposition import Format
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import render_exposition
 from tests.panopticon.examples import (
     GOLDEN_DIR,
     INVALID_CONFIGS,

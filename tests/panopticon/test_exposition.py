@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from panopticon.exposition import FamilyHeader, encode, escape_label_value, label_pair, sample_value
+from panopticon.render.exposition import FamilyHeader, encode, escape_label_value, label_pair, sample_value
 
 
 @pytest.mark.parametrize(

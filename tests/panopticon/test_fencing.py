@@ -1,4 +1,4 @@
-"""Ring fences (`panopticon.fencing`), on a real redis-server and on the in-process store.
+"""Ring fences (`panopticon.sharding.fencing`), on a real redis-server and on the in-process store.
 
 Every newer ring must get a larger fence than every ring before it, also when its
 generation is lower (a StatefulSet deleted and created again, `--shards` changed with
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from panopticon.fencing import SUPERSEDED, highest_fence
-from panopticon.store import Store
+from panopticon.sharding.fencing import SUPERSEDED, highest_fence
+from panopticon.store.contract import Store
 from tests.panopticon.test_store import StoreTest, run_store  # noqa: F401 - fixture
 from tests.support.redis_server import redis_server  # noqa: F401 - fixture
 

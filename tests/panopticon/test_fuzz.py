@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from panopticon.config.findings import Finding
 from panopticon.errors import EvaluationError, ExpressionError, PathError
-from panopticon.expr.compiler import compile_expression
-from panopticon.findings import Finding
-from panopticon.paths import MISSING, compile_path
-from panopticon.program import compile_config
+from panopticon.render.expr.compiler import compile_expression
+from panopticon.render.paths import MISSING, compile_path
+from panopticon.render.program import compile_config
 from tests.panopticon import strategies as s
 from tests.panopticon.test_properties import assert_valid_exposition
 

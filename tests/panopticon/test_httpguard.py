@@ -17,8 +17,8 @@ from prometheus_client import generate_latest
 from aggregator.app import build_apps
 from panopticon import serving
 from panopticon.httpguard import GuardSettings
-from panopticon.memstore import MemoryStore
-from panopticon.store import Layout
+from panopticon.store.layout import Layout
+from panopticon.store.memory import MemoryStore
 from shard.telemetry import Health, ShardMetrics, build_app
 
 FAST = GuardSettings(max_connections=3, request_timeout=0.4, idle_timeout=2.0)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from panopticon.expr.functions import FUNCTIONS, Env, Function
-from panopticon.isolation import MAX_FAULT_TEXT, ErrorLog, ErrorTally, fault_text, merge_tallies
-from panopticon.program import compile_config
+from panopticon.render.expr.functions import FUNCTIONS, Env, Function
+from panopticon.render.isolation import MAX_FAULT_TEXT, ErrorLog, ErrorTally, fault_text, merge_tallies
+from panopticon.render.program import compile_config
 
 
 def _raise(env: Env, args: list[Any]) -> Any:

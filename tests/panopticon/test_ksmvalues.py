@@ -1,4 +1,4 @@
-"""Table tests for kube-state-metrics' value semantics (panopticon.ksmvalues)."""
+"""Table tests for kube-state-metrics' value semantics (panopticon.render.ksmvalues)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from panopticon.errors import EvaluationError
-from panopticon.ksmvalues import go_float_text, go_parse_float, go_text, ksm_number, sanitize_label_name
+from panopticon.render.ksmvalues import (
+    go_float_text,
+    go_parse_float,
+    go_text,
+    ksm_number,
+    sanitize_label_name,
+)
 
 
 @pytest.mark.parametrize(

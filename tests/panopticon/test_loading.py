@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from panopticon.loading import load_configs
+from panopticon.render.loading import load_configs
 
 
 def config(name: str, api_version: str, kind: str, *, metric: str = "size", path: str = ".spec.size") -> str:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from panopticon.errors import PathError
-from panopticon.fanout import FanOut
-from panopticon.paths import MISSING, compile_path
+from panopticon.render.paths import MISSING, compile_path
+from panopticon.render.shapes.fanout import FanOut
 
 OBJ: dict[str, Any] = {
     "metadata": {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.program import MAX_LABEL_VALUE, compile_config
+from panopticon.render.program import MAX_LABEL_VALUE, compile_config
 
 BASE: dict[str, Any] = {
     "apiVersion": "metrics.appscode.com/v1alpha1",

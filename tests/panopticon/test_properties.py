@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from panopticon.documents import read_documents
+from panopticon.config.documents import read_documents
 from panopticon.errors import EvaluationError, ExpressionError
-from panopticon.exposition import encode
-from panopticon.expr.compiler import compile_expression
-from panopticon.program import Program
+from panopticon.render.exposition import encode
+from panopticon.render.expr.compiler import compile_expression
+from panopticon.render.program import Program
 from tests.panopticon.examples import OBJECT_FILES, VALID_CONFIGS, compiled
 
 PROGRAMS: list[Program] = [p for p in (compiled(c).program for c in VALID_CONFIGS) if p is not None]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from panopticon.errors import QuantityError
-from panopticon.quantity import (
+from panopticon.render.quantity import (
     CACHE_SIZE,
     MAX_EXPONENT,
     MAX_TEXT,

@@ -1,4 +1,4 @@
-"""Range ownership (panopticon.ranges): the numbers issue 16 asks of it, for 1..64 shards."""
+"""Range ownership (panopticon.sharding.ranges): the numbers issue 16 asks of it, for 1..64 shards."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from panopticon.ranges import assign, cover, intervals, ranges_of
+from panopticon.sharding.ranges import assign, cover, intervals, ranges_of
 
 B = 4096
 

@@ -6,8 +6,8 @@ import random
 import uuid
 
 from benchmarks.ring_balance import bucket_counts, measure, ring_owners
-from panopticon.buckets import BucketSpace, ShardFilter, fnv1a64
-from panopticon.ring import Ring
+from panopticon.sharding.buckets import BucketSpace, ShardFilter, fnv1a64
+from panopticon.sharding.ring import Ring
 
 
 def test_fnv1a64_matches_the_reference_values() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.program import compile_config
+from panopticon.render.program import compile_config
 from tests.panopticon.test_program import BASE, OBJ
 
 LABELS = {"app": "web", "tier": "front", "env": "prod"}

@@ -16,11 +16,13 @@ import hiredis
 import pytest
 
 from panopticon.errors import StoreError
-from panopticon.exposition import FamilyHeader
-from panopticon.memstore import MemoryStore
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Batch, Burial, Layout, Op, RegistryEntry, Store, read_family, token
-from panopticon.writescript import write_arguments, write_command
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.batch import Batch, Burial, Op
+from panopticon.store.contract import Store, read_family
+from panopticon.store.layout import Layout, RegistryEntry, token
+from panopticon.store.memory import MemoryStore
+from panopticon.store.redisstore import RedisOptions, RedisStore
+from panopticon.store.writescript import write_arguments, write_command
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)

@@ -6,8 +6,9 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.store import Batch, Layout, Op, token
+from panopticon.store.batch import Batch, Op
+from panopticon.store.layout import Layout, token
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="lost", buckets=64, slots=4)

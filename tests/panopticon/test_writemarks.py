@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from panopticon.writemarks import WINDOW, WriteMarks, writer_of
+from panopticon.store.writemarks import WINDOW, WriteMarks, writer_of
 
 
 def test_answers_of_concurrent_writes_arriving_out_of_order_are_not_a_loss() -> None:

@@ -10,13 +10,14 @@ import copy
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from panopticon.buckets import ShardFilter
 from panopticon.errors import StoreError
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
-from panopticon.memstore import MemoryStore
-from panopticon.ring import Ring
-from panopticon.store import Batch, Layout, RegistryEntry
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.sharding.ring import Ring
+from panopticon.store.batch import Batch
+from panopticon.store.layout import Layout, RegistryEntry
+from panopticon.store.memory import MemoryStore
 from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker

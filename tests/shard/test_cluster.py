@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.sim import SimProcess
-from panopticon.store import Layout
+from kubesim import SimProcess
+from panopticon.store.layout import Layout
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, churn, converge, statefulset
 from tests.support.redis_server import RedisServer
 

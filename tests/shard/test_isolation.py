@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.support.cluster import _get
 from tests.support.redis_server import free_port
 

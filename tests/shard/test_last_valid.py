@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from panopticon.memstore import MemoryStore
-from panopticon.sim import SimProcess
-from panopticon.store import Layout
+from kubesim import SimProcess
+from panopticon.store.layout import Layout
+from panopticon.store.memory import MemoryStore
 from shard.configs import ConfigSet
 from shard.lastvalid import LastValid
 from tests.support.cluster import ShardProcess, _get, stored_lines

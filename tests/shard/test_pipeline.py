@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 
-from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.errors import StoreError
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
-from panopticon.memstore import MemoryStore
-from panopticon.program import NAME_PREFIX_ANNOTATION, Program, compile_config
-from panopticon.ring import Ring
-from panopticon.store import Batch, Layout, Op, read_family, token
+from panopticon.render.program import NAME_PREFIX_ANNOTATION, Program, compile_config
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
+from panopticon.sharding.ring import Ring
+from panopticon.store.batch import Batch, Op
+from panopticon.store.contract import read_family
+from panopticon.store.layout import Layout, token
+from panopticon.store.memory import MemoryStore
 from shard.table import KindTable
 from shard.targets import Target, TargetKey
 from shard.telemetry import ShardMetrics

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from panopticon.ring import Ring
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
+from panopticon.sharding.ring import Ring
 from tests.chaos.inflight import InFlight, check_exposition
 from tests.support.cluster import NAMESPACE, AggregatorProcess, ShardProcess, converge
 from tests.support.redis_server import RedisServer

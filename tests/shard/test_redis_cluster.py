@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from redis.asyncio import RedisCluster
 
+from kubesim import SimProcess
 from panopticon.errors import StoreError
-from panopticon.exposition import FamilyHeader
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.sim import SimProcess
-from panopticon.store import Batch, Burial, Layout, Op, RegistryEntry, token
+from panopticon.render.exposition import FamilyHeader
+from panopticon.store.batch import Batch, Burial, Op
+from panopticon.store.layout import Layout, RegistryEntry, token
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.shard.test_cluster import churn
 from tests.support.cluster import AggregatorProcess, ShardProcess, converge, expected_lines, stored_lines
 from tests.support.redis_server import RedisClusterServers

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from panopticon.memstore import MemoryStore
+from panopticon.store.memory import MemoryStore
 from shard.worker import Worker
 from tests.shard.test_backlog import LAYOUT, Cluster, config, start_worker, stop, stored_uids, wait_for
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.shard.test_cluster import scale, start
 from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, converge, statefulset
 from tests.support.cluster import churn as churn_kinds

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.panopticon.kube.test_discovery import widget, widget_crd
 from tests.shard.test_target_crd import eventually
 from tests.support.cluster import NAMESPACE, ShardProcess, statefulset, stored_lines

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.support.cluster import ShardProcess, _get
 from tests.support.redis_server import RedisServer
 

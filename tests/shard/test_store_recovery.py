@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.shard.test_cluster import churn
 from tests.support.cluster import (
     NAMESPACE,

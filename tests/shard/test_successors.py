@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
-from panopticon.memstore import MemoryStore
-from panopticon.store import Batch, Burial
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.store.batch import Batch, Burial
+from panopticon.store.memory import MemoryStore
 from shard.successors import MAX_NAMES, WINDOW, Successors
 from shard.targets import Target, TargetKey
 from shard.telemetry import ShardMetrics

@@ -17,13 +17,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from panopticon.buckets import ShardFilter
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import ObjectView
-from panopticon.memstore import MemoryStore
-from panopticon.ring import Ring
-from panopticon.store import read_family
+from panopticon.sharding.buckets import ShardFilter
+from panopticon.sharding.ring import Ring
+from panopticon.store.contract import read_family
+from panopticon.store.memory import MemoryStore
 from shard.table import KindTable, TableView, version_key
 from shard.targets import Target, TargetKey
 from shard.telemetry import ShardMetrics

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.panopticon.kube.test_discovery import widget, widget_crd
 from tests.support.cluster import ShardProcess, _get, stored_lines
 from tests.support.redis_server import RedisServer

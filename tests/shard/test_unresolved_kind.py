@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from panopticon.sim import SimProcess
+from kubesim import SimProcess
 from tests.support.cluster import ShardProcess, converge, stored_lines
 from tests.support.redis_server import RedisServer
 

@@ -11,9 +11,11 @@ import warnings
 from collections.abc import Sequence
 
 from panopticon.errors import StoreError
-from panopticon.memstore import MemoryStore
-from panopticon.ring import Ring
-from panopticon.store import Batch, ClaimResult, Layout, Op, RegistryEntry
+from panopticon.sharding.ring import Ring
+from panopticon.store.batch import Batch, Op
+from panopticon.store.contract import ClaimResult
+from panopticon.store.layout import Layout, RegistryEntry
+from panopticon.store.memory import MemoryStore
 from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker

@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from panopticon.redisio import RedisOptions, RedisStore
-from panopticon.sim import SimProcess
-from panopticon.store import Layout
+from kubesim import SimProcess
+from panopticon.store.layout import Layout
+from panopticon.store.redisstore import RedisOptions, RedisStore
 from shard.configs import ConfigSet
 from tests.support.redis_server import free_port
 

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from panopticon.cli import main
-from panopticon.expr.functions import FUNCTIONS, Env, Function
+from panopticon.render.expr.functions import FUNCTIONS, Env, Function
 
 
 def _explode(env: Env, args: list[Any]) -> int:

@@ -11,13 +11,13 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from panopticon.config.documents import parse_documents
 from panopticon.convert.ksmcrs import Conversion, convert_ksm_crs
 from panopticon.convert.output import to_yaml
-from panopticon.documents import parse_documents
-from panopticon.exposition import Format
-from panopticon.families import resolve_families
-from panopticon.program import compile_config
-from panopticon.render import Exposition, render_exposition
+from panopticon.render.exposition import Format
+from panopticon.render.families import resolve_families
+from panopticon.render.offline import Exposition, render_exposition
+from panopticon.render.program import compile_config
 
 KSM_CRS = Path(__file__).resolve().parents[2] / "data" / "ksm-crs"
 KUADRANT = KSM_CRS / "kuadrant"

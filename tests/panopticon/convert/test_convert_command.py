@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from panopticon import cli
-from panopticon.documents import parse_documents
+from panopticon.config.documents import parse_documents
 from tests.panopticon.convert.helpers import convert_and_render, convert_text, crs, parse_series, series
 
 FOO = {"group": "myteam.io", "version": "v1", "kind": "Foo"}
@@ -294,9 +294,9 @@ def test_the_ksm_docs_wildcard_example_renders_one_family_for_both_kinds() -> No
 
 def convert_and_render_configs(conversion: Any, objects: list[dict[str, Any]]) -> set[Any]:
     from panopticon.convert.output import to_yaml
-    from panopticon.families import resolve_families
-    from panopticon.program import compile_config
-    from panopticon.render import render_exposition
+    from panopticon.render.families import resolve_families
+    from panopticon.render.offline import render_exposition
+    from panopticon.render.program import compile_config
 
     programs = [
         compile_config(d.body).program for d in parse_documents(to_yaml(conversion.configs), source="x")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panopticon.convert.ksmcrs import convert_ksm_crs
-from panopticon.program import compile_config
+from panopticon.render.program import compile_config
 from tests.panopticon.convert.helpers import KUADRANT
 
 FIELDS = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from panopticon.documents import read_documents
+from panopticon.config.documents import read_documents
 from tests.panopticon.convert.helpers import convert_and_render, convert_text
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from panopticon.config.documents import read_documents
 from panopticon.convert.ksmcrs import convert_ksm_crs
-from panopticon.documents import read_documents
-from panopticon.program import Program, compile_config
+from panopticon.render.program import Program, compile_config
 from tests.panopticon.convert.helpers import KUADRANT, crs
 from tests.panopticon.test_properties import JSON, _mutate, assert_valid_exposition, deeply_nested
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubesim import SimProcess
 from panopticon.commands import run as run_command
+from panopticon.config.documents import read_documents
 from panopticon.convert.ksmcrs import convert_ksm_crs
-from panopticon.documents import read_documents
-from panopticon.sim import SimProcess
 from tests.panopticon.convert.helpers import KUADRANT, kuadrant_crds
 from tests.panopticon.convert.kuadrant_assertions import check, read_assertions
 from tests.support.redis_server import RedisServer, free_port
@@ -139,7 +139,7 @@ def test_the_assertions_fail_on_a_wrong_exposition(exposition: str) -> None:
 
 def test_the_converted_configs_are_written_to_files_and_read_back(tmp_path: Path) -> None:
     from panopticon.convert.output import write_files
-    from panopticon.loading import load_configs
+    from panopticon.render.loading import load_configs
 
     conversion = convert_ksm_crs([str(CONFIG)], crds=list(kuadrant_crds()))
     written = write_files(conversion.configs, str(tmp_path))

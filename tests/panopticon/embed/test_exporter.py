@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from kubesim import SimThread
 from panopticon import embed
 from panopticon._embed import kinds
 from panopticon.embed import Exporter, ExporterError, Sample
-from panopticon.expr.functions import FUNCTIONS, Function
-from panopticon.sim import SimThread
+from panopticon.render.expr.functions import FUNCTIONS, Function
 from tests.panopticon.embed.support import (
     API_VERSION,
     CONFIG,

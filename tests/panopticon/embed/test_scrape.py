@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from panopticon._embed.lines import CHUNK_OBJECTS, FamilyLines
 from panopticon._embed.scrape import Scrape
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
-from panopticon.exposition import FamilyHeader
+from panopticon.render.exposition import FamilyHeader
 from tests.panopticon.embed.support import OM_ACCEPT, promtool_accepts, samples
 
 log = logging.getLogger("panopticon.embed")

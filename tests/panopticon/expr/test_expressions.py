@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from panopticon.errors import EvaluationError, ExpressionError
-from panopticon.expr.compiler import compile_expression
+from panopticon.render.expr.compiler import compile_expression
 
 ENV: dict[str, Any] = {
     "phase": "Ready",

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from panopticon.expr.compiler import compile_expression
-from panopticon.expr.floats import go_div, go_mod, go_pow
+from panopticon.render.expr.compiler import compile_expression
+from panopticon.render.expr.floats import go_div, go_mod, go_pow
 
 INF, NAN = math.inf, math.nan
 

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panopticon.documents import read_documents
+from panopticon.config.documents import read_documents
 from panopticon.errors import QuantityError, ResourceCalcError
-from panopticon.expr import resources
-from panopticon.expr.resources import (
+from panopticon.render.expr import resources
+from panopticon.render.expr.resources import (
     CALCULATORS,
     app_resource_limits,
     app_resource_requests,

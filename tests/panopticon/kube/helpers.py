@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec
 
-from panopticon.buckets import ShardFilter
+from kubesim import SimConfig, SimServer
 from panopticon.kube.backoff import BackoffSettings
 from panopticon.kube.client import ClientSettings, KubeClient
 from panopticon.kube.credentials import Credentials
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector, ReflectorSettings
-from panopticon.sim import SimConfig, SimServer
+from panopticon.sharding.buckets import ShardFilter
 
 P = ParamSpec("P")
 

@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from kubesim import AccessRule, SimServer, mongodb_objects
 from panopticon.kube.client import ClientSettings, KubeClient
 from panopticon.kube.credentials import Credentials
 from panopticon.kube.errors import (
@@ -25,7 +26,6 @@ from panopticon.kube.errors import (
     status_error,
 )
 from panopticon.kube.reflector import Reflector
-from panopticon.sim import AccessRule, SimServer, mongodb_objects
 from tests.panopticon.kube.helpers import (
     CONFIGMAPS,
     FAST,

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
+from kubesim import SimProcess, SimServer
+from kubesim.tls import make_certificate
 from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import Discovery
 from panopticon.kube.errors import CredentialsError
-from panopticon.sim import SimProcess, SimServer
-from panopticon.sim.tls import make_certificate
 from tests.panopticon.kube.helpers import FAST_CLIENT, asynctest, sim_config
 
 

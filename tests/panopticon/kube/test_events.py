@@ -9,8 +9,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.kube.events import compact_rv, metadata_uid, rv_of_line, split_head, triage, uid_candidates
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
 
 SPACE = BucketSpace(16)
 THIRD = ShardFilter(SPACE, frozenset(range(0, 16, 3)))

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from panopticon.buckets import BucketSpace, ShardFilter
+from kubesim import AdminClient, SimProcess
 from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
 from panopticon.kube.reflector import Reflector
-from panopticon.sim import AdminClient, SimProcess
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
 from tests.panopticon.kube.helpers import (
     CONFIGMAPS,
     FAST,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from kubesim import SimServer
+from kubesim.faults import RequestRecord
 from panopticon.kube.client import KubeClient
 from panopticon.kube.reflector import Reflector
-from panopticon.sim import SimServer
-from panopticon.sim.faults import RequestRecord
 from tests.panopticon.kube.helpers import (
     CONFIGMAPS,
     FAST,

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from panopticon.buckets import BucketSpace, ShardFilter
+from kubesim import SimServer
 from panopticon.kube.client import KubeClient
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector
-from panopticon.sim import SimServer
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
 from tests.panopticon.kube.helpers import (
     CONFIGMAPS,
     FAST,

@@ -6,9 +6,9 @@ import tracemalloc
 import uuid
 from typing import Any
 
-from panopticon.buckets import BucketSpace, ShardFilter
 from panopticon.kube.events import Event
 from panopticon.kube.view import View
+from panopticon.sharding.buckets import BucketSpace, ShardFilter
 from tests.panopticon.kube.helpers import PODS
 
 
