@@ -17,6 +17,10 @@ it under a remembered name, those uids are dead for good (a DELETED event proves
 it, whatever the order in which shards apply their events), so anyone may delete
 their fields: the target queues a burial of each (`shard.writer.WriteQueue.bury`),
 which the next flush sends, unfenced, before any write of the new object's series.
+It does so again for every object of a remembered name that it re-renders after a
+restart of its target (a store rewrite: Redis restored from a snapshot taken before
+the delete brings the dead uid's fields back, beside the new object's rewritten ones,
+until collection would delete them).
 
 The watch stream is ordered, and Kubernetes must delete the old object before it
 accepts the new one, so the DELETED always arrives here before the new object's
@@ -85,9 +89,11 @@ class Successors:
             self.deleted(obj, uid, now)
 
     def predecessors(self, obj: Any, uid: str, now: float) -> list[str]:
-        """The dead uids of `obj`'s name (which `uid` now holds), forgotten once asked."""
+        """The dead uids of `obj`'s name (which `uid` now holds). They stay remembered
+        until `WINDOW` ends: a rewrite of the store (Redis restored from a snapshot
+        taken before the delete brings the dead uid's fields back) buries them again."""
         name = name_of(obj)
-        entries = self._dead.pop(name, None) if name is not None else None
+        entries = self._dead.get(name) if name is not None else None
         if not entries:
             return []
         return [u for u, t in entries if u != uid and now - t <= WINDOW]

@@ -227,7 +227,8 @@ class Target:
         obj: Any = event.obj
         if kind == "DELETED":
             self.successors.deleted(obj, uid, now)
-        elif kind == "ADDED" and self.successors:
+        elif self.successors and (kind == "ADDED" or self._marked is not None):
+            # New here, or everything re-rendered after a restart (a store rewrite).
             self._bury_predecessors(obj, uid, now)
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         if rendered.errors:
