@@ -39,23 +39,24 @@ from panopticon.kube.backoff import Backoff
 from panopticon.kube.client import KubeClient
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.errors import (
-    ApiStatusError,
-    BadRequestError,
     ExpiredError,
     InternalServerError,
-    InvalidError,
-    KubeConnectionError,
     KubeError,
     ProtocolError,
     StreamBrokenError,
-    TooManyRequestsError,
     VeryShortWatchError,
     WatchTimeoutError,
     is_too_large_resource_version,
     status_error,
 )
 from panopticon.kube.events import INITIAL_EVENTS_END, Event, rv_of_line, split_head, triage
-from panopticon.kube.listing import list_pages
+from panopticon.kube.failures import (
+    WatchListFailed,
+    refuses_shard_selector,
+    rewatchable,
+    watch_list_unsupported,
+)
+from panopticon.kube.relisting import Listing
 from panopticon.kube.settings import ReflectorSettings
 from panopticon.kube.stats import ReflectorStats, error_kind
 from panopticon.kube.view import ObjectView, View
@@ -69,16 +70,7 @@ _OBJECT_TYPES = frozenset((b"ADDED", b"MODIFIED", b"DELETED"))
 _EVENT_TYPES = frozenset(("ADDED", "MODIFIED", "DELETED"))
 
 
-class _WatchListFailed(Exception):
-    """A watch-list failed before its initial events ended."""
-
-    def __init__(self, cause: KubeError, *, unsupported: bool) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.unsupported = unsupported
-
-
-class Reflector:
+class Reflector(Listing):
     """Lists and watches one resource; see the module docstring."""
 
     def __init__(
@@ -221,7 +213,7 @@ class Reflector:
             try:
                 async for ev in self._watch(initial=initial):
                     yield ev
-            except _WatchListFailed as e:
+            except WatchListFailed as e:
                 if self._on_watch_list_failure(e):
                     continue  # retry the watch-list (from RV "")
                 initial = False
@@ -246,14 +238,14 @@ class Reflector:
                 internal_since = internal_since if internal_since is not None else now
                 if now - internal_since > self.settings.max_internal_error_retry:
                     raise error
-            elif not _rewatchable(error):
+            elif not rewatchable(error):
                 raise error  # 410 and the rest: relist after backoff
             self._count(error)  # 429, connection refused, 500 for a while: back off, re-watch
             await self._pause(self._backoff.next_delay())
             if self._waker.woken:
                 raise Interrupted
 
-    def _on_watch_list_failure(self, e: _WatchListFailed) -> bool:
+    def _on_watch_list_failure(self, e: WatchListFailed) -> bool:
         """True to retry the watch-list at once from RV ""; False to LIST this time."""
         cause = e.cause
         if self._selector_refused(cause):
@@ -264,7 +256,7 @@ class Reflector:
             self._count(cause)
             self._rv_unavailable = True
             return True
-        if _rewatchable(cause):
+        if rewatchable(cause):
             raise cause  # transient: back off and try the watch-list again
         self._count(cause)
         if e.unsupported:
@@ -273,68 +265,6 @@ class Reflector:
         else:
             log.warning("reflector %s: watch-list failed (%s); falling back to LIST", self.name, cause)
         return False
-
-    # --- LIST ---
-
-    async def _list(self) -> AsyncGenerator[Event, None]:
-        rv = "" if self._rv_unavailable else (self.resource_version or "0")
-        try:
-            async for ev in self._list_at(rv):
-                yield ev
-        except ApiStatusError as e:
-            if rv == "" or not (isinstance(e, ExpiredError) or is_too_large_resource_version(e)):
-                raise
-            self._count(e)
-            self._rv_unavailable = True
-            async for ev in self._list_at(""):
-                yield ev
-
-    async def _list_at(self, rv: str) -> AsyncGenerator[Event, None]:
-        params = self._params()
-        if rv:
-            params["resourceVersion"] = rv
-            if rv != "0":
-                params["resourceVersionMatch"] = "NotOlderThan"
-        seen: set[str] = set()
-        list_rv = ""
-        owns, view, waker = self._owns, self.view, self._waker
-        pages = list_pages(self.client, self.path, params, page_size=self.settings.page_size)
-        async with aclosing(pages) as stream:
-            async for page in stream:
-                if waker.woken:
-                    raise Interrupted
-                if page.restarted:
-                    seen = set()
-                elif not list_rv and "shardSelector" in params:
-                    self.server_sharding = page.shard_info is not None
-                list_rv = page.resource_version
-                api_version, kind = self.resource.api_version, self.resource.kind
-                for item in page.items:
-                    uid, item_rv = _identity(item)
-                    if owns is not None and not owns(uid):
-                        continue
-                    if "kind" not in item:  # built-in list items carry no type (B.4); events do
-                        item["apiVersion"], item["kind"] = api_version, kind
-                    ev = view.listed(item, uid, item_rv, seen)
-                    if ev is not None:
-                        yield ev
-                        if waker.woken:
-                            raise Interrupted
-        self.stats.list_syncs += 1
-        for ev in self._finish_sync(seen, list_rv):
-            yield ev
-
-    async def _probe_server_sharding(self) -> None:
-        """A watch-list carries no `shardInfo`: ask a one-item LIST once."""
-        if self.server_sharding is not None or self._owns is None:
-            return
-        try:
-            page = await self.client.list_page(self.path, {**self._params(), "limit": "1"})
-        except KubeError as e:
-            log.info("reflector %s: shard support probe failed: %s", self.name, e)
-            return
-        meta = page.get("metadata")
-        self.server_sharding = isinstance(meta, dict) and isinstance(meta.get("shardInfo"), dict)
 
     # --- WATCH ---
 
@@ -378,9 +308,9 @@ class Reflector:
         except KubeError as e:
             if seen is None:
                 raise
-            raise _WatchListFailed(e, unsupported=_unsupported(e, received)) from e
+            raise WatchListFailed(e, unsupported=watch_list_unsupported(e, received)) from e
         if seen is not None:
-            raise _WatchListFailed(
+            raise WatchListFailed(
                 ProtocolError("watch-list ended before its initial events"), unsupported=False
             )
 
@@ -415,7 +345,7 @@ class Reflector:
         if etype_s in _EVENT_TYPES and uid.__class__ is str and rv.__class__ is str:
             if seen is not None:
                 if etype_s != "ADDED":
-                    raise _WatchListFailed(
+                    raise WatchListFailed(
                         ProtocolError(f"{etype_s} before the end of a watch-list's initial events"),
                         unsupported=True,
                     )
@@ -467,10 +397,7 @@ class Reflector:
         logged once and counted; True means list again at once."""
         if self.selector_refused or "shardSelector" not in self._params():
             return False
-        named = "shardselector" in str(e).lower().replace(" ", "")
-        if not isinstance(e, BadRequestError | InvalidError) and not (
-            isinstance(e, ApiStatusError) and named
-        ):
+        if not refuses_shard_selector(e):
             return False
         self.selector_refused = True
         self.server_sharding = False
@@ -493,27 +420,3 @@ class Reflector:
     def _count(self, e: BaseException) -> None:
         kind = error_kind(e)
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
-
-
-def _rewatchable(e: KubeError) -> bool:
-    """client-go `isWatchErrorRetriable`: 429 or connection refused retry the watch."""
-    return isinstance(e, TooManyRequestsError) or (isinstance(e, KubeConnectionError) and e.refused)
-
-
-def _unsupported(e: KubeError, received: int) -> bool:
-    """Whether a watch-list failure says the server cannot serve watch-lists: 422/400 up
-    front (the WatchList gate is off), or an ERROR as the first event (storage without
-    progress notify), except the codes that mean "retry" (410, 429, 504)."""
-    if received == 0:
-        return isinstance(e, InvalidError | BadRequestError)
-    transient = isinstance(e, ExpiredError | TooManyRequestsError) or is_too_large_resource_version(e)
-    return received == 1 and isinstance(e, ApiStatusError) and not transient
-
-
-def _identity(item: object) -> tuple[str, str]:
-    meta = item.get("metadata") if isinstance(item, dict) else None
-    uid = meta.get("uid") if isinstance(meta, dict) else None
-    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
-    if not isinstance(uid, str) or not isinstance(rv, str):
-        raise ProtocolError("a listed object has no metadata.uid or metadata.resourceVersion")
-    return uid, rv

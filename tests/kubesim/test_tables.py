@@ -11,7 +11,7 @@ from kubesim.jsonpath import JsonPathError, compile_path
 from kubesim.printers import human_duration
 from tests.kubesim.client import Api
 
-CRD_FILE = Path(__file__).parents[3] / "panopticon/data/crds/metricsconfigurations.metrics.appscode.com.yaml"
+CRD_FILE = Path(__file__).parents[2] / "panopticon/data/crds/metricsconfigurations.metrics.appscode.com.yaml"
 TABLE = (  # what kubectl get sends
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
     "application/json"
