@@ -14,13 +14,14 @@ from typing import Any
 
 import orjson
 
+from panopticon.config.model import TargetRef
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.sharding.buckets import ShardFilter
 from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.memory import MemoryStore
 from shard.successors import MAX_NAMES, WINDOW, Successors
-from shard.targets import Target, TargetKey
+from shard.targets import Target
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
 from tests.shard.test_pipeline import LAYOUT, program
@@ -124,7 +125,7 @@ def test_one_shard_owning_both_uids_never_stores_both_whatever_the_slot_order() 
         queue = WriteQueue(store)
         source = ScriptedSource()
         target = Target(
-            TargetKey("v1", "Pod"),
+            TargetRef("v1", "Pod"),
             ResourceRef("", "v1", "pods", "Pod", True),
             [program()],
             queue=queue,
