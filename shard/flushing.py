@@ -72,6 +72,8 @@ class Flushing(WorkerState):
         self.metrics.fields_written.inc(result.written)
         for latency in result.latencies:
             self.metrics.event_to_store.observe(latency)
+        if result.burial_failed:
+            self.metrics.store_errors.inc()
         if result.failed_slots:
             self.metrics.store_errors.inc(result.failed_slots)
             if self.queue.exceeds(self.settings.max_backlog):

@@ -363,11 +363,21 @@ class TableView:
     families are known. An event the consumer drops (a bucket not owned) is not
     recorded and is offered again by the next sync."""
 
-    __slots__ = ("resource", "table")
+    __slots__ = ("on_skipped_delete", "resource", "table")
 
-    def __init__(self, table: KindTable, resource: ResourceRef) -> None:
+    def __init__(
+        self,
+        table: KindTable,
+        resource: ResourceRef,
+        on_skipped_delete: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.table = table
         self.resource = resource
+        self.on_skipped_delete = on_skipped_delete
+
+    def skipped_delete(self, line: bytes) -> None:
+        if self.on_skipped_delete is not None:
+            self.on_skipped_delete(line)
 
     def apply(self, etype: str, obj: dict[str, Any], uid: str, rv: str) -> Event | None:
         known = self.table.version_of(uid)

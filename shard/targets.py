@@ -26,7 +26,9 @@ from panopticon.render.isolation import ErrorLog, object_name
 from panopticon.render.joins import Related
 from panopticon.render.program import Program, RenderError
 from panopticon.sharding.buckets import ShardFilter
+from panopticon.store.batch import Burial
 from shard.limiting import READMIT_INTERVAL, KindLimits
+from shard.successors import Successors
 from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
@@ -124,6 +126,10 @@ class Target:
         self._error_counters: dict[tuple[str, str], Any] = {}
         """(config, family) -> its render-error child: an object that fails renders
         several families per event, and a malformed share of a relist fails them all."""
+        self.successors = Successors()
+        """Uids deleted lately, by name: buried when a new object takes the name."""
+        self._families = families_of(programs)
+        self._buried = metrics.buried.labels(self._label)
 
     @property
     def programs(self) -> tuple[Program, ...]:
@@ -143,7 +149,7 @@ class Target:
             # Objects whose version is known are not delivered again, so they cannot be
             # unmarked: the new reflector's list reports those gone itself (`TableView`).
             self._marked = None
-        view = TableView(self.table, self.resource)
+        view = TableView(self.table, self.resource, self._skipped_delete)
         selector = server_selector(self.table.programs) if self.make_selected is not None else ""
         if selector != self.label_selector:
             log.info("target %s: label selector for the API server: %r", self._label, selector)
@@ -171,6 +177,7 @@ class Target:
         self.table.set_programs(programs)
         self.limits = KindLimits(programs, self._max_series, self.table.space.count, self.limits)
         self.table.admit = self.limits.admit if self.limits else None
+        self._families = families_of(programs)
         current = {(p.config_name, header.name) for p in programs for header in p.families}
         self._drop_error_counters(current)
         self.start(shard_filter)
@@ -261,8 +268,13 @@ class Target:
         if key is not None:
             self._event_counts[key] += 1
         obj: Any = event.obj
-        if kind == "DELETED" and self.table.admit is not None:
-            self.limits.forget(uid)
+        if kind == "DELETED":
+            if self.table.admit is not None:
+                self.limits.forget(uid)
+            self.successors.deleted(obj, uid, now)
+        elif self.successors and (kind == "ADDED" or self._marked is not None):
+            # New here, or everything re-rendered after a restart (a store rewrite).
+            self._bury_predecessors(obj, uid, now)
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         if rendered.errors:
             self._count_errors(rendered.errors, obj)
@@ -301,6 +313,19 @@ class Target:
                     turn = now
                     await asyncio.sleep(0)
         return changed
+
+    def _skipped_delete(self, line: bytes) -> None:
+        """The reflector skipped the DELETED of an object another shard owns."""
+        self.successors.deleted_line(line, time.monotonic())
+
+    def _bury_predecessors(self, obj: Any, uid: str, now: float) -> None:
+        """`uid` is new here: delete the fields of every uid lately deleted under its
+        name (`shard.successors`) before its own series are written."""
+        layout = self.queue.layout
+        for dead in self.successors.predecessors(obj, uid, now):
+            slot = layout.slot_of(layout.space.bucket(dead))
+            self.queue.bury(Burial(slot, dead, self._families))
+            self._buried.inc()
 
     def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
         """Count an object's failed series (by config and family; faults by config too)
@@ -356,3 +381,8 @@ class Target:
             self._readmitted_at = now
             log.info("target %s: relisting for objects a series cap lets in again", self._label)
             self.start(self._filter, forget=False)
+
+
+def families_of(programs: list[Program] | tuple[Program, ...]) -> tuple[str, ...]:
+    """Every family the kind's programs write (what a dead object of the kind may hold)."""
+    return tuple(sorted({header.name for program in programs for header in program.families}))

@@ -75,6 +75,13 @@ class ShardMetrics:
             "Writes refused by the fence (bucket owned elsewhere).",
             registry=r,
         )
+        self.buried = Counter(
+            "panopticon_shard_predecessors_buried",
+            "Objects deleted and created again under the same name whose old uid's series this "
+            "shard deleted before writing the new uid's (so a scrape never serves both).",
+            ["target"],
+            registry=r,
+        )
         self.collected = Counter(
             "panopticon_shard_garbage_collected", "Stale series of deleted objects removed.", registry=r
         )

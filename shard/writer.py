@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 
 from panopticon.errors import StoreError
 from panopticon.sharding.ring import Ring
-from panopticon.store.batch import Batch, Op, bucket_fields
+from panopticon.store.batch import Batch, Burial, Op, bucket_fields
 from panopticon.store.contract import Store
 from panopticon.store.layout import Layout, token
 
 MAX_CONCURRENT_WRITES = 2
 """Round trips in flight at once: one being applied by Redis while the next is built."""
+MAX_BURIALS = 10_000
+"""Burials kept for retry while the store fails (each is a few short strings)."""
 ROUND_TRIP_FIELDS = 20_000
 """Field operations per round trip: slot batches are sent together (one pipelined
 exchange) up to about this many, so a steady trickle of events costs one round trip
@@ -40,6 +42,9 @@ class FlushResult:
     failed_slots: int = 0
     latencies: list[float] = field(default_factory=list)
     """Seconds from the oldest queued event of each written batch to its acknowledgement."""
+    buried: int = 0
+    """Dead objects whose fields were deleted before the batches were written."""
+    burial_failed: bool = False
 
 
 class WriteQueue:
@@ -51,6 +56,8 @@ class WriteQueue:
         self._shift = (self.layout.buckets // self.layout.slots).bit_length() - 1
         self._added = 0
         """Operations queued since the queue was last emptied: at least `len(self)`."""
+        self._burials: list[Burial] = []
+        """Dead objects' fields to delete before any batch is written (`bury`)."""
 
     def __len__(self) -> int:
         """Field operations queued (a field written twice before a flush counts once)."""
@@ -58,7 +65,15 @@ class WriteQueue:
 
     def __bool__(self) -> bool:
         """Whether anything is queued (without counting it: the flush loop asks every 50 ms)."""
-        return bool(self._pending)
+        return bool(self._pending or self._burials)
+
+    def bury(self, burial: Burial) -> None:
+        """Queue the deletion of a dead object's fields (an object deleted, whose name a
+        new object now holds: `shard.successors`). The next flush sends every burial
+        first and writes its batches only once the store acknowledged them, so the new
+        object's series are never stored before its predecessor's are deleted. Burials
+        are not fenced and not tied to owned buckets: `discard` and `clear` keep them."""
+        self._burials.append(burial)
 
     def exceeds(self, bound: int) -> bool:
         """`len(self) > bound`, counted only once enough operations were queued to
@@ -121,8 +136,11 @@ class WriteQueue:
                 self._since.pop(slot, None)
 
     async def flush(self, owner: str) -> FlushResult:
-        """Write everything queued. Batches that fail stay queued for the next flush."""
+        """Write everything queued, burials first. Batches that fail stay queued for the
+        next flush."""
         result = FlushResult()
+        if self._burials:
+            await self._bury(result)
         if not self._pending:
             return result
         batches = self._pending
@@ -183,6 +201,23 @@ class WriteQueue:
                 self.merge(slot, batch, since=queued)
             raise
         return result
+
+    async def _bury(self, result: FlushResult) -> None:
+        """Send the queued burials. One that fails is kept for the next flush, and the
+        batches go out anyway: a store node that fails must not hold every write of the
+        shard, and the dead object's owner deletes its fields in any case (the overlap
+        then lasts until it does, as without burials)."""
+        burials, self._burials = self._burials, []
+        try:
+            await self.store.bury(burials)
+        except StoreError:
+            result.burial_failed = True
+            self._burials = burials[-MAX_BURIALS:] + self._burials
+        except BaseException:
+            self._burials = burials + self._burials
+            raise
+        else:
+            result.buried = len(burials)
 
 
 def _pieces(batches: Iterable[tuple[int, Batch]]) -> tuple[list[tuple[int, Batch]], list[int]]:

@@ -327,6 +327,8 @@ class Reflector(Listing):
                 stats.skipped += 1
                 if seen is None:
                     self._skipped_line = line  # its RV is parsed only if the watch must resume
+                    if etype == b"DELETED":
+                        self.view.skipped_delete(line)
                 return None
             if verdict:
                 owns = None  # known to be owned: no second hash after parsing
@@ -353,6 +355,8 @@ class Reflector(Listing):
             self._rv = rv
             self._skipped_line = None
             if owns is not None and not owns(uid):
+                if etype_s == "DELETED":
+                    self.view.skipped_delete(line)
                 return None
             return self.view.apply(etype_s, obj, uid, rv)
         if etype_s == "BOOKMARK":

@@ -72,6 +72,12 @@ class ObjectView(Protocol):
         """Drop, silently, every object outside `shard_filter` (`keep` tests a uid)."""
         ...
 
+    def skipped_delete(self, line: bytes) -> None:
+        """A watch's DELETED of an object outside the filter, as its raw line: the
+        object is gone, which a consumer may use (the shard buries the series of an
+        object recreated under the same name, `shard.successors`). Most ignore it."""
+        ...
+
 
 class View:
     """uid → resourceVersion of every object the consumer holds."""
@@ -153,6 +159,9 @@ class View:
         dropped = [uid for uid in self.uids() if not keep(uid)]
         self.drop(dropped)
         return len(dropped)
+
+    def skipped_delete(self, line: bytes) -> None:
+        return None
 
     def drop(self, uids: Iterable[str]) -> None:
         names = self._names

@@ -23,6 +23,16 @@ class Op:
     value: bytes | None  # None deletes
 
 
+@dataclass(frozen=True, slots=True)
+class Burial:
+    """The fields of a dead object in one slot, to delete unfenced (`Store.bury`): an
+    object deleted, whose name a new object holds now (`shard.successors`)."""
+
+    slot: int
+    uid: str
+    families: tuple[str, ...]
+
+
 class Batch:
     """Field operations of one slot, grouped as the write script takes them.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from panopticon.errors import StoreError
-from panopticon.store.batch import Batch, Op
+from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.layout import Layout, RegistryEntry
 
 
@@ -72,6 +72,11 @@ class Store(Protocol):
 
     async def write(self, slot: int, owner: str, ops: Sequence[Op]) -> list[int]:
         """`write_batch` of loose operations."""
+
+    async def bury(self, burials: Sequence[Burial]) -> None:
+        """Delete the fields of dead objects, whoever owns their buckets: unfenced, which
+        is safe because the uid is dead for good (deleting its fields is what its owner
+        does anyway, and doing it twice is harmless)."""
 
     async def fields(self, slot: int, family: str) -> list[str]:
         """The uids present in one family hash (for garbage collection)."""

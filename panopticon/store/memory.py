@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from panopticon.errors import StoreError
 from panopticon.sharding.fencing import ring_fence
-from panopticon.store.batch import Batch, Op
+from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.contract import ClaimResult, write_each
 from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.writemarks import WriteMarks, writer_of
@@ -110,6 +110,13 @@ class MemoryStore:
                         if not fields:
                             del self._families[(family, slot)]
         return refused
+
+    async def bury(self, burials: Sequence[Burial]) -> None:
+        for burial in burials:
+            for family in burial.families:
+                fields = self._families.get((family, burial.slot))
+                if fields is not None and fields.pop(burial.uid, None) is not None and not fields:
+                    del self._families[(family, burial.slot)]
 
     async def fields(self, slot: int, family: str) -> list[str]:
         return (await self.fields_of(slot, [family]))[0]

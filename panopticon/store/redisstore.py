@@ -24,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from panopticon.errors import StoreError
 from panopticon.sharding.fencing import RING_FENCE_SCRIPT
-from panopticon.store.batch import Batch, Op
+from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.contract import ClaimResult, write_each
 from panopticon.store.layout import Layout, RegistryEntry
 from panopticon.store.scan import Endpoint, HvalsStream
@@ -274,6 +274,17 @@ class RedisStore:
             except ResponseError as e:
                 replies.append(e)
         return replies
+
+    async def bury(self, burials: Sequence[Burial]) -> None:
+        # Plain HDELs, pipelined (on a cluster redis-py routes each to its node): no
+        # owner to check, and each delete stands alone.
+        if not burials:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for burial in burials:
+            for family in burial.families:
+                pipe.hdel(self.layout.family_key(burial.slot, family), burial.uid)
+        await self._run("bury", pipe.execute())
 
     async def fields(self, slot: int, family: str) -> list[str]:
         return (await self.fields_of(slot, [family]))[0]

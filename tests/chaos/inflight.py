@@ -8,14 +8,14 @@ fields with their object uids. Each scrape answered 200 is checked for:
 
 - valid exposition: every line matches the strict text-format grammar, and
   Prometheus' own parser reads the whole body;
-- no duplicate: no series (name and labels) twice, no family header twice. One
-  exception is counted apart, not as a violation, because the product does not
-  prevent it yet (an open finding of issue 14): an object deleted and created again
-  under the same name (the suite's `recreate_statefulset`) has a new uid, so its old
-  and new series live in different buckets, usually of different shards, and both are
-  served until the old one's delete is applied. Such a duplicate, of a series carrying
-  the recreated object's labels, within `STALE_BOUND` of the recreation, counts as
-  `recreated_overlap`; anything else, or later, is a violation;
+- no duplicate: no series (name and labels) twice, no family header twice. This
+  includes an object deleted and created again under the same name (the suite's
+  `recreate_statefulset`): its new uid lives in another bucket, usually another
+  shard's, and both uids' series used to be served until the old one's delete was
+  applied. The shards now bury the old uid's series first (`shard.successors`), so
+  such a duplicate is a violation like any other; it is also counted apart, as
+  `recreated_overlap` (a part of `duplicate_series`, which must be 0), to tell it
+  from other duplicates;
 - no whole family missing: a family that had series in the ground truth at every
   poll from `FAMILY_BOUND` seconds before the scrape to the first poll after it
   must be in a scrape taken while every shard's heartbeat in the store was fresh
@@ -87,8 +87,8 @@ class InFlight:
     invalid: int = 0
     duplicate_series: int = 0
     recreated_overlap: int = 0
-    """Duplicates of a recreated object's series within STALE_BOUND of the recreation
-    (the old uid's series not yet deleted): reported, not a violation (see above)."""
+    """Of `duplicate_series`, those carrying a recreated object's labels within
+    STALE_BOUND of its recreation (the old uid's series not buried): a violation too."""
     duplicate_headers: int = 0
     missing_families: int = 0
     store_reads: int = 0
@@ -301,10 +301,7 @@ def check_exposition(body: str, counts: InFlight, *, recreated: list[str] | None
         bad += 1
     counts.invalid += bad > 0
     dupes = [s for s, n in series.items() if n > 1]
-    overlap = [s for s in dupes if any(labels in s for labels in recreated or ())]
-    if overlap:
-        counts.recreated_overlap += len(overlap)
-        dupes = [s for s in dupes if s not in overlap]
+    counts.recreated_overlap += sum(1 for s in dupes if any(labels in s for labels in recreated or ()))
     if dupes:
         counts.duplicate_series += len(dupes)
         counts.note(f"duplicate series: {dupes[0][:120]}")

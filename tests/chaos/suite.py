@@ -454,7 +454,8 @@ def main() -> int:
     print(
         f"in flight: {flight.scrapes} scrapes ({flight.scrapes_ok} 200, {flight.scrapes_failed} other, "
         f"{flight.scrapes_covered} with every shard synced), {flight.store_reads} store reads; "
-        f"{flight.invalid} invalid, {flight.duplicate_series} duplicate series, "
+        f"{flight.invalid} invalid, {flight.duplicate_series} duplicate series "
+        f"({flight.recreated_overlap} of a recreated object), "
         f"{flight.duplicate_headers} duplicate families, {flight.missing_families} missing families, "
         f"{flight.stale_objects} objects stale > {STALE_BOUND:g}s (oldest {flight.oldest_stale:.1f}s)"
     )

@@ -44,6 +44,16 @@ def test_an_invalid_line_a_duplicate_series_and_a_repeated_family_are_each_count
     assert counts.duplicate_headers == 1
 
 
+def test_a_recreated_objects_series_served_twice_is_a_violation_counted_apart_too() -> None:
+    counts = InFlight()
+    body = GOOD.replace('a_total{x="2"} 2', 'a_total{x="1"} 5')
+    check_exposition(body, counts, recreated=['x="1"'])
+    assert (counts.duplicate_series, counts.recreated_overlap, counts.violations) == (1, 1, 1)
+    counts = InFlight()
+    check_exposition(body, counts, recreated=['x="9"'])
+    assert (counts.duplicate_series, counts.recreated_overlap, counts.violations) == (1, 0, 1)
+
+
 def test_a_covered_200_lacking_a_family_the_truth_had_throughout_is_counted() -> None:
     polls = [(t, {"a_total", "b"}) for t in range(0, 20)]
     scrapes = [

@@ -21,7 +21,7 @@ from redis.asyncio import RedisCluster
 from kubesim import SimProcess
 from panopticon.errors import StoreError
 from panopticon.render.exposition import FamilyHeader
-from panopticon.store.batch import Batch, Op
+from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.shard.test_cluster import churn
@@ -103,6 +103,23 @@ def test_the_store_contract_holds_on_a_redis_cluster(redis_cluster: RedisCluster
             assert await store.family_stored("fam") and not await store.family_stored("gone")
             since = (await store.retired_since())["gone"]
             assert await store.drop_retired("gone", since) and await store.retired() == set()
+
+            # Burials (dead objects' fields, unfenced) in one pipeline over every node:
+            # the other shard's buckets too, and nothing else of the slots.
+            dead = {bucket: f"dead-{bucket}" for bucket in (theirs[4], mine[5], theirs[15])}
+            for bucket, uid in dead.items():
+                writer = token(1 if bucket in theirs else 0, 1)
+                assert (
+                    await store.write(LAYOUT.slot_of(bucket), writer, [Op("fam", bucket, uid, b"x 1\n")])
+                    == []
+                )
+            before = {slot: set(await store.fields(slot, "fam")) for slot in (4, 5, 15)}
+            assert set(dead.values()) <= set().union(*before.values())
+            burials = [Burial(LAYOUT.slot_of(bucket), uid, ("fam", "other")) for bucket, uid in dead.items()]
+            await store.bury(burials)
+            after = {slot: set(await store.fields(slot, "fam")) for slot in (4, 5, 15)}
+            assert after == {slot: uids - set(dead.values()) for slot, uids in before.items()}
+            assert after[4] and after[5]  # the slots' other objects stay
 
             await store.heartbeat(0, {"synced": True})
             assert (await store.shards())[0] == {"synced": True}

@@ -17,7 +17,7 @@ import pytest
 
 from panopticon.errors import StoreError
 from panopticon.render.exposition import FamilyHeader
-from panopticon.store.batch import Batch, Op
+from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.contract import Store, read_family
 from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.memory import MemoryStore
@@ -456,3 +456,29 @@ def test_a_batch_keeps_the_last_operation_per_field_and_counts_fields() -> None:
     batch.merge(later)
     assert set(batch.ops()) == set([Op("g", 2, "a", None), Op("h", 2, "c", b"h 1\n")])
     assert len(batch) == 2
+
+
+def test_a_burial_deletes_a_dead_objects_fields_whoever_owns_its_bucket(
+    run_store: Callable[[StoreTest], None],
+) -> None:
+    """Unfenced, by design (`shard.successors`): the uid is dead for good, so any shard
+    may delete its fields; nothing else in the slot is touched, and twice is harmless."""
+
+    async def test(store: Store) -> None:
+        await store.claim(LAYOUT.slot_of(3), 0, 1, [3])
+        await store.claim(LAYOUT.slot_of(40), 1, 1, [40])
+        dead, alive, other = uid_in(store.layout, 3), uid_in(store.layout, 3), uid_in(store.layout, 40)
+        for bucket, uid, owner in ((3, dead, token(0, 1)), (3, alive, token(0, 1)), (40, other, token(1, 1))):
+            ops = [Op("fam_a", bucket, uid, b"fam_a 1\n"), Op("fam_b", bucket, uid, b"fam_b 1\n")]
+            assert await store.write(store.layout.slot_of(bucket), owner, ops) == []
+        burial = Burial(store.layout.slot_of(3), dead, ("fam_a", "fam_b", "fam_never_written"))
+        await store.bury([burial, Burial(store.layout.slot_of(40), "not-stored", ("fam_a",))])
+        await store.bury([burial])
+        slot = store.layout.slot_of(3)
+        assert [sorted(uids) for uids in await store.fields_of(slot, ["fam_a", "fam_b"])] == [
+            [alive],
+            [alive],
+        ]
+        assert await store.fields(store.layout.slot_of(40), "fam_a") == [other]
+
+    run_store(test)
