@@ -1,4 +1,4 @@
-"""Patch formats, as far as kubectl needs them (B.16 keeps full semantics out of scope).
+"""Patch formats, as far as kubectl needs them (README.md, "Patch").
 
 - JSON merge patch (RFC 7386), used for custom resources and `kubectl patch --type merge`;
 - a strategic merge patch subset: merge-patch plus lists merged by their well-known

@@ -1,4 +1,5 @@
-"""Label, field and shard selectors (KUBERNETES-API.md B.7 and B.10).
+"""Label, field and shard selectors (README.md, "Selectors" and
+"Sharded list and watch").
 
 Parsers turn query strings into small immutable matchers, once per request; a
 matcher then runs per object. Grammars follow apimachinery `labels.Parse`,

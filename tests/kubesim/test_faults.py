@@ -1,4 +1,4 @@
-"""Fault knobs (KUBERNETES-API.md B.13), driven through the Python API of an
+"""Fault knobs (kubesim/README.md, "Faults"), driven through the Python API of an
 in-process simulator and read with aiohttp, the client the reflector will use."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The reflector against the simulator as a real HTTP server: the client-go algorithm
-(B.12) step by step, each fault ending with the view equal to the server's state."""
+(client-go `tools/cache/reflector.go`) step by step, each fault ending with the view
+equal to the server's state."""
 
 from __future__ import annotations
 
