@@ -63,6 +63,7 @@ from kubesim import SimProcess
 from panopticon.errors import StoreError
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
+from tests.support import aio
 from tests.support.cluster import render_truth
 
 STALE_BOUND = 60.0
@@ -198,7 +199,7 @@ class InFlightChecker(threading.Thread):
 
     def run(self) -> None:
         try:
-            asyncio.run(self._loop())
+            aio.run(self._loop(), timeout=None)
         except BaseException as e:  # reported by the suite, not lost in a thread
             self.error = e
 

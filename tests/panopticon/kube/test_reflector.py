@@ -18,7 +18,6 @@ from tests.panopticon.kube.helpers import (
     CONFIGMAPS,
     FAST,
     NS,
-    asynctest,
     configmap,
     converged,
     running,
@@ -27,6 +26,7 @@ from tests.panopticon.kube.helpers import (
     wait_until,
     watching,
 )
+from tests.support.aio import asynctest
 
 
 def requests(server: SimServer, *, verb: str, since: int = 0) -> list[RequestRecord]:
