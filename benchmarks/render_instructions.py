@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RENDER = """
 import copy, sys
 from pathlib import Path
-from panopticon.config.documents import read_documents
-from panopticon.render.program import compile_config
+try:
+    from panopticon.config.documents import read_documents
+    from panopticon.render.program import compile_config
+except ImportError:  # a tree from before the layout of issue 15
+    from panopticon.documents import read_documents
+    from panopticon.program import compile_config
 
 examples = Path("panopticon/data/examples")
 config = next(iter(read_documents(str(examples / "metricsconfigurations/kubedb/kubedb-com-mongodb.yaml"))))

@@ -104,7 +104,8 @@ class Baselines:
             configs.schemas.add_crd(crd)
         for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
             configs.upsert(body)
-        ((api_version, kind), self.programs), *_ = configs.programs_by_target().items()
+        (target, self.programs), *_ = configs.programs_by_target().items()
+        api_version, kind = target.api_version, target.kind
         found = _resource(sim, api_version, kind)
         assert found is not None, f"{api_version}/{kind} is not served"
         path, self.namespaced = found

@@ -1,9 +1,9 @@
 """The `panopticon` command.
 
 Core commands live in `panopticon.commands.*`; the shard, aggregator and kubesim
-(simulator: `sim`, `demo`) packages plug their own commands in through the `panopticon.commands` entry-point group, so
-the core never imports them (the layering rule) and a command's dependencies are
-imported only when that command runs.
+(simulator: `sim`, `demo`) packages plug their own commands in through the
+`panopticon.commands` entry-point group, so the core never imports them (the layering
+rule) and a command's dependencies are imported only when that command runs.
 
 A command module exposes `HELP: str`, `add_arguments(parser)` and
 `run(args) -> int`.

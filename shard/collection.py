@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from panopticon.errors import StoreError
 from shard.state import WorkerState
-from shard.targets import TargetKey
 from shard.writer import collect_garbage
 
 log = logging.getLogger("panopticon.shard")
@@ -109,8 +108,7 @@ class Collection(WorkerState):
     def _kept_families(self) -> set[str]:
         if not self.kinds.failed:
             return set()
-        programs = {TargetKey(*key): p for key, p in self.configs.programs_by_target().items()}
-        return self.kinds.kept_families(programs)
+        return self.kinds.kept_families(self.configs.programs_by_target())
 
     async def _collect_in(self, buckets: frozenset[int], families: list[str]) -> int:
         """Delete the fields of `families` in `buckets` that no target renders (the

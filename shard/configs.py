@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panopticon.config.findings import Finding
+from panopticon.config.model import TargetRef
 from panopticon.render.families import Resolution, resolve_families
 from panopticon.render.isolation import ErrorLog, ErrorTally
 from panopticon.render.program import CompiledConfig, Program, compile_config
@@ -24,9 +25,6 @@ from panopticon.store.layout import RegistryEntry
 
 MAX_STATUS_FINDINGS = 10
 """Findings quoted in a config's status message; the rest are counted."""
-
-TargetKey = tuple[str, str]
-"""(apiVersion, kind) of a watched target."""
 
 
 @dataclass(slots=True)
@@ -209,10 +207,10 @@ class ConfigSet:
         for name, state in self.configs.items():
             state.conflicts = list(self.resolution.conflicts.get(name, []))
 
-    def programs_by_target(self) -> dict[TargetKey, list[Program]]:
-        out: dict[TargetKey, list[Program]] = {}
+    def programs_by_target(self) -> dict[TargetRef, list[Program]]:
+        out: dict[TargetRef, list[Program]] = {}
         for program in sorted(self.resolution.programs.values(), key=lambda p: p.config_name):
-            out.setdefault((program.target.api_version, program.target.kind), []).append(program)
+            out.setdefault(program.target, []).append(program)
         return out
 
     def registry(self) -> dict[str, RegistryEntry]:

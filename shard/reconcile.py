@@ -14,7 +14,7 @@ from panopticon.errors import PanopticonError, StoreError
 from panopticon.kube.discovery import ResourceRef, split_api_version
 from shard.configs import ConfigState
 from shard.state import WorkerState
-from shard.targets import Target, TargetKey
+from shard.targets import Target
 
 log = logging.getLogger("panopticon.shard")
 
@@ -118,10 +118,7 @@ class ConfigReconcile(WorkerState):
             await self._publish_registry()
             if drop_unserved:
                 self._drop_unserved()
-            desired = {
-                TargetKey(api_version, kind): programs
-                for (api_version, kind), programs in self.configs.programs_by_target().items()
-            }
+            desired = self.configs.programs_by_target()
             shard_filter = self._filter()
             for key, programs in desired.items():
                 target = self.targets.get(key)

@@ -23,12 +23,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
+from panopticon.config.model import TargetRef
 from panopticon.errors import PanopticonError
 from panopticon.kube.backoff import Backoff, BackoffSettings
 from panopticon.kube.discovery import Discovery, ResourceRef
 from panopticon.kube.errors import UnknownKindError
 from panopticon.render.program import Program
-from shard.targets import TargetKey
 
 log = logging.getLogger("panopticon.shard")
 
@@ -42,13 +42,13 @@ class KindResolution:
 
     def __init__(self, discovery: Discovery, *, retry: BackoffSettings = RETRY) -> None:
         self.discovery = discovery
-        self.not_served: set[TargetKey] = set()
-        self.failed: dict[TargetKey, str] = {}
+        self.not_served: set[TargetRef] = set()
+        self.failed: dict[TargetRef, str] = {}
         """Kinds whose discovery failed -> the error, as the configs' status shows it."""
         self._backoff = Backoff(retry)
         self._failing = asyncio.Event()
 
-    async def resolve(self, key: TargetKey) -> ResourceRef | None:
+    async def resolve(self, key: TargetRef) -> ResourceRef | None:
         """The kind's resource, or None (recorded as not served or as failed)."""
         try:
             resource = await self.discovery.resolve(key.api_version, key.kind)
@@ -75,20 +75,20 @@ class KindResolution:
         self._update()
         return resource
 
-    def mark_not_served(self, key: TargetKey) -> None:
+    def mark_not_served(self, key: TargetRef) -> None:
         """A running target's kind left discovery (its CRD was deleted)."""
         self.failed.pop(key, None)
         self.not_served.add(key)
         self._update()
 
-    def retain(self, configured: Iterable[TargetKey]) -> None:
+    def retain(self, configured: Iterable[TargetRef]) -> None:
         """Forget kinds no config targets any more."""
         keep = set(configured)
         self.not_served &= keep
         self.failed = {k: v for k, v in self.failed.items() if k in keep}
         self._update()
 
-    def kept_families(self, programs: Mapping[TargetKey, Sequence[Program]]) -> set[str]:
+    def kept_families(self, programs: Mapping[TargetRef, Sequence[Program]]) -> set[str]:
         """Families of kinds whose discovery failed: garbage collection must skip them
         (a family shared with a served kind too: its objects' fields are live)."""
         return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from panopticon.config.model import TargetRef
 from panopticon.kube.discovery import Discovery
 from panopticon.sharding.buckets import ShardFilter
 from panopticon.sharding.ring import Ring
@@ -20,7 +21,7 @@ from shard.lastvalid import LastValid
 from shard.membership import RingSpec
 from shard.resolution import KindResolution
 from shard.status import StatusWriter
-from shard.targets import Source, SourceFactory, Target, TargetKey
+from shard.targets import Source, SourceFactory, Target
 from shard.telemetry import Health, ShardMetrics
 from shard.writer import Ownership, WriteQueue
 
@@ -89,7 +90,7 @@ class WorkerState:
         self.ring_spec: RingSpec | None = None
         """The ring adopted last, as the StatefulSet or the flags describe it."""
         self.queue = WriteQueue(store)
-        self.targets: dict[TargetKey, Target] = {}
+        self.targets: dict[TargetRef, Target] = {}
         self.kinds = KindResolution(discovery)
         """Configured kinds without a target: not served, or their discovery failed."""
         self.published: set[str] = set()

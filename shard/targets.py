@@ -14,9 +14,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from panopticon.config.model import TargetRef
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.view import ObjectView
@@ -54,19 +54,10 @@ SourceFactory = Callable[[ResourceRef, ShardFilter | None, ObjectView | None], S
 the record of what the consumer holds, used instead of the source keeping its own."""
 
 
-@dataclass(frozen=True, slots=True)
-class TargetKey:
-    api_version: str
-    kind: str
-
-    def __str__(self) -> str:
-        return f"{self.api_version}/{self.kind}"
-
-
 class Target:
     def __init__(
         self,
-        key: TargetKey,
+        key: TargetRef,
         resource: ResourceRef,
         programs: list[Program],
         *,

@@ -37,7 +37,6 @@ from shard.flushing import Flushing, logged
 from shard.ownershiploops import OwnershipLoops
 from shard.reconcile import ConfigReconcile
 from shard.recovery import Recovery
-from shard.targets import TargetKey
 
 log = logging.getLogger("panopticon.shard")
 
@@ -109,11 +108,7 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery):
                 tallies = await self._render_error_tallies()
                 for state in list(self.configs.configs.values()):
                     if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
-                        target = (
-                            TargetKey(state.compiled.spec.target.api_version, state.compiled.spec.target.kind)
-                            if (state.compiled.spec and state.compiled.spec.target)
-                            else None
-                        )
+                        target = state.compiled.spec.target if state.compiled.spec else None
                         found = target is None or target not in self.kinds.not_served
                         failed = self.kinds.failed.get(target, "") if target is not None else ""
                         status = state.status(

@@ -99,8 +99,14 @@ class MetricSpec:
 
 @dataclass(frozen=True, slots=True)
 class TargetRef:
+    """A target kind's identity (`spec.targetRef`): the one key shards, statuses and
+    discovery use for a kind."""
+
     api_version: str
     kind: str
+
+    def __str__(self) -> str:
+        return f"{self.api_version}/{self.kind}"
 
     @property
     def group(self) -> str:

@@ -28,8 +28,9 @@ _T = TypeVar("_T")
 # bumped in the same script as the writes, so a store that lost some of them
 # answers less (`panopticon.store.writemarks`). One HSET or HDEL per field: a relist's
 # batches hold about one object per bucket, so grouping fields per key would save
-# Redis little and cost the shard more to build. The uid travels once per object, not once per field: packing the
-# arguments is the shard's cost, and a uid is a third of a field's arguments.
+# Redis little and cost the shard more to build. The uid travels once per object, not
+# once per field: packing the arguments is the shard's cost, and a uid is a third of a
+# field's arguments.
 WRITE_SCRIPT = """
 local owner = ARGV[1]
 local written = redis.call('HINCRBY', KEYS[2], string.match(owner, '^[^:]*'), 1)

@@ -276,7 +276,7 @@ class InFlightChecker(threading.Thread):
 
 def check_exposition(body: str, counts: InFlight, *, recreated: list[str] | None = None) -> set[str]:
     """The families in a 200's body, counting what is wrong with it."""
-    from tests.panopticon.test_properties import LINE  # the strict line grammar
+    from tests.panopticon.render.test_properties import LINE  # the strict line grammar
 
     families: list[str] = []
     series: collections.Counter[str] = collections.Counter()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from panopticon.config.model import TargetRef
 from panopticon.errors import StoreError
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
@@ -20,7 +21,7 @@ from panopticon.store.contract import read_family
 from panopticon.store.layout import Layout, token
 from panopticon.store.memory import MemoryStore
 from shard.table import KindTable
-from shard.targets import Target, TargetKey
+from shard.targets import Target
 from shard.telemetry import ShardMetrics
 from shard.writer import Ownership, WriteQueue, collect_garbage
 from tests.support import aio
@@ -334,7 +335,7 @@ def test_a_ring_change_that_moves_nothing_here_keeps_the_target_synced() -> None
         queue = WriteQueue(store)
         source = ListedSource([pod("aaaa-1"), pod("bbbb-2")])
         target = Target(
-            TargetKey("v1", "Pod"),
+            TargetRef("v1", "Pod"),
             ResourceRef("", "v1", "pods", "Pod", True),
             [program()],
             queue=queue,
@@ -393,7 +394,7 @@ def test_render_errors_are_counted_by_config_and_family_for_every_event() -> Non
         metrics = ShardMetrics()
         source = ListedSource([pod("aaaa-1"), pod("bbbb-2"), pod("cccc-3")])
         target = Target(
-            TargetKey("v1", "Pod"),
+            TargetRef("v1", "Pod"),
             ResourceRef("", "v1", "pods", "Pod", True),
             [program(), program(bad)],
             queue=WriteQueue(MemoryStore(LAYOUT)),
@@ -437,7 +438,7 @@ def test_render_error_series_of_families_no_longer_defined_are_removed() -> None
         metrics = ShardMetrics()
         source = ListedSource([pod("aaaa-1")])
         target = Target(
-            TargetKey("v1", "Pod"),
+            TargetRef("v1", "Pod"),
             ResourceRef("", "v1", "pods", "Pod", True),
             [failing("n0")],
             queue=WriteQueue(MemoryStore(LAYOUT)),

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from panopticon.config.model import TargetRef
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import ObjectView
@@ -25,7 +26,7 @@ from panopticon.sharding.ring import Ring
 from panopticon.store.contract import read_family
 from panopticon.store.memory import MemoryStore
 from shard.table import KindTable, TableView, version_key
-from shard.targets import Target, TargetKey
+from shard.targets import Target
 from shard.telemetry import ShardMetrics
 from shard.writer import Ownership, WriteQueue
 from tests.panopticon.kube.helpers import (
@@ -177,7 +178,7 @@ def test_a_restarted_target_keeps_objects_without_a_resource_version() -> None:
         queue = WriteQueue(store)
         objects = [pod("aaaa-1", resource_version=""), pod("bbbb-2", resource_version="7")]
         target = Target(
-            TargetKey("v1", "Pod"),
+            TargetRef("v1", "Pod"),
             PODS,
             [program()],
             queue=queue,
@@ -239,7 +240,7 @@ async def test_refused_writes_to_buckets_already_lost_leave_the_target_synced() 
             return Reflector(client, resource, shard_filter=shard_filter, settings=settings, view=view)
 
         target = Target(
-            TargetKey("v1", "ConfigMap"),
+            TargetRef("v1", "ConfigMap"),
             CONFIGMAPS,
             [program(CONFIGMAP_CONFIG)],
             queue=WriteQueue(MemoryStore(LAYOUT)),
@@ -276,7 +277,7 @@ async def test_a_relist_rerenders_only_what_changed_while_away() -> None:
             )
 
         target = Target(
-            TargetKey("v1", "ConfigMap"),
+            TargetRef("v1", "ConfigMap"),
             CONFIGMAPS,
             [program(CONFIGMAP_CONFIG)],
             queue=queue,
@@ -343,7 +344,7 @@ async def test_a_family_renamed_again_and_again_keeps_the_records_small() -> Non
             return program(config)
 
         target = Target(
-            TargetKey("v1", "ConfigMap"),
+            TargetRef("v1", "ConfigMap"),
             CONFIGMAPS,
             [renamed(0)],
             queue=queue,

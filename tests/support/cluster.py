@@ -170,8 +170,8 @@ def render_truth(sim: SimProcess) -> Truth:
     for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
         configs.upsert(body)
     truth = Truth(collections.Counter(), set(), {}, set())
-    for (api_version, kind), programs in configs.programs_by_target().items():
-        found = _resource(sim, api_version, kind)
+    for target, programs in configs.programs_by_target().items():
+        found = _resource(sim, target.api_version, target.kind)
         if found is None:
             continue
         path, namespaced = found

@@ -13,7 +13,7 @@ from panopticon.config.documents import read_documents
 from panopticon.convert.ksmcrs import convert_ksm_crs
 from panopticon.render.program import Program, compile_config
 from tests.panopticon.convert.helpers import KUADRANT, crs
-from tests.panopticon.test_properties import JSON, _mutate, assert_valid_exposition, deeply_nested
+from tests.panopticon.render.test_properties import JSON, _mutate, assert_valid_exposition, deeply_nested
 
 
 def each(kind: str, **fields: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ Properties (issue 13):
 
 The budget is the settings profile's: modest in CI, `--fuzz-examples N` for a long
 run, without the per-test timeout
-(`pytest -m fuzz --fuzz-examples 10000 --timeout 0 tests/panopticon/test_fuzz.py`).
+(`pytest -m fuzz --fuzz-examples 10000 --timeout 0 tests/panopticon/render/test_fuzz.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from panopticon.render.expr.compiler import compile_expression
 from panopticon.render.paths import MISSING, compile_path
 from panopticon.render.program import compile_config
 from tests.panopticon import strategies as s
-from tests.panopticon.test_properties import assert_valid_exposition
+from tests.panopticon.render.test_properties import assert_valid_exposition
 
 pytestmark = pytest.mark.fuzz
 SLOW_DATA = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

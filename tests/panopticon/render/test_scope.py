@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from panopticon.render.program import compile_config
-from tests.panopticon.test_program import BASE, OBJ
+from tests.panopticon.render.test_program import BASE, OBJ
 
 LABELS = {"app": "web", "tier": "front", "env": "prod"}
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from panopticon.sharding.fencing import SUPERSEDED, highest_fence
 from panopticon.store.contract import Store
-from tests.panopticon.test_store import StoreTest, run_store  # noqa: F401 - fixture
+from tests.panopticon.store.test_store import StoreTest, run_store  # noqa: F401 - fixture
 from tests.support.redis_server import redis_server  # noqa: F401 - fixture
 
 OLD, NEW = "statefulset:1111", "statefulset:2222"

@@ -2,7 +2,7 @@
 
 Golden files live in tests/golden/render/<config>/<object dir>__<object file>.prom.
 After a deliberate change of output, regenerate them with
-`PANOPTICON_UPDATE_GOLDEN=1 .venv/bin/pytest tests/panopticon/test_examples.py`
+`PANOPTICON_UPDATE_GOLDEN=1 .venv/bin/pytest tests/panopticon/render/test_examples.py`
 and review the diff.
 """
 

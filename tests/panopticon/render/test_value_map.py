@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.panopticon.test_program import OBJ, errors_of, metric, render
+from tests.panopticon.render.test_program import OBJ, errors_of, metric, render
 
 PHASES = {"Running": 1, "Pending": 2, "Succeeded": 3, "Failed": 4}
 
