@@ -63,7 +63,6 @@ from kubesim import SimProcess
 from panopticon.errors import StoreError
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
-from tests.support import aio
 from tests.support.cluster import render_truth
 
 STALE_BOUND = 60.0
@@ -199,7 +198,9 @@ class InFlightChecker(threading.Thread):
 
     def run(self) -> None:
         try:
-            aio.run(self._loop(), timeout=None)
+            # Left on asyncio's loop for now (not tests.support.aio): the redis-cluster chaos run
+            # failed 3 of 3 with this observer on uvloop and 1 of 2 on asyncio's; undecided.
+            asyncio.run(self._loop())
         except BaseException as e:  # reported by the suite, not lost in a thread
             self.error = e
 
