@@ -1,4 +1,4 @@
-"""A Kubernetes API server simulator (KUBERNETES-API.md), for tests, the demo and
+"""A Kubernetes API server simulator (README.md, "API behaviour"), for tests, the demo and
 benchmarks.
 
     from kubesim import SimConfig, SimServer, SimThread, SimProcess, Simulator

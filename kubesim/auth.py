@@ -1,4 +1,5 @@
-"""Authentication (static bearer tokens) and an allow-list authorizer (B.11, B.8).
+"""Authentication (static bearer tokens) and an allow-list authorizer (README.md,
+"Authentication and authorization").
 
 401 for missing or unknown credentials (unless anonymous access is on), 403 with
 the apiserver's exact `forbiddenMessage` when no rule allows the request. The verb

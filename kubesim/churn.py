@@ -1,4 +1,4 @@
-"""A churn driver: updates, deletes and creates at a steady rate (B.15).
+"""A churn driver: updates, deletes and creates at a steady rate (README.md, "Workload generation").
 
 Each tick (10 ms) spends the events the rate allows on randomly chosen objects of
 the selected resources: an update bumps an annotation and sometimes moves the

@@ -111,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mutation rate (default 0)",
     )
     load.add_argument("--churn-resources", default="", help="comma-separated plurals to churn (default: all)")
-    api = parser.add_argument_group("API behaviour (KUBERNETES-API.md B.0, B.13)")
+    api = parser.add_argument_group("API behaviour (kubesim/README.md, API behaviour)")
     api.add_argument(
         "--k8s-version",
         default="1.36",

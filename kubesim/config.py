@@ -2,7 +2,7 @@
 
 `SimConfig` is frozen: the simulator swaps in a new instance (`dataclasses.replace`)
 when a test changes a knob at run time, so a request always sees one consistent set.
-Defaults are kube-apiserver 1.36 defaults (KUBERNETES-API.md B.0); `for_version`
+Defaults are kube-apiserver 1.36 defaults (README.md, "Versions and feature gates"); `for_version`
 derives the feature gates of other releases.
 """
 
@@ -59,7 +59,7 @@ class SimConfig:
 
     watch_list: bool = True
     """`WatchList` gate (on since 1.34): `sendInitialEvents` accepted, and legacy
-    watches with RV ""/"0" are defaulted into watch-list mode. Off: 422 (B.6)."""
+    watches with RV ""/"0" are defaulted into watch-list mode. Off: 422 (as 1.33)."""
 
     watch_list_progress_notify: bool = True
     """False simulates storage without progress notify: a watch-list request gets an
@@ -78,11 +78,11 @@ class SimConfig:
     """`defaultGzipContentEncodingLevel` in responsewriters/writers.go."""
 
     sharding: bool = False
-    """`ShardedListAndWatch` (alpha 1.36, off): honour `shardSelector` (B.10)."""
+    """`ShardedListAndWatch` (alpha 1.36, off): honour `shardSelector` (KEP-5866)."""
 
     shard_selector_error_code: int = 500
     """HTTP code for an unparsable `shardSelector` (1.36 returns a plain error, which
-    probably surfaces as 500; B.10 asks for a knob)."""
+    probably surfaces as 500, so tests assert only "error")."""
 
     shard_selector_refused: bool = False
     """With `sharding`: answer every request carrying a `shardSelector` with
@@ -94,7 +94,7 @@ class SimConfig:
 
     fill_pages: bool = True
     """False: read only `limit` keys per page, so selector-filtered pages come back
-    short or empty with a `continue` token (B.4.2)."""
+    short or empty with a `continue` token (as selector-filtered pages may)."""
 
     bookmark_interval: float | None = 60.0
     """Seconds between bookmarks on watches that allow them (real: about 60 s);
@@ -121,7 +121,7 @@ class SimConfig:
     time_scale: float = 1.0
     """Simulated seconds per real second for watch deadlines and bookmark timing: with
     60, a client's timeoutSeconds=300 ends after 5 s and 60 s bookmarks come every
-    second (clock control for tests, B.13)."""
+    second (clock control for tests)."""
 
     clock_offset: float = 0.0
     """Seconds added to the wall clock for timestamps the simulator writes
@@ -145,7 +145,7 @@ class SimConfig:
 
     start_revision: int | None = None
     """First revision; None picks a large random one from `seed` so clients cannot
-    rely on small or contiguous RVs (B.1)."""
+    rely on small or contiguous RVs (API Concepts: RVs are opaque)."""
 
     tokens: tuple[tuple[str, str], ...] = ((DEFAULT_TOKEN, DEFAULT_USER),)
     """Static bearer token → user name map."""

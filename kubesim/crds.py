@@ -1,4 +1,4 @@
-"""CustomResourceDefinition lifecycle (KUBERNETES-API.md B.9).
+"""CustomResourceDefinition lifecycle (README.md, "CustomResourceDefinitions").
 
 Creating a CRD validates its names, marks it Established and registers its type,
 so discovery lists it and its resources are served at once. Deleting one emits

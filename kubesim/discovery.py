@@ -1,10 +1,10 @@
-"""Discovery documents (B.3) and the minimal OpenAPI v3 kubectl probes.
+"""Discovery documents (README.md, "Discovery") and the minimal OpenAPI v3 kubectl probes.
 
 Legacy discovery (`/api`, `/apis`, `/apis/{g}`, `/api/v1`, `/apis/{g}/{v}`) with the
 apiserver's quirk that `/api`, `/apis` and `/api/v1` carry no `apiVersion`, and
 aggregated discovery (`apidiscovery.k8s.io/v2`) when the client asks for it.
 Documents are built from the registry and cached per registry generation, so CRDs
-appear and disappear as they are created and deleted (B.9).
+appear and disappear as they are created and deleted.
 
 OpenAPI: kubectl's `--validate` checks, per kind, that the PATCH operation accepts
 the `fieldValidation` query parameter. The documents served here hold exactly that

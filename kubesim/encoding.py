@@ -4,7 +4,7 @@ Objects are stored pre-serialised without `kind`/`apiVersion` (see storage.py);
 here they get the right type prefix for the requested version: `{"kind":…,
 "apiVersion":…,` for built-ins (Go's typed encoder order), `{"apiVersion":…,
 "kind":…,` for custom resources (unstructured, sorted keys). Built-in list items
-carry no type at all (B.4), custom-resource items do.
+carry no type at all (the typed encoder's output), custom-resource items do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Status objects and the exception that carries them (KUBERNETES-API.md B.8).
+"""Status objects and the exception that carries them (README.md, "Status errors").
 
 Builders return exactly what kube-apiserver writes: `Status` bodies with the same
 reasons, messages, details and causes (apimachinery `pkg/api/errors/errors.go`,

@@ -1,4 +1,4 @@
-"""Request-level faults and the request log (KUBERNETES-API.md B.13).
+"""Request-level faults and the request log (README.md, "Faults").
 
 `Faults` holds what the next requests will suffer (429 in JSON or text form,
 503 as during start-up, 503 for one group-version's discovery document) and how

@@ -187,7 +187,7 @@ async def watch_handler(
     resp.content_type = "application/json"
     resp.enable_chunked_encoding()
     try:
-        await resp.prepare(request)  # headers go out before any event (B.5)
+        await resp.prepare(request)  # headers go out before any event (watch.go)
     except ConnectionError:
         return resp  # the client left before the headers went out: nothing to serve
     sim.watches.add(watch)

@@ -5,6 +5,13 @@ The apiserver evaluates a column's `jsonPath` with client-go `util/jsonpath`
 `['field']` / `["field"]`, `[N]` (negative counts from the end), `[*]`, and
 filters `[?(@.a.b=="x")]`, `[?(@.a!="x")]`, `[?(@.a)]`. Anything else is a
 `JsonPathError` (the column then shows `<none>`).
+
+Why hand-written rather than jsonpath-ng's extended parser, which reads these
+paths too: the simulator must take what client-go accepts and refuse what it
+refuses, with the first result kept, and a column path is evaluated for every row
+of every `kubectl get`; compiled to closures it is 4-7x faster than jsonpath-ng
+(`benchmarks/handwritten.py`, CPython 3.11.7, loaded 2-core machine), and the
+simulator gains no dependency for 100 lines.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LIST semantics: resourceVersion × resourceVersionMatch × paging (B.4).
+"""LIST semantics: resourceVersion × resourceVersionMatch × paging (README.md, "LIST and paging").
 
 `list_objects` is pure over the storage: it picks the snapshot revision as the
 table in API Concepts says, reads a page in key order, filters it, and builds

@@ -1,5 +1,6 @@
 """Native workloads sized like real kind objects: nodes, namespaces, deployments
-with their ReplicaSets and pods, services, configmaps and secrets (B.15).
+with their ReplicaSets and pods, services, configmaps and secrets (README.md,
+"Workload generation").
 
 `WorkloadSpec` says how many of each per namespace; generation is deterministic
 for its seed (uids, names, timestamps, label mix with `app`, `tier` and `env`).

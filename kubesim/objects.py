@@ -1,7 +1,7 @@
 """Object write semantics over the MVCC storage: create, update, patch, delete.
 
 What the generic registry store does, as far as kubectl and test fixtures need
-(B.1, B.16): metadata filled on create (uid, creationTimestamp, generation,
+(README.md, "Resource versions and storage"): metadata filled on create (uid, creationTimestamp, generation,
 managedFields), optimistic concurrency on resourceVersion, no-op updates that
 write nothing, generation bumped on spec changes, status kept apart when a type
 has a status subresource, and deletion through finalizers (MODIFIED with a

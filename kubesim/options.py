@@ -1,4 +1,5 @@
-"""`ListOptions`: query parsing, watch-list defaulting and validation (B.4, B.6).
+"""`ListOptions`: query parsing, watch-list defaulting and validation (README.md, "LIST and
+paging" and "Watch-list").
 
 Pure functions from a query mapping to a validated `ListOptions`, raising the
 ApiError the apiserver would answer (400 for unparsable values and selectors,

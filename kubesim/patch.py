@@ -1,4 +1,4 @@
-"""Patch formats, as far as kubectl needs them (B.16 keeps full semantics out of scope).
+"""Patch formats, as far as kubectl needs them (README.md, "Patch").
 
 - JSON merge patch (RFC 7386), used for custom resources and `kubectl patch --type merge`;
 - a strategic merge patch subset: merge-patch plus lists merged by their well-known
@@ -6,6 +6,14 @@
   directives and `$setElementOrder`/`$retainKeys` hints (ignored), and
   `$deleteFromPrimitiveList`;
 - JSON patch (RFC 6902).
+
+Why hand-written: strategic merge patch has no Python implementation (apimachinery's
+`strategicpatch` is driven by Go struct tags), and merge patch is its base. For the
+other two formats the libraries were measured (`benchmarks/handwritten.py`, CPython
+3.11.7, loaded 2-core machine): jsonpatch's `apply_patch` is 2-2.3x slower than
+`json_patch`; json-merge-patch merges into its target in place, 1.8-3.6x faster than
+`merge_patch`, but the simulator never mutates a stored version, and with the deep
+copy that needs it is 5-9x slower. Neither gain is worth two dependencies.
 """
 
 from __future__ import annotations

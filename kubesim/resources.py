@@ -3,7 +3,8 @@
 A `ResourceType` says how one resource is addressed and served (group, served
 versions, plural, kind, scope, subresources, selectable fields). The registry maps
 URL parts and apiVersion+kind to types; CRDs are added and removed at run time
-(B.9), and `generation` changes whenever the set changes so discovery can cache.
+("CustomResourceDefinitions" in README.md), and `generation` changes whenever the
+set changes so discovery can cache.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ class ResourceType:
     extra_fields: tuple[str, ...] = ()
     """Selectable fields besides metadata.name/namespace (dotted paths)."""
     custom_field_conversion: bool = False
-    """Built-ins with their own field label conversion word errors differently (B.7)."""
+    """Built-ins with their own field label conversion word errors differently (README.md, "Selectors")."""
     crd: bool = False
     printer_columns: tuple[PrinterColumn, ...] = ()
     bookmark_fields: bytes = b""
-    """Zero fields of an empty typed object, for realistic bookmarks (B.5)."""
+    """Zero fields of an empty typed object, for realistic bookmarks (README.md, "Watch")."""
 
     @property
     def key(self) -> tuple[str, str]:

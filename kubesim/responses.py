@@ -1,6 +1,6 @@
 """Response helpers shared by the server and the verb handlers: common headers,
 Status error bodies, pretty printing for curl-like agents, and gzip over the
-threshold (B.4.6, B.8, B.11)."""
+threshold (README.md, "Status errors" and "LIST and paging")."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ async def json_response(
     status: int = 200,
     content_type: str = "application/json",
 ) -> web.Response:
-    """A JSON body, pretty-printed for curl, gzipped over the threshold (B.4.6)."""
+    """A JSON body, pretty-printed for curl, gzipped over the threshold."""
     headers = base_headers(sim)
     cfg = sim.config
     if is_pretty(request):
@@ -96,7 +96,7 @@ STREAM_THRESHOLD = 1 << 20
 
 
 class GzipCache:
-    """Compressed big lists by (path, query, snapshot revision): B.15's "gzip large
+    """Compressed big lists by (path, query, snapshot revision): the watch cache's "gzip large
     lists once per snapshot", so N clients listing the same revision cost one gzip."""
 
     def __init__(self, *, entries: int = 4, max_bytes: int = 512 << 20) -> None:

@@ -1,4 +1,4 @@
-"""URL → request target (B.2), as a pure function of the path and the registry.
+"""URL → request target (README.md, "URL routing"), as a pure function of the path and the registry.
 
 Paths outside any served group version raise the plain-text `404 page not found`;
 unknown resources inside a served group version raise the JSON NotFound Status.

@@ -1,6 +1,6 @@
 """MVCC storage: one global revision, per-key history, compaction, event rings.
 
-Like etcd plus the apiserver's watch cache (KUBERNETES-API.md B.1, B.15):
+Like etcd plus the apiserver's watch cache (README.md, "Resource versions and storage"):
 
 - every write takes the next value of one global revision shared by all resources;
 - each key keeps its versions `(rev, object | tombstone)` until compaction, so LIST

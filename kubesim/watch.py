@@ -1,4 +1,5 @@
-"""WATCH: one open watch as a cursor over its resource's shared event ring (B.5, B.6).
+"""WATCH: one open watch as a cursor over its resource's shared event ring (README.md,
+"Watch" and "Watch-list").
 
 A `Watch` starts at a ring position (after synthetic ADDED events for legacy and
 watch-list starts), then sends every later event that passes its selectors, with
@@ -256,7 +257,7 @@ def plan_start(
     """Decide where a watch starts (pure; the caller waits for future RVs first).
 
     Legacy RV ""/"0" and watch-list send the current objects as ADDED; RV=N starts
-    after N, with an in-band 410 when N has left the ring (B.5).
+    after N, with an in-band 410 when N has left the ring.
     """
     rv = parse_resource_version(opts.resource_version, st.rtype, watch=True)
     now_rev = storage.revision

@@ -1,5 +1,5 @@
 """Seeded workloads: the example corpus and MongoDB-like custom resources sized
-like real ones, for benchmarks (B.15); native workloads are in `natives.py`.
+like real ones, for benchmarks (README.md, "Workload generation"); native workloads are in `natives.py`.
 
 Everything here is deterministic for a given seed (uids, names, timestamps,
 label mix), so a run on the simulator and one on kind can be compared. Objects

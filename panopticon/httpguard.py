@@ -19,6 +19,12 @@ traceback (aiohttp logs one for every malformed request):
 
 A client that stops reading a long response is the handler's business
 (`StallWatch`): only the aggregator's `/metrics` streams more than a socket buffer.
+
+Why hand-written: aiohttp has no limit on open connections or on the time a client
+may take to send a request head, and no hook that counts what it rejects; a reverse
+proxy (nginx's `client_header_timeout`, `worker_connections`) would give both, but
+each Panopticon process serves its ports itself, with no proxy in the pod. No speed
+claim.
 """
 
 from __future__ import annotations

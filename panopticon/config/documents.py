@@ -9,6 +9,12 @@ sends as JSON:
   `creationTimestamp: 2018-07-18T04:40:44Z` into a datetime; Kubernetes' own YAML
   decoding converts to JSON first and keeps the string);
 - YAML aliases are capped, so a "billion laughs" document cannot blow up later walks.
+
+PyYAML does the parsing; what is hand-written is what plain `yaml.safe_load_all`
+gets wrong for Kubernetes documents (the two points above) and the `List` and JSON
+lines forms. `kubernetes.utils.create_from_yaml` reads files only to create the
+objects in a cluster, and the config layer may not import `kubernetes`. No speed
+claim.
 """
 
 from __future__ import annotations

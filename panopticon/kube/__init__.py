@@ -1,5 +1,5 @@
 """The exporter's window on the cluster: credentials, a REST client, discovery and a
-client-go-grade reflector (KUBERNETES-API.md B.12).
+client-go-grade reflector (client-go `tools/cache/reflector.go`).
 
     creds = load_credentials(kubeconfig)                    # credentials.py (the only user of `kubernetes`)
     async with KubeClient(creds) as client:                 # client.py: one aiohttp session

@@ -3,6 +3,12 @@
 `NewExponentialBackoffManager(800ms, 30s, 2min, 2.0, 1.0)` in `reflector.go`: each
 wait is the current duration plus up to `jitter` times it at random; the duration
 doubles up to the cap; after `reset_after` seconds without a wait it starts over.
+
+Why hand-written rather than backoff or tenacity: those wrap one call in a retry loop
+(decorators or context managers) and forget their state when it returns. The
+reflector needs client-go's backoff manager instead: state that outlives each
+attempt of a loop that runs for the process's life, jitter added the way client-go
+adds it, and a reset after a quiet period. That is forty lines; no speed claim.
 """
 
 from __future__ import annotations

@@ -10,6 +10,16 @@ Retries follow client-go's `rest/with_retry.go`: an answer of 429 or 5xx that
 carries `Retry-After` is retried after that many seconds, up to `max_retries`
 times. Everything else surfaces at once as a `KubeError` parsed from the Status
 body (or the plain-text 404 and 429 forms); the reflector decides what to do.
+
+Why hand-written rather than kubernetes_asyncio (or the `kubernetes` package, which
+the exporter uses for loading credentials only): a generated client turns every
+object into model classes, which the hot path avoids (raw orjson dicts, skipped
+unparsed when another shard owns them), or hands back the raw response and leaves
+parsing, line splitting (`lines`) and the list/watch algorithm (`reflector`) to the
+caller anyway; its watch helper follows the Python client's rules (retry a 410 once
+with the same RV), not client-go's; and it would be a second HTTP stack beside the
+process's one aiohttp session. Not measured against kubernetes_asyncio (not
+installed here); the reasons above are not about speed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Discovery: `apiVersion` + `kind` to the resource to list and watch (B.3).
+"""Discovery: `apiVersion` + `kind` to the resource to list and watch (legacy discovery:
+k8s.io/apiserver `pkg/endpoints/discovery/`, client-go `discovery/discovery_client.go`).
 
 `Discovery` reads the legacy documents (`/api`, `/api/v1`, `/apis`, then
 `/apis/{group}/{version}` for every served version, concurrently) into a map of

@@ -1,5 +1,5 @@
 """Errors of the Kubernetes client, translated at the edge from HTTP answers, Status
-objects (KUBERNETES-API.md B.8), transport failures and credential loaders.
+objects (apimachinery `pkg/api/errors/errors.go`), transport failures and credential loaders.
 
 Every error is a `KubeError` carrying `code` (the HTTP code or the Status' code; 0
 for failures without one), `reason` (the Status reason, e.g. `Expired`), `message`

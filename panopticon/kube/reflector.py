@@ -5,7 +5,9 @@
         async for ev in events:      # Event(type, obj, uid, rv, final_state_unknown)
             ...                      # ADDED / MODIFIED / DELETED / SYNCED
 
-The stack (STYLE.md, kopf `clients/watching.py`), outermost first:
+The stack is small async generators, as kopf's `clients/watching.py` builds its
+watch streams; the algorithm is client-go's `tools/cache/reflector.go` (`ListAndWatch`,
+`watchList`, `relistResourceVersion`). Outermost first:
 
 1. `events`: reconnect with backoff (client-go: 800 ms, x2, 30 s cap, jitter 1.0,
    reset after 2 min) around

@@ -92,7 +92,7 @@ class Listing:
                     uid, item_rv = listed_identity(item)
                     if owns is not None and not owns(uid):
                         continue
-                    if "kind" not in item:  # built-in list items carry no type (B.4); events do
+                    if "kind" not in item:  # built-in list items carry no type; events do
                         item["apiVersion"], item["kind"] = api_version, kind
                     ev = view.listed(item, uid, item_rv, seen)
                     if ev is not None:

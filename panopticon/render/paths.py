@@ -29,6 +29,14 @@ evaluated on the element of the matching level (see `panopticon.render.shapes.fa
 
 Resolution never raises: a missing key, a wrong type, an index out of range or a JSON
 null all resolve to `MISSING`.
+
+Why hand-written rather than jsonpath-ng (or python-jsonpath): the grammar is kubectl's
+and kube-state-metrics', not RFC 9535's. KSM's `[name=text]` and `key=value` segments,
+kubectl's backslash escape and the optional leading dot have no equivalent there, and a
+library lookup returns a list of matches that has to be unpacked and told apart from
+null. Rendering resolves a path per label per object, so speed matters too: compiled
+to nested closures, `Path.get` is 9-17x faster than jsonpath-ng's `find` on a path
+parsed once (`benchmarks/handwritten.py`, CPython 3.11.7, four runs on a loaded 2-core machine).
 """
 
 from __future__ import annotations

@@ -15,6 +15,15 @@ Inputs are untrusted, so the parser is bounded: text over `MAX_TEXT` characters
 and exponents beyond `MAX_EXPONENT` are rejected before any big integer is built.
 Parsed strings are cached (bounded LRU): a cluster repeats the same few strings
 (`500m`, `1Gi`) across thousands of objects.
+
+Why hand-written rather than `kubernetes.utils.parse_quantity`: the render layer may
+not import the `kubernetes` package (an I/O library; import-linter forbids it), and
+that function reads differently from the apiserver: a JSON `0.1` becomes the binary
+double's 55-digit expansion, and `12e-3m` (an exponent and a suffix, which
+`resource.ParseQuantity` refuses) is accepted. Speed is not the reason: on distinct
+strings this parser is slower (0.4-0.7x the library's speed, exact Fractions and
+bounds checks); on the repeated strings of a real cluster the cache makes it 9-33x
+faster (`benchmarks/handwritten.py`, CPython 3.11.7, loaded 2-core machine).
 """
 
 from __future__ import annotations

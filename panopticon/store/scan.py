@@ -10,6 +10,13 @@ more than that for us, and the first byte goes out after the first reply.
 
 Used for single (non-cluster) Redis over TCP or TLS; the general client serves the
 other cases. One connection per scrape (concurrent scrapes do not share it).
+
+Why hand-written rather than redis-py's pipeline (which the project uses everywhere
+else, with the same hiredis parser): measured on 2000 hashes of 50 values, windows of
+`WINDOW` commands, a real redis-server on the same machine, this reads 1.9x faster
+than `redis.asyncio` pipelining the same HVALS (`benchmarks/handwritten.py`, CPython
+3.11.7 on uvloop, one run on a loaded 2-core machine), and it yields each reply as it
+completes where a pipeline waits for its whole window.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.memory import MemoryStore
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.aggregator.conftest import LAYOUT
+from tests.support import aio
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 OM_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
@@ -75,7 +76,7 @@ def with_aggregator(
             await serving.stop_sites(runners)
             await store.close()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def series(text: str, parser: Any = parse_text) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -140,7 +141,7 @@ def test_two_aggregators_on_one_redis_serve_identical_series(redis_server: Redis
                 await store.close()
         assert served[0] == served[1] and len(served[0]) == 1000
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 class FailingStore(MemoryStore):

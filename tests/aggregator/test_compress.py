@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 
 from aggregator import compress
 from aggregator.compress import BLOCK, gzip_stream, isal_level, resolve_engine
+from tests.support import aio
 
 BODY = b"".join(
     f'family_{i % 7}{{object="o-{i}",namespace="ns-{i % 13}"}} {i * 0.5}\n'.encode() for i in range(60_000)
@@ -31,7 +31,7 @@ def compressed(engine: str, level: int, size: int) -> bytes:
                 [c async for c in gzip_stream(chunked(BODY, size), level=level, executor=pool, engine=engine)]
             )
 
-    return asyncio.run(collect())
+    return aio.run(collect())
 
 
 @pytest.mark.parametrize("engine", ["isal", "zlib"])
@@ -52,8 +52,8 @@ def test_empty_and_tiny_streams_are_valid_gzip() -> None:
         async def collect(data: bytes, engine: str = engine) -> bytes:
             return b"".join([c async for c in gzip_stream(chunked(data, 10), engine=engine)])
 
-        assert gzip.decompress(asyncio.run(collect(b""))) == b""
-        assert gzip.decompress(asyncio.run(collect(b"a 1\n"))) == b"a 1\n"
+        assert gzip.decompress(aio.run(collect(b""))) == b""
+        assert gzip.decompress(aio.run(collect(b"a 1\n"))) == b"a 1\n"
 
 
 def test_auto_prefers_isal_and_falls_back_to_zlib_without_the_wheel(monkeypatch: pytest.MonkeyPatch) -> None:

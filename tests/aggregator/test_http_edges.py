@@ -20,6 +20,7 @@ from panopticon.render.exposition import FamilyHeader
 from panopticon.store.batch import Op
 from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.memory import MemoryStore
+from tests.support import aio
 
 LAYOUT = Layout(prefix="e", buckets=64, slots=8)
 
@@ -67,7 +68,7 @@ def with_aggregator(store: MemoryStore, test: Test, settings: ScrapeSettings | N
         finally:
             await serving.stop_sites(runners)
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 async def read_head(reader: asyncio.StreamReader) -> bytes:
@@ -102,7 +103,7 @@ def serve_large(
     above DEBUG."""
     caplog.set_level(logging.DEBUG)
     store = MemoryStore(LAYOUT)
-    asyncio.run(fill_large(store, megabytes))
+    aio.run(fill_large(store, megabytes))
     with_aggregator(store, test, settings)
     no_errors_logged(caplog)
 

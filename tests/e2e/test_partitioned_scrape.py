@@ -11,7 +11,6 @@ picks a replica per scrape, not once per keep-alive connection).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 import time
@@ -25,6 +24,7 @@ import yaml
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.aggregator.test_app import fill
+from tests.support import aio
 from tests.support.balancer import Balancer
 from tests.support.cluster import AggregatorProcess
 from tests.support.prometheus import PrometheusServer
@@ -67,7 +67,7 @@ def test_each_series_is_stored_once_whatever_the_replica_count(tmp_path: Path) -
             finally:
                 await store.close()
 
-        asyncio.run(load())
+        aio.run(load())
         procs = [
             AggregatorProcess(redis_url=redis.url, log_dir=tmp_path, name=f"aggregator-{i}").start()
             for i in range(2)

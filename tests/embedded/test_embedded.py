@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubesim import SimProcess
 from panopticon.commands import run as run_command
+from tests.support import aio
 from tests.support.cluster import describe_difference, expected_lines
 from tests.support.redis_server import RedisServer, free_port
 
@@ -61,7 +62,7 @@ def run_and_compare(sim: SimProcess, extra: list[str]) -> None:
             stop.set()
             await task
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def test_embedded_mode_serves_exactly_the_offline_render() -> None:

@@ -13,6 +13,7 @@ from panopticon.commands import run as run_command
 from tests.embedded.test_embedded import lines_of, scrape
 from tests.panopticon.kube.test_discovery import widget, widget_crd
 from tests.shard.test_limits_sharded import config, expected
+from tests.support import aio
 from tests.support.cluster import describe_difference
 from tests.support.redis_server import free_port
 
@@ -80,4 +81,4 @@ def test_panopticon_run_applies_spec_limits_and_the_global_cap() -> None:
                 stop.set()
                 await task
 
-        asyncio.run(main())
+        aio.run(main())

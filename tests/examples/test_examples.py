@@ -7,7 +7,6 @@ with KUBECONFIG set, and `python examples/asyncio_operator.py`: both serve one
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from tests.panopticon.embed.support import (
     samples,
     scrape,
 )
+from tests.support import aio
 from tests.support.redis_server import free_port
 
 ROOT = EXAMPLE.parents[1]
@@ -129,7 +129,7 @@ def test_the_kopf_example_serves_its_memcacheds_its_status_and_its_counter(
         await eventually(deleted, within=30)
 
     with running(command, cluster, port, log) as proc:
-        asyncio.run(main(proc))
+        aio.run(main(proc))
     assert "Activity 'panopticon' succeeded" in log.read_text()
 
 
@@ -155,4 +155,4 @@ def test_the_plain_asyncio_example_serves_the_same_with_its_own_routes(
         await eventually(serving, within=60)
 
     with running(command, cluster, port, log) as proc:
-        asyncio.run(main(proc))
+        aio.run(main(proc))

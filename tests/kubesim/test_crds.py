@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions (KUBERNETES-API.md B.9): created at run time they
+"""CustomResourceDefinitions (kubesim/README.md, "CustomResourceDefinitions"): created at run time they
 appear in discovery and are served; deleted they emit DELETED for every custom
 resource, close watches, leave discovery and answer 404."""
 

@@ -1,4 +1,4 @@
-"""Paths, scopes and verbs (KUBERNETES-API.md B.2) and discovery (B.3)."""
+"""Paths, scopes and verbs (kubesim/README.md, "URL routing") and discovery ("Discovery")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Status codes and bodies (KUBERNETES-API.md B.8, B.7 selector errors, B.11 auth)."""
+"""Status codes and bodies (kubesim/README.md, "Status errors", with selector errors from
+"Selectors" and auth from "Authentication and authorization")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fault knobs (KUBERNETES-API.md B.13), driven through the Python API of an
+"""Fault knobs (kubesim/README.md, "Faults"), driven through the Python API of an
 in-process simulator and read with aiohttp, the client the reflector will use."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from kubesim import SimConfig, SimServer
+from tests.support import aio
 
 NS = "default"
 CMS = f"/api/v1/namespaces/{NS}/configmaps"
@@ -26,7 +27,7 @@ def run(test: Callable[[SimServer, aiohttp.ClientSession], Awaitable[None]], **c
             async with aiohttp.ClientSession(server.url, headers=headers) as session:
                 await test(server, session)
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def cm(name: str, **data: str) -> dict[str, Any]:

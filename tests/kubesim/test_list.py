@@ -1,4 +1,4 @@
-"""LIST contract (KUBERNETES-API.md B.4): every row of the RV × RVM × paging table,
+"""LIST contract (kubesim/README.md, "LIST and paging"): every row of the RV × RVM × paging table,
 the validation 422s, pagination, continue tokens, 410s, 504 and compression."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The `kubernetes` package (what Panopticon loads credentials with) against the
-simulator's HTTPS mode: kubeconfig and in-cluster service-account paths (B.11)."""
+simulator's HTTPS mode: kubeconfig and in-cluster service-account paths
+(kubesim/README.md, "Authentication and authorization")."""
 
 from __future__ import annotations
 

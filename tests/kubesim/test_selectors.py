@@ -1,4 +1,5 @@
-"""Label, field and shard selector grammars (B.7, B.10), as table tests."""
+"""Label, field and shard selector grammars (kubesim/README.md, "Selectors" and
+"Sharded list and watch"), as table tests."""
 
 from __future__ import annotations
 

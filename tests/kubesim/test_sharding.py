@@ -1,4 +1,4 @@
-"""Server-side sharded list and watch (KUBERNETES-API.md B.10)."""
+"""Server-side sharded list and watch (kubesim/README.md, "Sharded list and watch")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WATCH contract (KUBERNETES-API.md B.5): wire format, RV semantics, selector
+"""WATCH contract (kubesim/README.md, "Watch"): wire format, RV semantics, selector
 transitions, bookmarks, in-band 410, timeouts, single-object watches."""
 
 from __future__ import annotations

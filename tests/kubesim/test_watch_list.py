@@ -1,4 +1,4 @@
-"""Watch-list contract (KUBERNETES-API.md B.6): ADDED for the snapshot, then one
+"""Watch-list contract (kubesim/README.md, "Watch-list"): ADDED for the snapshot, then one
 annotated BOOKMARK, then a normal watch; validation 422s; gate off; unsupported."""
 
 from __future__ import annotations

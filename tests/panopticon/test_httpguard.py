@@ -20,6 +20,7 @@ from panopticon.httpguard import GuardSettings
 from panopticon.store.layout import Layout
 from panopticon.store.memory import MemoryStore
 from shard.telemetry import Health, ShardMetrics, build_app
+from tests.support import aio
 
 FAST = GuardSettings(max_connections=3, request_timeout=0.4, idle_timeout=2.0)
 
@@ -47,7 +48,7 @@ def with_shard_port(test: Callable[[int, ShardMetrics], Awaitable[None]]) -> Non
         finally:
             await serving.stop_sites(runners)
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -149,4 +150,4 @@ def test_head_leaves_every_endpoint_of_every_port_usable_for_the_next_request() 
         finally:
             await serving.stop_sites(runners)
 
-    asyncio.run(main())
+    aio.run(main())

@@ -21,6 +21,7 @@ from panopticon.store.memory import MemoryStore
 from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
+from tests.support import aio
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 POD = ResourceRef("", "v1", "pods", "Pod", True)
@@ -212,7 +213,7 @@ def test_rewrites_back_off_while_writes_keep_failing_and_reads_answer() -> None:
         finally:
             await stop(w, tasks)
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_families_of_a_config_removed_during_an_outage_are_collected() -> None:
@@ -240,7 +241,7 @@ def test_families_of_a_config_removed_during_an_outage_are_collected() -> None:
         finally:
             await stop(w, tasks)
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 async def stop(w: Worker, tasks: list[asyncio.Task[None]]) -> None:
@@ -286,4 +287,4 @@ def test_no_collection_runs_while_a_ring_change_awaits_its_sync() -> None:
         finally:
             await stop(w, tasks)
 
-    asyncio.run(body())
+    aio.run(body())

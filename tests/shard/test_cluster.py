@@ -8,7 +8,6 @@ sync, churn, scaling 3 → 5 → 2, a SIGKILLed shard, a Redis restart and compa
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -21,6 +20,7 @@ import pytest
 from kubesim import SimProcess
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
+from tests.support import aio
 from tests.support.cluster import NAMESPACE, STATEFULSET, ShardProcess, churn, converge, statefulset
 from tests.support.redis_server import RedisServer
 
@@ -281,7 +281,7 @@ def stored_fields(redis_url: str, family: str) -> int:
         finally:
             await store.close()
 
-    return asyncio.run(count())
+    return aio.run(count())
 
 
 def backlog_drops(shard: ShardProcess) -> float:

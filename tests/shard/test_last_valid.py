@@ -4,7 +4,6 @@ and both end to end (two shards over Redis; `panopticon run`)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from panopticon.store.layout import Layout
 from panopticon.store.memory import MemoryStore
 from shard.configs import ConfigSet
 from shard.lastvalid import LastValid
+from tests.support import aio
 from tests.support.cluster import ShardProcess, _get, stored_lines
 from tests.support.redis_server import RedisServer, free_port
 
@@ -160,7 +160,7 @@ def test_a_shard_that_starts_after_the_bad_edit_serves_the_recorded_last_valid_v
         again = ConfigSet()
         assert not await LastValid(store, again).restore(again.upsert(config(2, metric="bad name")))  # type: ignore[arg-type]
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_status_write_coming_back_as_an_event_does_not_recompile() -> None:

@@ -24,6 +24,7 @@ from shard.table import KindTable
 from shard.targets import Target
 from shard.telemetry import ShardMetrics
 from shard.writer import Ownership, WriteQueue, collect_garbage
+from tests.support import aio
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 
@@ -177,10 +178,6 @@ def test_family_masks_stay_right_past_the_remembered_sets(monkeypatch: pytest.Mo
     assert len(table._masks) <= 2
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def test_the_queue_coalesces_and_flushes_through_the_fence() -> None:
     async def body() -> None:
         store = MemoryStore(LAYOUT)
@@ -195,7 +192,7 @@ def test_the_queue_coalesces_and_flushes_through_the_fence() -> None:
         data = b"".join([c async for c in read_family(store, "f")])
         assert sorted(data.splitlines()) == [b"f 2", b"f 3"]
 
-    run(body())
+    aio.run(body())
 
 
 class FlakyStore(MemoryStore):
@@ -223,7 +220,7 @@ def test_a_failed_batch_stays_queued_and_newer_ops_win_on_retry() -> None:
         assert ok.failed_slots == 0
         assert b"".join([c async for c in read_family(store, "f")]) == b"f 9\n"
 
-    run(body())
+    aio.run(body())
 
 
 def test_ownership_claims_what_the_ring_gives_and_reports_gains_and_losses() -> None:
@@ -243,7 +240,7 @@ def test_ownership_claims_what_the_ring_gives_and_reports_gains_and_losses() -> 
         _, lost = await a.adopt(ring2)
         assert lost == ring2.buckets_of(1)
 
-    run(body())
+    aio.run(body())
 
 
 def test_garbage_collection_removes_only_dead_objects_of_owned_buckets() -> None:
@@ -269,7 +266,7 @@ def test_garbage_collection_removes_only_dead_objects_of_owned_buckets() -> None
             assert (uid in remaining) != dead_and_mine
         assert deleted == sum(1 for u in uids if u not in live and space.bucket(u) in mine)
 
-    run(body())
+    aio.run(body())
 
 
 def test_garbage_collection_removes_a_family_a_live_object_no_longer_renders() -> None:
@@ -300,7 +297,7 @@ def test_garbage_collection_removes_a_family_a_live_object_no_longer_renders() -
         left = [list(await store.fields(slot, f)) for f in families]
         assert left == [[uid], [], []]
 
-    run(body())
+    aio.run(body())
 
 
 @pytest.mark.parametrize("count", [1, 3])
@@ -360,7 +357,7 @@ def test_a_ring_change_that_moves_nothing_here_keeps_the_target_synced() -> None
         await asyncio.wait_for(target.synced.wait(), 5)
         await target.wait_stopped()
 
-    run(body())
+    aio.run(body())
 
 
 def test_the_queue_bound_check_agrees_with_its_length() -> None:
@@ -383,7 +380,7 @@ def test_the_queue_bound_check_agrees_with_its_length() -> None:
         await queue.flush(token(0, 1))
         assert len(queue) == 0 and not queue.exceeds(0)
 
-    run(body())
+    aio.run(body())
 
 
 def test_render_errors_are_counted_by_config_and_family_for_every_event() -> None:
@@ -414,7 +411,7 @@ def test_render_errors_are_counted_by_config_and_family_for_every_event() -> Non
         assert errors == 3
         assert len(target.table) == 3  # the good config's families still render
 
-    run(body())
+    aio.run(body())
 
 
 def test_render_error_series_of_families_no_longer_defined_are_removed() -> None:
@@ -461,4 +458,4 @@ def test_render_error_series_of_families_no_longer_defined_are_removed() -> None
         assert error_series(metrics) == []
         await target.wait_stopped()
 
-    run(body())
+    aio.run(body())

@@ -8,7 +8,6 @@ would scrape must equal the offline render.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import urllib.request
 from collections import Counter
@@ -25,6 +24,7 @@ from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from tests.shard.test_cluster import churn
+from tests.support import aio
 from tests.support.cluster import AggregatorProcess, ShardProcess, converge, expected_lines, stored_lines
 from tests.support.redis_server import RedisClusterServers
 
@@ -126,7 +126,7 @@ def test_the_store_contract_holds_on_a_redis_cluster(redis_cluster: RedisCluster
         finally:
             await store.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_failed_registry_update_on_a_redis_cluster_never_leaves_a_family_neither_registered_nor_retired(
@@ -158,7 +158,7 @@ def test_a_failed_registry_update_on_a_redis_cluster_never_leaves_a_family_neith
             await raw.aclose()
             await store.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 @pytest.mark.slow

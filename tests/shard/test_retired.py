@@ -16,6 +16,7 @@ from typing import Any
 from panopticon.store.memory import MemoryStore
 from shard.worker import Worker
 from tests.shard.test_backlog import LAYOUT, Cluster, config, start_worker, stop, stored_uids, wait_for
+from tests.support import aio
 
 FAST = {"flush_interval": 0.02, "heartbeat_interval": 0.2, "retired_interval": 0.1, "retired_grace": 0.0}
 
@@ -61,7 +62,7 @@ def test_a_family_renamed_at_every_edit_leaves_the_retired_set_once_collected() 
         assert all(store._families.values())
         assert len(await stored_uids(store, "kube_pod_renamed_20")) == 40
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_family_stays_retired_while_a_shard_that_was_down_holds_fields_of_it() -> None:
@@ -104,4 +105,4 @@ def test_a_family_stays_retired_while_a_shard_that_was_down_holds_fields_of_it()
                 for target in w.targets.values():
                     await target.wait_stopped()
 
-    asyncio.run(body())
+    aio.run(body())

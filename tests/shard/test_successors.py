@@ -25,6 +25,7 @@ from shard.targets import Target
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
 from tests.shard.test_pipeline import LAYOUT, program
+from tests.support import aio
 
 
 def pod(uid: str, name: str, rv: str = "1") -> dict[str, Any]:
@@ -175,4 +176,4 @@ def test_one_shard_owning_both_uids_never_stores_both_whatever_the_slot_order() 
         assert new in stored and old not in stored
         await target.wait_stopped()
 
-    asyncio.run(body())
+    aio.run(body())

@@ -34,7 +34,6 @@ from tests.panopticon.kube.helpers import (
     FAST,
     NS,
     PODS,
-    asynctest,
     configmap,
     sim_client,
     sim_config,
@@ -42,6 +41,8 @@ from tests.panopticon.kube.helpers import (
 )
 from tests.shard.test_pipeline import CONFIG as PROGRAM_CONFIG
 from tests.shard.test_pipeline import LAYOUT, families, pod, program
+from tests.support import aio
+from tests.support.aio import asynctest
 
 CONFIGMAP_CONFIG: dict[str, Any] = {
     "apiVersion": "metrics.appscode.com/v1alpha1",
@@ -194,7 +195,7 @@ def test_a_restarted_target_keeps_objects_without_a_resource_version() -> None:
             assert sorted(target.table.uids()) == ["aaaa-1", "bbbb-2"] and lines.count(b"\n") == 2
         await target.wait_stopped()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_the_table_is_a_protocol_complete_view() -> None:

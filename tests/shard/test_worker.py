@@ -20,6 +20,7 @@ from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
 from shard.writer import ROUND_TRIP_FIELDS, WriteQueue
+from tests.support import aio
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 
@@ -79,7 +80,7 @@ def test_a_target_cancelled_while_it_waits_for_a_flush_loses_no_write() -> None:
         assert await stored(store, "f") == ["u1", "u2"]
         assert len(w.queue) == 0
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_targets_relieving_at_once_start_one_flush_and_every_flush_is_tracked() -> None:
@@ -98,7 +99,7 @@ def test_targets_relieving_at_once_start_one_flush_and_every_flush_is_tracked() 
         await asyncio.wait(set(w._flush_tasks))
         assert len(await stored(store, "g")) == 11
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_cancelled_flush_puts_back_what_the_store_did_not_acknowledge() -> None:
@@ -117,7 +118,7 @@ def test_a_cancelled_flush_puts_back_what_the_store_did_not_acknowledge() -> Non
         await queue.flush(owner.token)
         assert await stored(store, "f") == sorted(f"u{b}" for b in range(64) if b != 5)
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_slot_batch_larger_than_a_round_trip_goes_out_in_pieces_of_whole_buckets() -> None:
@@ -135,7 +136,7 @@ def test_a_slot_batch_larger_than_a_round_trip_goes_out_in_pieces_of_whole_bucke
         assert len(sizes) == 2 and max(sizes) <= ROUND_TRIP_FIELDS
         assert len(await stored(store, "f")) == len(ops)
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 class FlakyRegistry(MemoryStore):
@@ -162,7 +163,7 @@ def test_a_failed_first_publication_still_unregisters_families_no_config_defines
         assert await store.retired() == {"kube_old_family"}
         assert not w._registry_dirty and w._registry_read
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 class ForgetfulStore(MemoryStore):
@@ -221,7 +222,7 @@ def test_a_refused_write_never_overwrites_a_newer_value_written_while_its_bucket
         assert store._families[("f", LAYOUT.slot_of(3))] == {"u1": b"f 2\n"}
         assert len(w.queue) == 0
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_refused_writes_to_a_bucket_another_shard_owns_are_dropped_even_without_targets() -> None:
@@ -240,7 +241,7 @@ def test_refused_writes_to_a_bucket_another_shard_owns_are_dropped_even_without_
         await w.flush()
         assert w.metrics.refused._value.get() == 1
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_refused_write_reports_its_latency_from_the_event_not_from_the_retry() -> None:
@@ -264,7 +265,7 @@ def test_a_refused_write_reports_its_latency_from_the_event_not_from_the_retry()
         assert samples["panopticon_shard_event_to_store_seconds_sum"] >= 5
         assert w.metrics.fields_written._value.get() == 1  # the refused attempt stored nothing
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_partly_refused_flush_counts_only_the_fields_it_stored() -> None:
@@ -284,7 +285,7 @@ def test_a_partly_refused_flush_counts_only_the_fields_it_stored() -> None:
         assert w.metrics.fields_written._value.get() == 2
         assert w.metrics.refused._value.get() == 1 and len(w.queue) == 0
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 class FailingOnceStore(MemoryStore):
@@ -314,7 +315,7 @@ def test_a_write_that_failed_once_reports_its_latency_from_the_event() -> None:
         assert samples["panopticon_shard_event_to_store_seconds_count"] == 1
         assert samples["panopticon_shard_event_to_store_seconds_sum"] >= 5
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 class HangingSlotStore(MemoryStore):
@@ -348,7 +349,7 @@ def test_a_cancelled_flush_puts_back_refused_operations_too() -> None:
         await asyncio.gather(flushing, return_exceptions=True)
         assert len(queue) == ROUND_TRIP_FIELDS + 1
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_worker_stopped_before_its_loops_start_leaves_no_never_awaited_coroutine() -> None:
@@ -362,6 +363,6 @@ def test_a_worker_stopped_before_its_loops_start_leaves_no_never_awaited_corouti
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        asyncio.run(body())
+        aio.run(body())
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]

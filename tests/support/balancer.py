@@ -13,6 +13,7 @@ import itertools
 import threading
 from collections import Counter
 
+from tests.support import aio
 from tests.support.redis_server import free_port
 
 
@@ -24,7 +25,8 @@ class Balancer:
         self.downstream: Counter[str] = Counter()
         """Bytes each backend sent back to the clients."""
         self._turn = itertools.cycle(backends)
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -39,23 +41,26 @@ class Balancer:
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(10)
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", self.port))
+        aio.run(self._serve(), timeout=None)  # until stop()
+
+    async def _serve(self) -> None:
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self._ready.set()
         try:
-            self._loop.run_forever()
+            await self._stopping.wait()
         finally:
             server.close()
-            pending = asyncio.all_tasks(self._loop)
+            pending = asyncio.all_tasks() - {asyncio.current_task()}
             for task in pending:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.run_until_complete(server.wait_closed())
-            self._loop.close()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         backend = next(self._turn)

@@ -9,7 +9,6 @@ multisets of exposition lines, so a duplicate, a missing, or a stale series all 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import os
 import signal
@@ -30,6 +29,7 @@ from panopticon.render.related import Needs, RelatedIndex
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from shard.configs import ConfigSet
+from tests.support import aio
 from tests.support.redis_server import free_port
 
 Lines = collections.Counter[str]
@@ -239,7 +239,7 @@ def stored_lines(redis_url: str, layout: Layout | None = None, *, cluster: bool 
         finally:
             await store.close()
 
-    return asyncio.run(read())
+    return aio.run(read())
 
 
 def describe_difference(expected: Lines, stored: Lines, limit: int = 5) -> str:

@@ -27,6 +27,7 @@ from panopticon.config.documents import read_documents
 from panopticon.convert.ksmcrs import convert_ksm_crs
 from tests.panopticon.convert.helpers import KUADRANT, kuadrant_crds
 from tests.panopticon.convert.kuadrant_assertions import check, read_assertions
+from tests.support import aio
 from tests.support.redis_server import RedisServer, free_port
 
 CONFIG = KUADRANT / "kuadrant-custom-resource-state.yaml"
@@ -96,7 +97,7 @@ def serve_and_scrape(sim: SimProcess, redis_url: str) -> str:
             stop.set()
             await task
 
-    return asyncio.run(main())
+    return aio.run(main())
 
 
 @pytest.fixture(scope="module")

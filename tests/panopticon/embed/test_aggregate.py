@@ -15,6 +15,7 @@ from panopticon.render.families import resolve_families
 from panopticon.render.offline import render_exposition
 from panopticon.render.program import compile_config
 from tests.panopticon.embed.support import API_VERSION, CRD, KIND, eventually, memcached, scrape, served
+from tests.support import aio
 
 CONFIG: dict[str, Any] = {
     "apiVersion": "metrics.appscode.com/v1alpha1",
@@ -89,4 +90,4 @@ def test_the_library_serves_the_offline_renders_aggregates_through_creates_updat
             assert "cache_example_com_memcached_count 2" in await scrape(url)
         await exporter.stop()
 
-    asyncio.run(main())
+    aio.run(main())

@@ -29,6 +29,7 @@ from tests.panopticon.embed.support import (
     scrape,
     served,
 )
+from tests.support import aio
 
 SPEC_SIZE = "cache_example_com_memcached_spec_size"
 READY_REPLICAS = "cache_example_com_memcached_status_ready_replicas"
@@ -92,7 +93,7 @@ def test_creates_updates_and_deletes_of_custom_resources_show_in_metrics_beside_
             assert samples(text)[("panopticon_embed_objects", (("kind", f"{API_VERSION}/{KIND}"),))] == 1
         await exporter.stop()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 BAD_CONFIG: dict[str, Any] = {
@@ -136,7 +137,7 @@ def test_a_config_that_does_not_validate_is_reported_and_the_others_run(
         assert got[("panopticon_embed_configs", (("state", "invalid"),))] == 2
         assert got[("panopticon_embed_configs", (("state", "valid"),))] == 1
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def test_a_generator_that_raises_or_returns_a_non_number_is_counted_and_never_breaks_the_scrape(
@@ -188,7 +189,7 @@ def test_a_generator_that_raises_or_returns_a_non_number_is_counted_and_never_br
         assert "Memcached default/no-memory-" in raised[0]
         promtool_accepts(text)
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def test_start_twice_stop_before_start_and_restart(sim: tuple[SimThread, str], tmp_path: Path) -> None:
@@ -220,7 +221,7 @@ def test_start_twice_stop_before_start_and_restart(sim: tuple[SimThread, str], t
         ):
             Exporter(generators={"Memcached": print})  # type: ignore[dict-item]
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 def test_only_the_namespaces_asked_for_are_watched_and_a_kind_served_later_is_picked_up(
@@ -248,7 +249,7 @@ def test_only_the_namespaces_asked_for_are_watched_and_a_kind_served_later_is_pi
                 await eventually(picked_up)
                 assert "in-default" not in await scrape(url)
 
-        asyncio.run(main())
+        aio.run(main())
 
 
 def _explode(env: Any, args: list[Any]) -> int:
@@ -310,4 +311,4 @@ def test_a_program_that_raises_costs_its_own_series_and_the_other_configs_of_the
         )
         promtool_accepts(text)
 
-    asyncio.run(main())
+    aio.run(main())

@@ -15,6 +15,7 @@ from kubesim import SimThread
 from panopticon.embed import Exporter
 from tests.panopticon.embed.support import eventually, samples, scrape, served
 from tests.shard.test_joins_sharded import CONFIG, SELECTED, pod, related
+from tests.support import aio
 
 INFO = "kube_pod_info"
 
@@ -70,4 +71,4 @@ def test_the_library_joins_and_re_renders_when_a_namespace_or_node_changes(tmp_p
                 assert time.monotonic() - started < 5
             await exporter.stop()
 
-        asyncio.run(main())
+        aio.run(main())

@@ -21,6 +21,7 @@ from panopticon.embed import Exporter, ExporterError
 from panopticon.render.offline import render_exposition
 from panopticon.sharding.limits import order_key
 from tests.panopticon.embed.support import API_VERSION, CRD, KIND, eventually, memcached, scrape, served
+from tests.support import aio
 
 
 def config(name: str, limits: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def test_the_exporter_serves_the_capped_offline_render(sim: tuple[SimThread, str
             await eventually(readmitted)
         await exporter.stop()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "10", True])

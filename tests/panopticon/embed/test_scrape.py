@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from panopticon._embed.scrape import Scrape
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
 from panopticon.render.exposition import FamilyHeader
 from tests.panopticon.embed.support import OM_ACCEPT, promtool_accepts, samples
+from tests.support import aio
 
 log = logging.getLogger("panopticon.embed")
 
@@ -54,7 +54,7 @@ def with_scrape(
         finally:
             await runner.cleanup()
 
-    asyncio.run(main())
+    aio.run(main())
 
 
 async def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec
+from typing import Any
 
 from kubesim import SimConfig, SimServer
 from panopticon.kube.backoff import BackoffSettings
@@ -18,8 +17,6 @@ from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector, ReflectorSettings
 from panopticon.sharding.buckets import ShardFilter
-
-P = ParamSpec("P")
 
 CONFIGMAPS = ResourceRef("", "v1", "configmaps", "ConfigMap", True)
 PODS = ResourceRef("", "v1", "pods", "Pod", True)
@@ -44,16 +41,6 @@ def sim_config(**changes: Any) -> SimConfig:
     }
     base.update(changes)
     return SimConfig(**base)
-
-
-def asynctest(fn: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test function in a fresh event loop (the project uses no plugin)."""
-
-    @functools.wraps(fn)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(fn(*args, **kwargs))
-
-    return run
 
 
 def credentials_for(server: SimServer) -> Credentials:

@@ -31,7 +31,6 @@ from tests.panopticon.kube.helpers import (
     FAST,
     FAST_CLIENT,
     NS,
-    asynctest,
     configmap,
     converged,
     credentials_for,
@@ -40,6 +39,7 @@ from tests.panopticon.kube.helpers import (
     sim_config,
     wait_until,
 )
+from tests.support.aio import asynctest
 
 CM_PATH = CONFIGMAPS.list_path(NS)
 

@@ -22,7 +22,9 @@ from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import Discovery
 from panopticon.kube.errors import CredentialsError
-from tests.panopticon.kube.helpers import FAST_CLIENT, asynctest, sim_config
+from tests.panopticon.kube.helpers import FAST_CLIENT, sim_config
+from tests.support import aio
+from tests.support.aio import asynctest
 
 
 async def api_versions(kubeconfig: str | None = None, **kwargs: Any) -> list[str]:
@@ -36,7 +38,6 @@ async def api_versions(kubeconfig: str | None = None, **kwargs: Any) -> list[str
 @pytest.mark.slow
 @pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
 def test_a_kubeconfig_written_by_panopticon_sim_works(https: bool) -> None:
-    import asyncio
 
     with SimProcess(
         ["--scale", "0", "--namespaces", "0", "--nodes", "0", *(["--https"] if https else [])]
@@ -48,7 +49,7 @@ def test_a_kubeconfig_written_by_panopticon_sim_works(https: bool) -> None:
         else:
             assert creds.ssl_context is None
         assert creds.authorization() == f"Bearer {proc.token}"
-        assert asyncio.run(api_versions(str(proc.kubeconfig_path))) == ["v1"]
+        assert aio.run(api_versions(str(proc.kubeconfig_path))) == ["v1"]
 
 
 def kubeconfig(

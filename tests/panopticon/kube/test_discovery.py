@@ -14,12 +14,12 @@ from panopticon.kube.reflector import Reflector
 from tests.panopticon.kube.helpers import (
     FAST,
     FAST_CLIENT,
-    asynctest,
     converged,
     running,
     sim_client,
     wait_until,
 )
+from tests.support.aio import asynctest
 
 
 def widget_crd(scope: str = "Namespaced") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from panopticon.kube.errors import LineTooLongError
 from panopticon.kube.lines import LineSplitter, split_lines
-from tests.panopticon.kube.helpers import asynctest
+from tests.support.aio import asynctest
 
 
 def split_all(chunks: list[bytes], *, max_line: int = 1 << 30) -> list[bytes]:

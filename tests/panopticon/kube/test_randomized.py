@@ -26,12 +26,12 @@ from tests.panopticon.kube.helpers import (
     FAST,
     FAST_CLIENT,
     Applied,
-    asynctest,
     converged,
     running,
     server_state,
     wait_until,
 )
+from tests.support.aio import asynctest
 
 SEED = 20261122
 MUTATIONS = 10_500
@@ -102,7 +102,7 @@ def faults(admin: AdminClient) -> list[tuple[str, Callable[[random.Random], Any]
 
 
 @pytest.mark.slow
-@asynctest
+@asynctest(timeout=240)  # ten thousand mutations: a minute on a loaded 2-core machine
 async def test_ten_thousand_mutations_under_faults_lose_nothing() -> None:
     rng = random.Random(SEED)
     args = ["--scale", "0", "--namespaces", "0", "--nodes", "0", "--seed", str(SEED)]

@@ -1,5 +1,6 @@
 """The reflector against the simulator as a real HTTP server: the client-go algorithm
-(B.12) step by step, each fault ending with the view equal to the server's state."""
+(client-go `tools/cache/reflector.go`) step by step, each fault ending with the view
+equal to the server's state."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from tests.panopticon.kube.helpers import (
     CONFIGMAPS,
     FAST,
     NS,
-    asynctest,
     configmap,
     converged,
     running,
@@ -26,6 +26,7 @@ from tests.panopticon.kube.helpers import (
     wait_until,
     watching,
 )
+from tests.support.aio import asynctest
 
 
 def requests(server: SimServer, *, verb: str, since: int = 0) -> list[RequestRecord]:

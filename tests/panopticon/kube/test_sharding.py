@@ -20,7 +20,6 @@ from tests.panopticon.kube.helpers import (
     FAST,
     NS,
     Applied,
-    asynctest,
     configmap,
     converged,
     running,
@@ -29,6 +28,7 @@ from tests.panopticon.kube.helpers import (
     sim_config,
     wait_until,
 )
+from tests.support.aio import asynctest
 
 SPACE = BucketSpace(16)
 

@@ -6,7 +6,6 @@ ring change, can never overwrite what the current owner wrote.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 import uuid
@@ -23,6 +22,7 @@ from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.memory import MemoryStore
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from panopticon.store.writescript import write_arguments, write_command
+from tests.support import aio
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
@@ -45,7 +45,7 @@ def run_store(request: pytest.FixtureRequest) -> Iterator[Callable[[StoreTest], 
             finally:
                 await store.close()
 
-        asyncio.run(main())
+        aio.run(main())
 
     yield run
 
@@ -237,7 +237,7 @@ def test_a_registry_update_is_one_transaction_on_a_single_redis(redis_server: Re
         start, end = commands.index(b"MULTI"), commands.index(b"EXEC")
         assert sorted(commands[start + 1 : end]) == [b"HDEL", b"HDEL", b"HSET", b"HSET"]
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_bucket_with_nothing_to_write_is_not_refused(run_store: Callable[[StoreTest], None]) -> None:
@@ -275,7 +275,7 @@ def test_a_different_layout_is_refused(redis_server: RedisServer) -> None:  # no
             await one.close()
             await two.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_a_password_protected_redis_needs_the_password() -> None:
@@ -308,7 +308,7 @@ def test_a_password_protected_redis_needs_the_password() -> None:
                 for store in (good, bad, override):
                     await store.close()
 
-        asyncio.run(body())
+        aio.run(body())
     finally:
         server.close()
 
@@ -322,7 +322,7 @@ def test_an_unreachable_redis_is_a_store_error_naming_it() -> None:
         finally:
             await store.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_large_batches_of_sets_and_deletes_apply_in_full(run_store: Callable[[StoreTest], None]) -> None:
@@ -359,7 +359,7 @@ def test_writes_survive_redis_forgetting_its_scripts(redis_server: RedisServer) 
         finally:
             await store.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_several_slots_are_written_in_one_exchange_each_with_its_own_outcome(
@@ -408,7 +408,7 @@ def test_one_failing_slot_in_an_exchange_leaves_the_others_applied(redis_server:
         finally:
             await store.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_write_commands_are_what_hiredis_packs_of_the_script_arguments() -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import redis.asyncio as aioredis
 
 from panopticon.store.batch import Batch, Op
 from panopticon.store.layout import Layout, token
 from panopticon.store.redisstore import RedisOptions, RedisStore
+from tests.support import aio
 from tests.support.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 LAYOUT = Layout(prefix="lost", buckets=64, slots=4)
@@ -42,7 +41,7 @@ def test_a_counter_that_went_back_is_found_by_the_next_write_or_by_the_heartbeat
             await raw.aclose()
             await store.close()
 
-    asyncio.run(body())
+    aio.run(body())
 
 
 def test_the_server_run_id_changes_with_a_restart() -> None:
@@ -57,10 +56,10 @@ def test_the_server_run_id_changes_with_a_restart() -> None:
             await store.close()
 
     try:
-        before = asyncio.run(body())
-        assert before == asyncio.run(body())
+        before = aio.run(body())
+        assert before == aio.run(body())
         server.restart_empty()
-        after = asyncio.run(body())
+        after = aio.run(body())
         assert set(after) == set(before) and after != before
     finally:
         server.close()
