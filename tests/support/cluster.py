@@ -68,8 +68,13 @@ class ShardProcess:
         namespace: str = "panopticon",
         log_dir: Path,
         extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`cwd` and `env` run another tree's shard (`python -m` looks in the working
+        directory first, then PYTHONPATH): the upgrade test's previous version."""
         self.index = index
+        self.cwd, self.env = cwd, env
         self.port = free_port()
         self.args = [
             sys.executable, "-m", "shard", "--kubeconfig", str(kubeconfig), "--redis", redis_url,
@@ -82,7 +87,9 @@ class ShardProcess:
 
     def start(self) -> ShardProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        self.proc = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env or os.environ.copy(), cwd=self.cwd
+        )
         log.close()
         return self
 
@@ -240,8 +247,16 @@ class AggregatorProcess:
     """`python -m aggregator` on free ports."""
 
     def __init__(
-        self, *, redis_url: str, log_dir: Path, name: str = "aggregator", extra: tuple[str, ...] = ()
+        self,
+        *,
+        redis_url: str,
+        log_dir: Path,
+        name: str = "aggregator",
+        extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.cwd, self.env = cwd, env
         self.port = free_port()
         self.telemetry_port = free_port()
         self.args = [
@@ -257,7 +272,9 @@ class AggregatorProcess:
 
     def start(self) -> AggregatorProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
+        )
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
