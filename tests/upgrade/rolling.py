@@ -218,7 +218,7 @@ class Rolling:
         old, self.aggregator = self.aggregator, self._aggregator(new=True)
         checker.aggregator = self.aggregator.target  # the Service's endpoints move to the new pod
         time.sleep(1.0)  # the old pod's in-flight scrapes finish, as its preStop pause allows
-        old.stop()
+        _retire(old)
         self.report.handovers.append(Handover("aggregator", round(time.time() - begun, 2)))
         checker.roll_ended = time.time()
         self.report.roll_seconds = round(checker.roll_ended - started, 2)
@@ -272,6 +272,20 @@ class Rolling:
                 step()
             except Exception as e:  # every process is stopped even if one fails to
                 print(f"stopping: {e}", file=sys.stderr)
+
+
+def _retire(aggregator: AggregatorProcess, grace: float = 60.0) -> None:
+    """SIGTERM, then SIGKILL after the pod's grace period (the manifests give 60 s); an
+    old aggregator may take its time finishing a scrape on a loaded machine."""
+    proc, aggregator.proc = aggregator.proc, None
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def _scrape(target: str) -> str:
