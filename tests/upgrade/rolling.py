@@ -79,10 +79,10 @@ def extract(rev: str, dest: Path) -> Path:
             f"`git fetch --unshallow` gives the history the upgrade test needs)"
         )
     dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.Popen([git, "-C", str(ROOT), "archive", rev], stdout=subprocess.PIPE)
-    untar = subprocess.run(
-        ["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True, check=False
-    )
+    with subprocess.Popen([git, "-C", str(ROOT), "archive", rev], stdout=subprocess.PIPE) as archive:
+        untar = subprocess.run(
+            ["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True, check=False
+        )
     if archive.wait() != 0 or untar.returncode != 0:
         raise SetupError(f"git archive {rev} | tar -x failed: {untar.stderr.decode(errors='replace')}")
     return dest
