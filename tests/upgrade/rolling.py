@@ -175,7 +175,7 @@ class Rolling:
             name="aggregator-new" if new else "aggregator-old",
             cwd=ROOT if new else self.old,
             env=self.new_env if new else self.old_env,
-        ).start()
+        ).start(timeout=120)
 
     def start_old(self) -> None:
         self.redis.start()
@@ -365,7 +365,7 @@ def main() -> int:
         f"in flight: {flight.scrapes} scrapes ({flight.scrapes_ok} 200, {flight.scrapes_failed} other); "
         f"{flight.invalid} invalid, {flight.duplicate_series} duplicate series, {flight.duplicate_headers} "
         f"duplicate families, {flight.missing_families} missing families, {flight.stale_objects} objects "
-        f"stale > {STALE_BOUND:g}s (oldest {flight.oldest_stale:.1f}s)"
+        f"stale > {STALE_BOUND:g}s + roll {report.roll_seconds:.0f}s (oldest {flight.oldest_stale:.1f}s)"
     )
     print(
         f"missing series of live objects: {gone.total} in {gone.scrapes_with_missing} of "
