@@ -16,6 +16,9 @@ COPY pyproject.toml README.md ./
 COPY panopticon/ panopticon/
 COPY shard/ shard/
 COPY aggregator/ aggregator/
+# Not copied: kubesim/, the Kubernetes API simulator (tests, the demo, benchmarks). Its
+# `sim` and `demo` commands plug in through entry points, and `panopticon` does not offer
+# them where the package is absent.
 # A regular, non-editable install: build the wheel, then install it. --only-binary: every
 # dependency ships manylinux wheels for CPython 3.11, so nothing is compiled and the build
 # stage needs no compiler; a dependency without a wheel fails the build instead of silently

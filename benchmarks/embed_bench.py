@@ -14,7 +14,10 @@ Figures, each beside a baseline from the same run:
 
 - loop holds: worst and 99.9th percentile while the loop is idle (the baseline),
   during the initial sync, during full scrapes, and during churn; the cyclic GC's
-  full collections are timed apart (`--freeze`: `gc.freeze()` after the imports);
+  collections are timed apart, full and young (`--freeze`: `gc.freeze()` after the imports;
+  `--freeze-started`: after `start()` returned, once loading the kubeconfig has
+  imported the `kubernetes` package), and one full collection right after the sync
+  is timed with the number of objects it walked;
 - sync: seconds from `start()` to `ready`, and this process' CPU seconds;
 - memory: RSS after the sync (after a collection and `malloc_trim`) minus RSS just
   before `start()`, per object and per series; beside it, the exposition's own bytes
@@ -103,6 +106,7 @@ class StallMonitor:
         self.late: list[float] = []
         self.busy: list[float] = []
         self.gc_pauses: list[float] = []
+        self.young_pauses: list[float] = []
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -115,6 +119,8 @@ class StallMonitor:
             self._gc_started = time.thread_time()
         elif info.get("generation") == 2:
             self.gc_pauses.append(time.thread_time() - self._gc_started)
+        else:
+            self.young_pauses.append(time.thread_time() - self._gc_started)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -130,15 +136,30 @@ class StallMonitor:
         self.report()
 
     def report(self) -> str:
-        late, busy, pauses = self.late, self.busy, self.gc_pauses
-        self.late, self.busy, self.gc_pauses = [], [], []
+        late, busy, pauses, young = self.late, self.busy, self.gc_pauses, self.young_pauses
+        self.late, self.busy, self.gc_pauses, self.young_pauses = [], [], [], []
         if not busy:
             return "no samples"
         gc_text = f"; full GC pauses: {len(pauses)}, worst {max(pauses) * 1000:.1f} ms" if pauses else ""
+        if young:
+            gc_text += f"; young GC pauses: {len(young)}, worst {max(young) * 1000:.1f} ms"
         return (
             f"loop held (CPU) worst {max(busy) * 1000:.1f} ms, p99.9 {quantile(busy, 0.999) * 1000:.1f} ms; "
             f"wall lateness worst {max(late) * 1000:.0f} ms ({len(busy)} wake-ups){gc_text}"
         )
+
+
+def timed_full_collection() -> str:
+    """One full collection, timed (CPU), and what it had to walk: the tracked objects
+    outside the permanent generation and the references they hold."""
+    tracked = gc.get_objects()
+    references = sum(len(gc.get_referents(o)) for o in tracked)
+    count = len(tracked)
+    del tracked
+    started = time.thread_time()
+    gc.collect()
+    took = time.thread_time() - started
+    return f"one full collection {took * 1000:.1f} ms ({count} tracked objects, {references} references)"
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -196,11 +217,14 @@ async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
     await monitor.reset()  # the constructor compiled the configs on this loop: not the sync's
     cpu, started = cpu_seconds(), time.perf_counter()
     await exporter.start()
+    if args.freeze_started:
+        gc.freeze()
     await exporter.wait_ready()
     sync_wall, sync_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     print(f"initial sync: {monitor.report()}")
     objects = args.objects + 1
     print(f"sync: {objects} objects ready in {sync_wall:.1f} s, {sync_cpu:.1f} CPU s in this process")
+    print(f"after the sync: {timed_full_collection()}")
     settle_memory()
     held = rss_bytes() - rss_before
     port = await exporter.serve(port=0, host="127.0.0.1")
@@ -290,6 +314,11 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=3)
     parser.add_argument(
         "--freeze", action="store_true", help="gc.freeze() after the imports, as an operator may"
+    )
+    parser.add_argument(
+        "--freeze-started",
+        action="store_true",
+        help="gc.freeze() once start() returned (the kubeconfig's imports done), as an operator may",
     )
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--scrapes-of", dest="scrape_url", help=argparse.SUPPRESS)

@@ -81,6 +81,7 @@ class Exporter:
         kubeconfig: str | None = None,
         context: str | None = None,
         telemetry: bool = True,
+        max_series_per_config: int | None = None,
     ) -> None:
         """
         - `configs`: MetricsConfiguration files (YAML or JSON, several documents and
@@ -94,7 +95,17 @@ class Exporter:
         - `kubeconfig`, `context`: credentials; by default `$KUBECONFIG`, else the
           pod's service account, else `~/.kube/config`.
         - `telemetry`: serve the exporter's own `panopticon_embed_*` metrics too.
+        - `max_series_per_config`: cap every config's series (a config's own
+          `spec.limits.series` applies when lower); past it, the objects last in
+          uid-hash order are left out (`panopticon.limits`). None: no global cap.
         """
+        if max_series_per_config is not None and (
+            type(max_series_per_config) is not int or max_series_per_config < 0
+        ):
+            raise ExporterError(
+                f"Exporter(max_series_per_config={max_series_per_config!r}): must be a non-negative integer"
+            )
+        self._max_series = max_series_per_config
         loaded = load(configs)
         self.configs: tuple[ConfigReport, ...] = loaded.reports
         """What loading said about each config: valid or not, errors and warnings."""
@@ -115,7 +126,7 @@ class Exporter:
         self._ready_event: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._lifecycle = asyncio.Lock()
-        self._metrics = EmbedMetrics(objects=self._objects, ready=lambda: self.ready)
+        self._metrics = EmbedMetrics(objects=self._objects, ready=lambda: self.ready, dropped=self._dropped)
         valid = sum(1 for r in self.configs if r.valid and r.name)
         self._metrics.configs.labels("valid").set(valid)
         self._metrics.configs.labels("invalid").set(sum(1 for r in self.configs if not r.valid))
@@ -151,6 +162,7 @@ class Exporter:
                     warnings=self._warnings,
                     namespaces=self._namespaces,
                     settled=self._settled,
+                    max_series=self._max_series,
                 )
                 for api_version, kind in sorted({*self._programs, *self._generators})
             ]
@@ -249,6 +261,11 @@ class Exporter:
 
     def _objects(self) -> list[tuple[str, int]]:
         return [(kind.label, kind.objects) for kind in self._kinds]
+
+    def _dropped(self) -> list[tuple[str, int]]:
+        return [
+            (config, count.dropped) for kind in self._kinds for config, count in kind.caps.counts().items()
+        ]
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -104,6 +104,14 @@ def add_worker_arguments(
     group.add_argument("--heartbeat-interval", type=flags.seconds, default=2.0, metavar="SECONDS")
     group.add_argument("--status-interval", type=flags.seconds, default=30.0, metavar="SECONDS")
     group.add_argument("--no-status", action="store_true", help="never write MetricsConfiguration status")
+    group.add_argument(
+        "--max-series-per-config",
+        type=flags.integer(minimum=0),
+        default=0,
+        metavar="SERIES",
+        help="cap every MetricsConfiguration's series at this many, over all shards (a config's own "
+        "spec.limits.series applies when lower); 0: no global cap",
+    )
     group.add_argument("--log-level", type=flags.log_level, default="INFO")
 
 
@@ -115,6 +123,7 @@ def worker_settings(args: argparse.Namespace, index: int, static_ring: RingSpec 
         max_backlog=args.max_backlog,
         heartbeat_interval=args.heartbeat_interval,
         status_interval=args.status_interval,
+        max_series_per_config=args.max_series_per_config or None,
         pod=os.environ.get("POD_NAME") or os.environ.get("HOSTNAME", ""),
     )
 

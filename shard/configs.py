@@ -19,6 +19,7 @@ from panopticon.config.findings import Finding
 from panopticon.config.model import TargetRef
 from panopticon.render.families import Resolution, resolve_families
 from panopticon.render.isolation import ErrorLog, ErrorTally
+from panopticon.render.limits import LimitCount, limited_condition
 from panopticon.render.program import CompiledConfig, Program, compile_config
 from panopticon.render.schema import SchemaIndex, native_schemas
 from panopticon.store.layout import RegistryEntry
@@ -58,7 +59,12 @@ class ConfigState:
         return self.compiled if self.valid else self.last_good
 
     def status(
-        self, *, target_found: bool = True, discovery_error: str = "", errors: ErrorTally | None = None
+        self,
+        *,
+        target_found: bool = True,
+        discovery_error: str = "",
+        errors: ErrorTally | None = None,
+        limited: LimitCount | None = None,
     ) -> dict[str, Any]:
         """The `status` this config should carry (conditions with field-level messages).
 
@@ -92,6 +98,8 @@ class ConfigState:
         conditions = [ready, invalid]
         if errors is not None and errors.errors:
             conditions.append(_render_errors(errors))
+        if limited is not None and self.served is not None:
+            conditions.append(limited_condition(limited))
         status: dict[str, Any] = {"observedGeneration": self.generation, "conditions": conditions}
         return status
 

@@ -141,6 +141,7 @@ class ConfigReconcile(WorkerState):
                         owns=self._owns,
                         relieve=self.relieve,
                         errors=self.configs.errors,
+                        max_series=self.settings.max_series_per_config,
                     )
                     self.targets[key] = target
                     target.start(shard_filter)

@@ -48,12 +48,20 @@ class Recovery(WorkerState):
                         "objects": self._objects(),
                         "epoch": self.epoch,
                         "render_errors": self.configs.errors.snapshot(),
+                        **self._limit_heartbeat(),
                     },
                 )
+                await self._exchange_limits()
             except StoreError as e:
                 self.metrics.store_errors.inc()
                 log.warning("heartbeat failed: %s", e)
             await asyncio.sleep(self.settings.heartbeat_interval)
+
+    def _limit_heartbeat(self) -> dict[str, object]:
+        """Capped configs' counts and bucket figures (`shard/limitexchange.py`); nothing
+        when no config is capped, so heartbeats stay as they were."""
+        counts, figures = self._limit_snapshot()
+        return {"series_limits": counts, "series_demand": figures} if counts else {}
 
     async def _republish(self, epoch: str) -> None:
         """The store's epoch changed: Redis lost its data (restarted empty), or went

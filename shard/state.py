@@ -58,6 +58,8 @@ class WorkerSettings:
     change yet may still write the family after every slot was found empty; it deletes
     those fields itself when it catches up, unless it crashes first, and only then
     would they outlive the entry uncollected. An hour covers any such lag."""
+    max_series_per_config: int | None = None
+    """`--max-series-per-config`: every config's series cap (`panopticon.render.limits`)."""
     pod: str = ""
 
 
@@ -131,6 +133,8 @@ class WorkerState:
         self._rewrite_backoff = REWRITE_BACKOFF
         self._rewrite_not_before = 0.0
         self._last_rewrite = -REWRITE_BACKOFF_RESET
+        self._limit_gauges: set[str] = set()
+        """Configs with a series cap gauge (removed when the config goes)."""
 
     def _objects(self) -> int:
         return sum(len(t.table) for t in self.targets.values())
@@ -170,4 +174,10 @@ class WorkerState:
         raise NotImplementedError
 
     def _restart_targets(self) -> None:
+        raise NotImplementedError
+
+    def _limit_snapshot(self) -> tuple[dict[str, list[int]], dict[str, list[list[int]]]]:
+        raise NotImplementedError
+
+    async def _exchange_limits(self) -> None:
         raise NotImplementedError

@@ -23,6 +23,7 @@ from typing import Any
 
 from panopticon.kube.discovery import ResourceRef
 from panopticon.kube.events import Event
+from panopticon.kube.view import Seen
 from panopticon.render.exposition import encode
 from panopticon.render.program import Program, RenderError
 from panopticon.sharding.buckets import BucketSpace, ShardFilter
@@ -40,6 +41,8 @@ MASK_SHIFT = VERSION_SHIFT + VERSION_BITS
 _HASHED = 1 << (VERSION_BITS - 1)
 MAX_MASKS = 1024
 """Distinct sets of rendered families whose bit masks a table remembers."""
+Admit = Callable[[str, str, int, dict[str, str]], bool]
+"""(config, uid, bucket, the object's families under that config) -> written or not."""
 
 
 def version_key(rv: str) -> int:
@@ -84,6 +87,9 @@ class KindTable:
         self._families: list[str] = []
         self._state: dict[str, int] = {}
         self._masks: dict[tuple[str, ...], int] = {}
+        self.admit: Admit | None = None
+        """Whether an object's series under a capped config are written (set by the
+        target when a config of the kind has a cap: `shard.limiting`)."""
         for program in self.programs:
             for header in program.families:
                 self._bit(header.name)
@@ -201,12 +207,17 @@ class KindTable:
             if result.errors:
                 errors = [(program.config_name, e) for e in result.errors]
             families = result.families
+            if self.admit is not None and not self.admit(program.config_name, uid, bucket, families):
+                families = {}
         else:
             families = {}
             for program in programs:
                 result = program.render(obj, namespaced=self.namespaced)
                 if result.errors:
                     errors.extend((program.config_name, e) for e in result.errors)
+                admit = self.admit
+                if admit is not None and not admit(program.config_name, uid, bucket, result.families):
+                    continue
                 families.update(result.families)  # family names are unique across a kind's programs
         names = tuple(families)
         mask = self._masks.get(names)
@@ -258,6 +269,29 @@ class KindTable:
         state = self._state
         for uid, value in state.items():
             state[uid] = value & ~VERSION_FIELD
+
+    def forget_version(self, uid: str) -> None:
+        """Forget one object's resourceVersion: the next sync delivers it again."""
+        state = self._state.get(uid)
+        if state is not None:
+            self._state[uid] = state & ~VERSION_FIELD
+
+    def withdraw(self, uid: str, families: frozenset[str]) -> tuple[int, list[str]] | None:
+        """Take `families` out of the object's record, as if its last render lacked
+        them, and return its bucket and those it held (to delete): a capped config's
+        series past its cap. The digest is marked stale, so the next render of the
+        object writes again whatever it then has. None if the object is unknown."""
+        state = self._state.get(uid)
+        if state is None:
+            return None
+        bits = 0
+        for family in families:
+            bit = self._family_bits.get(family)
+            if bit is not None:
+                bits |= 1 << bit
+        held = (state >> MASK_SHIFT) & bits
+        self._state[uid] = (state & ~(held << MASK_SHIFT)) | STALE
+        return _bucket(state), list(self.families_of(held << MASK_SHIFT))
 
     def drop(self, uids: Iterable[str]) -> None:
         """Forget objects silently (no store operations)."""
@@ -328,11 +362,11 @@ class TableView:
             return None
         return Event("MODIFIED", obj, uid, rv)
 
-    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: set[str]) -> Event | None:
+    def listed(self, obj: dict[str, Any], uid: str, rv: str, seen: Seen) -> Event | None:
         seen.add(uid)
         return self.apply("ADDED", obj, uid, rv)
 
-    def vanished(self, seen: set[str]) -> list[Event]:
+    def vanished(self, seen: Seen) -> list[Event]:
         ref = self.resource
         return [
             Event(

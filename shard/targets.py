@@ -23,6 +23,7 @@ from panopticon.kube.view import ObjectView
 from panopticon.render.isolation import ErrorLog, object_name
 from panopticon.render.program import Program, RenderError
 from panopticon.sharding.buckets import ShardFilter
+from shard.limiting import READMIT_INTERVAL, KindLimits
 from shard.table import KindTable, TableView
 from shard.telemetry import ShardMetrics
 from shard.writer import WriteQueue
@@ -67,12 +68,19 @@ class Target:
         owns: Callable[[int], bool],
         relieve: Callable[[], Awaitable[None]] | None = None,
         errors: ErrorLog | None = None,
+        max_series: int | None = None,
     ) -> None:
         self.key = key
         self.errors = errors if errors is not None else ErrorLog()
         """Render errors by config (the configs' status quotes them); faults logged here."""
         self.resource = resource
         self.table = KindTable(programs, queue.layout.space, namespaced=resource.namespaced)
+        self._max_series = max_series
+        self.limits = KindLimits(programs, max_series, queue.layout.space.count)
+        """Capped configs of this kind (`shard.limiting`)."""
+        self.table.admit = self.limits.admit if self.limits else None
+        self._readmit_due = False
+        self._readmitted_at = -READMIT_INTERVAL
         self.queue = queue
         self.metrics = metrics
         self.make_source = make_source
@@ -97,14 +105,20 @@ class Target:
     def programs(self) -> tuple[Program, ...]:
         return self.table.programs
 
-    def start(self, shard_filter: ShardFilter | None) -> None:
+    def start(self, shard_filter: ShardFilter | None, *, forget: bool = True) -> None:
         """(Re)start watching; everything known is marked until seen again, and
-        delivered again (its resourceVersion forgotten) to be rendered anew."""
+        delivered again (its resourceVersion forgotten) to be rendered anew; with
+        `forget` false, only the objects whose version was forgotten already are."""
         self.stop()
         self.synced.clear()
         self._filter = shard_filter
-        self._marked = set(self.table.uids())
-        self.table.forget_versions()
+        if forget:
+            self._marked = set(self.table.uids())
+            self.table.forget_versions()
+        else:
+            # Objects whose version is known are not delivered again, so they cannot be
+            # unmarked: the new reflector's list reports those gone itself (`TableView`).
+            self._marked = None
         self._source = self.make_source(self.resource, shard_filter, TableView(self.table, self.resource))
         self._task = asyncio.create_task(self._consume(self._source), name=f"target {self._label}")
 
@@ -123,6 +137,8 @@ class Target:
     def set_programs(self, programs: list[Program], shard_filter: ShardFilter | None) -> None:
         """New configs for this kind: re-render every object (a fresh list)."""
         self.table.set_programs(programs)
+        self.limits = KindLimits(programs, self._max_series, self.table.space.count, self.limits)
+        self.table.admit = self.limits.admit if self.limits else None
         current = {(p.config_name, header.name) for p in programs for header in p.families}
         self._drop_error_counters(current)
         self.start(shard_filter)
@@ -141,6 +157,7 @@ class Target:
         writes to buckets it no longer held) changes no sync state: the reflector will
         not sync again, so `synced` must stay as it is."""
         if lost:
+            self.limits.forget_buckets(lost)
             self.table.forget(lost)
             self.queue.discard(lost)
             if self._marked is not None:
@@ -156,6 +173,8 @@ class Target:
         """The kind is no longer targeted: delete everything it stored."""
         self.stop()
         self.queue.add(self.table.clear_ops())
+        self.limits = KindLimits((), None, self.table.space.count)
+        self.table.admit = None
         self._drop_error_counters(set())
 
     async def _consume(self, source: Source) -> None:
@@ -188,6 +207,8 @@ class Target:
         if event.type == "SYNCED":
             self._sweep(now)
             self.table.compact()  # every object is rendered by the current programs now
+            if self.limits:
+                self.review_limits(now)
             self.metrics.relists.labels(self._label).inc()
             self.metrics.owned_objects.labels(self._label).set(len(self.table))
             self.synced.set()
@@ -208,11 +229,17 @@ class Target:
         if key is not None:
             self._event_counts[key] += 1
         obj: Any = event.obj
+        if kind == "DELETED" and self.table.admit is not None:
+            self.limits.forget(uid)
         rendered = self.table.apply(kind, obj, uid, bucket, event.rv)
         if rendered.errors:
             self._count_errors(rendered.errors, obj)
         if rendered.changed:
             self.queue.add_object(rendered.bucket, uid, rendered.sets, rendered.dels, at=now)
+        if self.table.admit is not None and self.limits.receded:
+            # Before the next flush: series this object's demand pushed past a cap
+            # are deleted in the same batch that would have written them.
+            self.review_limits(now)
 
     def _count_errors(self, errors: list[tuple[str, RenderError]], obj: Any) -> None:
         """Count an object's failed series (by config and family; faults by config too)
@@ -236,6 +263,7 @@ class Target:
             return
         gone = 0
         for uid in marked:
+            self.limits.forget(uid)
             rendered = self.table.apply("DELETED", None, uid)
             if rendered.changed:
                 gone += 1
@@ -244,3 +272,26 @@ class Target:
             log.info(
                 "target %s: %d objects vanished while unwatched; their series are deleted", self._label, gone
             )
+
+    def review_limits(self, now: float) -> None:
+        """Apply what capped configs' cutoffs say now (`shard.limiting`): delete the
+        series of objects now past a cap, and relist (at most every
+        `READMIT_INTERVAL`, delivering only them) to render those now within it."""
+        review = self.limits.review()
+        for uid, families in review.withdraw:
+            withdrawn = self.table.withdraw(uid, families)
+            if withdrawn is not None and withdrawn[1]:
+                self.queue.add_object(withdrawn[0], uid, (), withdrawn[1], at=now)
+        for uid in review.readmit:
+            self.table.forget_version(uid)
+        self._readmit_due = self._readmit_due or bool(review.readmit)
+        if (
+            self._readmit_due
+            and self.synced.is_set()
+            and self._source is not None
+            and now - self._readmitted_at >= READMIT_INTERVAL
+        ):
+            self._readmit_due = False
+            self._readmitted_at = now
+            log.info("target %s: relisting for objects a series cap lets in again", self._label)
+            self.start(self._filter, forget=False)

@@ -35,6 +35,19 @@ class ShardMetrics:
             ["config", "family"],
             registry=r,
         )
+        self.series_dropped = Gauge(
+            "panopticon_shard_series_dropped",
+            "Series of a capped config (spec.limits.series, --max-series-per-config) this shard "
+            "does not write because the config is over its cap.",
+            ["config"],
+            registry=r,
+        )
+        self.series_kept = Gauge(
+            "panopticon_shard_series_kept",
+            "Series of a capped config this shard writes (within the cap).",
+            ["config"],
+            registry=r,
+        )
         self.config_faults = Counter(
             "panopticon_shard_config_faults",
             "Unexpected errors caught by the isolation boundary, by config and stage (compile, render).",

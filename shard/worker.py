@@ -32,8 +32,10 @@ from collections.abc import Awaitable, Callable
 
 from panopticon.errors import StoreError
 from panopticon.render.isolation import ErrorTally, merge_tallies
+from panopticon.render.limits import LimitCount
 from shard.collection import Collection
 from shard.flushing import Flushing, logged
+from shard.limitexchange import LimitExchange
 from shard.ownershiploops import OwnershipLoops
 from shard.reconcile import ConfigReconcile
 from shard.recovery import Recovery
@@ -41,7 +43,7 @@ from shard.recovery import Recovery
 log = logging.getLogger("panopticon.shard")
 
 
-class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery):
+class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, LimitExchange):
     """`run()` and the status loop; the shared state is `shard.state.WorkerState`,
     and each other long-running loop lives in its own module, as a mixin:
     `shard/reconcile.py`, `shard/ownershiploops.py`, `shard/flushing.py`,
@@ -105,26 +107,30 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery):
             self._status_due.clear()
             ring = self.ownership.ring
             if ring is not None and self.reconciled:
-                tallies = await self._render_error_tallies()
+                tallies, limited = await self._shard_reports()
                 for state in list(self.configs.configs.values()):
                     if state.uid and ring.owner_of_uid(state.uid) == self.settings.index:
                         target = state.compiled.spec.target if state.compiled.spec else None
                         found = target is None or target not in self.kinds.not_served
                         failed = self.kinds.failed.get(target, "") if target is not None else ""
                         status = state.status(
-                            target_found=found, discovery_error=failed, errors=tallies.get(state.name)
+                            target_found=found,
+                            discovery_error=failed,
+                            errors=tallies.get(state.name),
+                            limited=limited.get(state.name),
                         )
                         await self.status.write(state.name, status)
 
-    async def _render_error_tallies(self) -> dict[str, ErrorTally]:
-        """Every shard's render errors by config (from their heartbeats; this shard's
-        own, current, in place of its heartbeat's)."""
+    async def _shard_reports(self) -> tuple[dict[str, ErrorTally], dict[str, LimitCount]]:
+        """Every shard's render errors and series cap counts by config (from their
+        heartbeats; this shard's own, current, in place of its heartbeat's)."""
         try:
             shards = await self.store.shards()
         except StoreError:
             shards = {}
+        limited = self._limit_counts(shards)
         shards[self.settings.index] = {"render_errors": self.configs.errors.snapshot()}
-        return merge_tallies(info.get("render_errors") for info in shards.values())
+        return merge_tallies(info.get("render_errors") for info in shards.values()), limited
 
 
 class _Stop(Exception):

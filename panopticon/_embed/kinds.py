@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from panopticon._embed.generators import BoundGenerator, Generator
+from panopticon._embed.limits import KindCaps
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
 from panopticon.kube.client import KubeClient
@@ -58,6 +59,7 @@ class WatchedKind:
         warnings: RateLimitedLog,
         namespaces: Sequence[str],
         settled: Callable[[], None],
+        max_series: int | None = None,
     ) -> None:
         self.api_version = api_version
         self.kind = kind
@@ -69,6 +71,10 @@ class WatchedKind:
         self.warnings = warnings
         self.namespaces = tuple(namespaces) or ("",)
         self.store = lines.kind()
+        self.caps = KindCaps(self.programs, max_series)
+        """Capped configs of this kind: a scrape leaves out what is past a cap."""
+        if self.caps:
+            self.store.left_out = self.caps.left_out
         for program in self.programs:
             for header in program.families:
                 self.store.index(header.name)
@@ -167,6 +173,8 @@ class WatchedKind:
         self._event_counters[event.type].inc()
         if event.type == "DELETED":
             self.store.remove(event.uid)
+            if self.caps:
+                self.caps.forget(event.uid)
             return
         if event.obj is not None:
             self._render(event.obj, event.uid)
@@ -177,6 +185,8 @@ class WatchedKind:
         for program in self.programs:
             output = program.render(obj, namespaced=namespaced)
             rendered.update(output.families)  # family names are unique across a kind's programs
+            if self.caps:
+                self.caps.note(program.config_name, uid, output.families)
             for error in output.errors:
                 self._render_error(program.config_name, error.family)
                 if error.fault:

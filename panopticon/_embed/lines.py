@@ -6,16 +6,30 @@ stored bytes, family by family, never rendering anything. Unlike the sharded
 deployment there is no Redis, no bucket and no write batching: a change is visible
 to the next scrape as soon as its event is handled.
 
-Each kind keeps one dict, uid -> a tuple of the object's lines in each of the kind's
-families (None where it has none), rather than one dict per family: a tuple costs 8
-bytes per family where a dict entry costs about 50, and one dict grows (and copies
-itself) once where 22 families' dicts would all grow on the same event, holding the
-loop for tens of milliseconds at 100,000 objects.
+Each kind keeps one dict, uid -> one `bytes` per object holding its lines in every
+family of the kind (`pack`): a header of little-endian uint32 offsets, one more
+than the families the kind had when the object was rendered, then the lines of
+each family back to back (family i is `blob[end[i]:end[i + 1]]`, empty where the
+object has none). Why one bytes object, not a tuple of lines:
+
+- The cyclic garbage collector never walks it. A dict whose keys and values are
+  all str and bytes is not tracked by the collector at all, whereas a dict of
+  tuples is (a new tuple is tracked until a young collection looks at it), and a
+  full collection then visits each of its 100,000 values: about 20 ms at 100,000
+  objects, holding the operator's loop (docs/library.md, the event loop).
+- It is smaller: one object header instead of a tuple and one bytes per family
+  (about 35 bytes per family saved).
+- One dict rather than one per family: 22 families' dicts would all grow (and
+  copy themselves) on the same event.
+
+A scrape pays one slice per line (`struct.unpack_from` of two offsets, then the
+slice), about a fifth more CPU than indexing a tuple; it was measured against the
+GC pause it removes (docs/library.md).
 
 The objects of a kind are spread over `SLOTS` dicts by the hash of their uid. A
-scrape reads one slot at a time as a snapshot (its tuples listed, then joined in
+scrape reads one slot at a time as a snapshot (its values listed, then joined in
 pieces), so it never sees a dict change size under it, and never holds the loop for
-a whole kind: listing 100,000 tuples at once touched every one of them and took
+a whole kind: listing 100,000 values at once touched every one of them and took
 about 10 ms, for each family.
 
 Everything runs on the event loop's thread.
@@ -23,7 +37,9 @@ Everything runs on the event loop's thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
 
 from panopticon.render.exposition import FamilyHeader
 
@@ -34,39 +50,87 @@ SLOTS = 64
 """Dicts a kind's objects are spread over: a scrape lists one at a time (1,600
 objects of 100,000), and each grows on its own."""
 
-Lines = tuple[bytes | None, ...]
+Lines = Sequence[bytes | None]
+"""An object's lines per family of its kind, in the kind's `families` order."""
+
+_OFFSET = 4
+"""Bytes per offset of a packed object's header."""
+_SPAN = struct.Struct("<II")
+_FIRST = struct.Struct("<I")
+
+
+def pack(lines: Lines) -> bytes:
+    """One object's lines as the store keeps them (see the module docstring)."""
+    offset = _OFFSET * (len(lines) + 1)
+    ends = [offset]
+    for line in lines:
+        if line:
+            offset += len(line)
+        ends.append(offset)
+    return struct.pack(f"<{len(ends)}I", *ends) + b"".join([line for line in lines if line])
+
+
+def unpack(blob: bytes) -> tuple[bytes | None, ...]:
+    """The lines `pack` was given (None where a family has no line)."""
+    (header,) = _FIRST.unpack_from(blob)
+    ends = struct.unpack_from(f"<{header // _OFFSET}I", blob)
+    return tuple(blob[start:end] or None for start, end in pairwise(ends))
+
+
+def _checked_span(at: int) -> Callable[[bytes, int], tuple[int, int]]:
+    """`_SPAN.unpack_from` for blobs that may predate the family at offset `at`: an
+    object packed with fewer families has an empty span in it."""
+    need = at + 2 * _OFFSET
+    first, span = _FIRST.unpack_from, _SPAN.unpack_from
+
+    def checked(blob: bytes, offset: int) -> tuple[int, int]:
+        if first(blob)[0] < need:
+            return (0, 0)
+        start, end = span(blob, offset)
+        return start, end
+
+    return checked
 
 
 class KindLines:
-    """uid -> the object's lines per family of one kind (in `families` order)."""
+    """uid -> the object's packed lines per family of one kind (in `families` order)."""
 
     def __init__(self) -> None:
         self.families: list[str] = []
         self._index: dict[str, int] = {}
-        self._slots: list[dict[str, Lines]] = [{} for _ in range(SLOTS)]
+        self._slots: list[dict[str, bytes]] = [{} for _ in range(SLOTS)]
+        self._narrow = False
+        """Some stored object may have been packed before the kind's last family was
+        added (a generator's new family): its header is shorter, so reads check it."""
+        self.left_out: Callable[[str], frozenset[str]] | None = None
+        """Per family, the objects whose lines a scrape leaves out (a capped config's
+        objects past its cap: `_embed/limits.py`); None: none is capped."""
 
     def __len__(self) -> int:
         return sum(map(len, self._slots))
 
     def index(self, family: str) -> int:
-        """The family's position in this kind's tuples (a new family is appended)."""
+        """The family's position in this kind's objects (a new family is appended)."""
         position = self._index.get(family)
         if position is None:
             position = self._index[family] = len(self.families)
             self.families.append(family)
+            self._narrow = self._narrow or any(self._slots)
         return position
 
     def has(self, family: str) -> bool:
         return family in self._index
 
     def put(self, uid: str, lines: Lines) -> None:
-        self._slots[hash(uid) % SLOTS][uid] = lines
+        """Store the object's lines (one per family of `families`, None where it has none)."""
+        self._slots[hash(uid) % SLOTS][uid] = pack(lines)
 
     def remove(self, uid: str) -> None:
         self._slots[hash(uid) % SLOTS].pop(uid, None)
 
-    def get(self, uid: str) -> Lines | None:
-        return self._slots[hash(uid) % SLOTS].get(uid)
+    def get(self, uid: str) -> tuple[bytes | None, ...] | None:
+        blob = self._slots[hash(uid) % SLOTS].get(uid)
+        return None if blob is None else unpack(blob)
 
     def chunks(self, family: str) -> Iterator[bytes]:
         """The family's lines in chunks of whole lines (a snapshot taken now). A chunk
@@ -75,15 +139,24 @@ class KindLines:
         position = self._index.get(family)
         if position is None:
             return
+        skip = self.left_out(family) if self.left_out is not None else None
+        at = _OFFSET * position
+        span = _checked_span(at) if self._narrow else _SPAN.unpack_from
         for slot in self._slots:
-            values = list(slot.values())
-            for start in range(0, len(values), CHUNK_OBJECTS):
-                piece = values[start : start + CHUNK_OBJECTS]
-                yield b"".join([line for v in piece if position < len(v) and (line := v[position])])
+            values = list(slot.values()) if not skip else [v for u, v in slot.items() if u not in skip]
+            for begin in range(0, len(values), CHUNK_OBJECTS):
+                parts: list[bytes] = []
+                add = parts.append
+                for blob in values[begin : begin + CHUNK_OBJECTS]:
+                    start, end = span(blob, at)
+                    if end > start:
+                        add(blob[start:end])
+                yield b"".join(parts)
 
     def clear(self) -> None:
         for slot in self._slots:
             slot.clear()
+        self._narrow = False
 
 
 class FamilyLines:

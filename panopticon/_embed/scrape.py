@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from panopticon._embed.lines import FamilyLines
 from panopticon._embed.telemetry import EmbedMetrics, RateLimitedLog
+from panopticon.render.combine import Combiner
 from panopticon.render.exposition import OPENMETRICS_CONTENT_TYPE, OPENMETRICS_EOF, TEXT_CONTENT_TYPE
 
 log = logging.getLogger("panopticon.embed")
@@ -159,12 +160,24 @@ class Scrape:
         yield head
         turn = time.monotonic()
         for family in families:
+            header = self.lines.header(family)
+            if header.aggregate is not None:
+                # Partials, combined before the first line can go out (panopticon.render.combine).
+                combiner = Combiner(header.aggregate.function)
+                for chunk in self.lines.chunks(family):
+                    combiner.feed(chunk)
+                    if time.monotonic() - turn > YIELD_AFTER:
+                        await asyncio.sleep(0)
+                        turn = time.monotonic()
+                lines = combiner.result()
+                if lines:
+                    yield (header.openmetrics() if om else header.text()) + lines
+                continue
             started = False  # a family without any line is left out, header included
             for chunk in self.lines.chunks(family):
                 if chunk:
                     if not started:
                         started = True
-                        header = self.lines.header(family)
                         yield header.openmetrics() if om else header.text()
                     yield chunk
                 if time.monotonic() - turn > YIELD_AFTER:

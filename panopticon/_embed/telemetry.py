@@ -51,9 +51,15 @@ class RateLimitedLog:
 class _Live(Collector):
     """Gauges read when collected: objects held per kind, readiness."""
 
-    def __init__(self, objects: Callable[[], Iterable[tuple[str, int]]], ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        objects: Callable[[], Iterable[tuple[str, int]]],
+        ready: Callable[[], bool],
+        dropped: Callable[[], Iterable[tuple[str, int]]] = tuple,
+    ) -> None:
         self._objects = objects
         self._ready = ready
+        self._dropped = dropped
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return self.collect()
@@ -65,6 +71,15 @@ class _Live(Collector):
         for kind, count in self._objects():
             objects.add_metric([kind], count)
         yield objects
+        dropped = GaugeMetricFamily(
+            "panopticon_embed_series_dropped",
+            "Series of a capped config (spec.limits.series, max_series_per_config) left out of "
+            "/metrics because the config is over its cap.",
+            labels=["config"],
+        )
+        for config, count in self._dropped():
+            dropped.add_metric([config], count)
+        yield dropped
         yield GaugeMetricFamily(
             "panopticon_embed_ready",
             "1 once every watched kind has synced (or is known not to be served).",
@@ -76,7 +91,11 @@ class EmbedMetrics:
     """The exporter's counters and gauges, in their own registry."""
 
     def __init__(
-        self, *, objects: Callable[[], Iterable[tuple[str, int]]], ready: Callable[[], bool]
+        self,
+        *,
+        objects: Callable[[], Iterable[tuple[str, int]]],
+        ready: Callable[[], bool],
+        dropped: Callable[[], Iterable[tuple[str, int]]] = tuple,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -110,5 +129,5 @@ class EmbedMetrics:
             ["kind"],
             registry=r,
         )
-        self.live = _Live(objects, ready)
+        self.live = _Live(objects, ready, dropped)
         r.register(self.live)

@@ -19,8 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from panopticon.config.aggregatespec import AggregateSpec, read_metric_aggregate
 from panopticon.config.eachspec import EachSpec, read_each, read_flag
 from panopticon.config.findings import FieldReader, Finding, type_name
+from panopticon.config.limitspec import read_limits
 from panopticon.config.scopespec import FilterSpec, SelectorSpec, read_filter, read_selector
 from panopticon.config.valuemapspec import read_value_map
 
@@ -95,6 +97,8 @@ class MetricSpec:
     where: str
     each: EachSpec | None = None
     """kube-state-metrics' generator form (an extension; see panopticon.config.eachspec)."""
+    aggregate: AggregateSpec | None = None
+    """`aggregate` (an extension): one series per group of label values (panopticon.render.aggregate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,8 @@ class ConfigSpec:
     """`spec.selector` (an extension): a LabelSelector on the target objects."""
     filter: FilterSpec | None = None
     """`spec.filter` (an extension): an expression an object must make true."""
+    series_limit: int | None = None
+    """`spec.limits.series` (an extension): the most series the config may have."""
 
 
 def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
@@ -174,7 +180,8 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
     object_filter = read_filter(
         spec.get("filter"), "spec.filter", r.error, lambda raw, at: _param(r, raw, at)
     )
-    for planned in ("namespaceSelector", "limits"):
+    series_limit = read_limits(spec.get("limits"), "spec.limits", r.error)
+    for planned in ("namespaceSelector",):
         if planned in spec:
             r.error(f"spec.{planned}", "is not supported by this version of Panopticon")
     config = ConfigSpec(
@@ -188,6 +195,7 @@ def parse_config(body: Any) -> tuple[ConfigSpec | None, list[Finding]]:
         default_labels=default_labels,
         selector=selector,
         filter=object_filter,
+        series_limit=series_limit,
     )
     return config, r.findings
 
@@ -329,6 +337,7 @@ def _metric(r: FieldReader, raw: Any, where: str) -> MetricSpec | None:
         value = None
     if not states and value is None and "each" not in item:
         r.error(where, "needs metricValue (value, valueFromPath or valueFromExpression) or states")
+    aggregate = read_metric_aggregate(item, where, r.error)
     if name is None or help_text is None or mtype is None or ("each" in item and each is None):
         return None
     return MetricSpec(
@@ -344,6 +353,7 @@ def _metric(r: FieldReader, raw: Any, where: str) -> MetricSpec | None:
         value=value,
         where=where,
         each=each,
+        aggregate=aggregate,
     )
 
 

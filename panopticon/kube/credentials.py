@@ -8,9 +8,11 @@ the in-cluster service account. The hot path never touches the package: the
 result is a server URL, an `ssl.SSLContext` and a function that returns the
 current `Authorization` header.
 
-The package is imported only to read a kubeconfig: in a pod (the production
-path) the service account is read here, as client-go's `InClusterConfig` does,
-which spares each shard the package's ~20 MB and a quarter of a second of start-up.
+The package is imported only to read a kubeconfig that is not plain (exec
+plugins, auth providers, several files...: `panopticon.kube.kubeconfig` reads
+the plain ones itself): in a pod (the production path) the service account is
+read here, as client-go's `InClusterConfig` does, which spares each shard the
+package's ~20 MB and a quarter of a second of start-up.
 
 Tokens rotate. Exec-plugin and OIDC tokens are refreshed by the package's
 `refresh_api_key_hook` when they expire; bound service-account tokens are re-read
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from panopticon.kube.errors import CredentialsError
+from panopticon.kube.kubeconfig import read_plain
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 """Where the kubelet mounts the service account's `token`, `ca.crt` and `namespace`."""
@@ -93,11 +96,38 @@ def load_credentials(
 
 
 def _from_kubeconfig(path: str, context: str | None, *, origin: str) -> Credentials:
-    """`origin` names where `path` came from in errors (`--kubeconfig`, `KUBECONFIG`)."""
+    """`origin` names where `path` came from in errors (`--kubeconfig`, `KUBECONFIG`).
+    A plain kubeconfig is read without the package (`panopticon.kube.kubeconfig`)."""
+    _check_files(path, origin)
+    plain = read_plain(path, context)
+    if plain is None:
+        return _from_package(path, context, origin=origin)
+    source = f"kubeconfig {path}" + (f" (context {context})" if context else "")
+    authorization = f"Bearer {plain.token}" if plain.token else None
+    return Credentials(
+        server=plain.server.rstrip("/"),
+        ssl_context=_ssl_context(
+            plain.server,
+            source,
+            ca=plain.ca_file,
+            cadata=plain.ca_data,
+            cert=plain.cert_file,
+            key=plain.key_file,
+            verify=plain.verify,
+        ),
+        header=lambda: authorization,
+        source=source,
+        tls_server_name=plain.tls_server_name,
+        proxy=plain.proxy,
+        namespace=plain.namespace,
+    )
+
+
+def _from_package(path: str, context: str | None, *, origin: str) -> Credentials:
+    """Any kubeconfig, through the `kubernetes` package (exec plugins, auth providers...)."""
     from kubernetes.client import Configuration  # noqa: PLC0415 - only kubeconfigs need the package
     from kubernetes.config import kube_config as loader  # noqa: PLC0415
 
-    _check_files(path, origin)
     kube_config: Any = loader  # untyped
     source = f"kubeconfig {path}" + (f" (context {context})" if context else "")
     cfg = Configuration()
@@ -237,6 +267,7 @@ def _ssl_context(
     source: str,
     *,
     ca: str | None,
+    cadata: str | None = None,
     cert: str | None = None,
     key: str | None = None,
     verify: bool = True,
@@ -244,7 +275,7 @@ def _ssl_context(
     if not server.startswith("https"):
         return None
     try:
-        ctx = ssl.create_default_context(cafile=ca or None)
+        ctx = ssl.create_default_context(cafile=ca or None, cadata=cadata or None)
         if cert:
             ctx.load_cert_chain(cert, key or None)
     except (OSError, ssl.SSLError, ValueError) as e:

@@ -59,7 +59,7 @@ from panopticon.kube.failures import (
 from panopticon.kube.relisting import Listing
 from panopticon.kube.settings import ReflectorSettings
 from panopticon.kube.stats import ReflectorStats, error_kind
-from panopticon.kube.view import ObjectView, View
+from panopticon.kube.view import ObjectView, Seen, View
 from panopticon.kube.watching import Interrupted, Waker, watch_lines
 from panopticon.sharding.buckets import ShardFilter
 
@@ -195,7 +195,7 @@ class Reflector(Listing):
         self._changed.clear()
         f = self._filter
         if f is not None and not f.buckets:  # owns nothing: nothing to list or watch
-            for ev in self._finish_sync(set(), self.resource_version):
+            for ev in self._finish_sync(Seen(), self.resource_version):
                 yield ev
             await self._changed.wait()
             raise Interrupted
@@ -280,7 +280,7 @@ class Reflector(Listing):
             params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
         if rv:
             params["resourceVersion"] = rv
-        seen: set[str] | None = set() if initial else None
+        seen: Seen | None = Seen() if initial else None
         waker = self._waker
         self.stats.watches += 1
         received = 0
@@ -314,7 +314,7 @@ class Reflector(Listing):
                 ProtocolError("watch-list ended before its initial events"), unsupported=False
             )
 
-    def _on_line(self, line: bytes, seen: set[str] | None) -> Event | str | None:
+    def _on_line(self, line: bytes, seen: Seen | None) -> Event | str | None:
         """Apply one watch line: an event to yield, the RV that ended a watch-list's
         initial events, or None (skipped, bookmark, duplicate)."""
         stats = self.stats
@@ -369,7 +369,7 @@ class Reflector(Listing):
 
     # --- helpers ---
 
-    def _finish_sync(self, seen: set[str], rv: str) -> list[Event]:
+    def _finish_sync(self, seen: Seen, rv: str) -> list[Event]:
         out = self.view.vanished(seen)
         self._rv, self._skipped_line = rv, None
         self._rv_unavailable = False

@@ -21,7 +21,7 @@ from panopticon.kube.failures import listed_identity
 from panopticon.kube.listing import list_pages
 from panopticon.kube.settings import ReflectorSettings
 from panopticon.kube.stats import ReflectorStats
-from panopticon.kube.view import ObjectView
+from panopticon.kube.view import ObjectView, Seen
 from panopticon.kube.watching import Interrupted, Waker
 
 log = logging.getLogger("panopticon.kube.reflector")
@@ -52,7 +52,7 @@ class Listing:
     def _count(self, e: BaseException) -> None:
         raise NotImplementedError
 
-    def _finish_sync(self, seen: set[str], rv: str) -> list[Event]:
+    def _finish_sync(self, seen: Seen, rv: str) -> list[Event]:
         raise NotImplementedError
 
     async def _list(self) -> AsyncGenerator[Event, None]:
@@ -74,7 +74,7 @@ class Listing:
             params["resourceVersion"] = rv
             if rv != "0":
                 params["resourceVersionMatch"] = "NotOlderThan"
-        seen: set[str] = set()
+        seen = Seen()
         list_rv = ""
         owns, view, waker = self._owns, self.view, self._waker
         pages = list_pages(self.client, self.path, params, page_size=self.settings.page_size)
@@ -83,7 +83,7 @@ class Listing:
                 if waker.woken:
                     raise Interrupted
                 if page.restarted:
-                    seen = set()
+                    seen = Seen()
                 elif not list_rv and "shardSelector" in params:
                     self.server_sharding = page.shard_info is not None
                 list_rv = page.resource_version

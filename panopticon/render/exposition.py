@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from panopticon.config.aggregatespec import Aggregation
 from panopticon.text import format_number
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -70,6 +71,9 @@ class FamilyHeader:
     name: str
     help: str
     type: str = "gauge"
+    aggregate: Aggregation | None = None
+    """Set for an aggregate family: its stored lines are partials to combine
+    (`panopticon.render.aggregate`); part of the family's identity, as the type is."""
 
     def text(self) -> bytes:
         return encode(

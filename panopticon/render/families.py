@@ -3,7 +3,10 @@
 Several configs may emit one family name: e.g. a `kube_owner_info` from Pods and
 from Deployments. The exposition must still list each family once, with one HELP
 and one TYPE. Sharing is allowed when the definitions agree (same type and HELP) and
-the configs target different kinds (so the kind label keeps their series apart).
+the configs target different kinds (so the kind label keeps their series apart), and,
+for an aggregate family, they aggregate alike (same function, same `by` keys in the
+same order): an aggregate family never mixes with per-object series of the same name,
+whose sum would be served as if it were one more object's.
 Anything else is a conflict: the family keeps its first definition and the later
 config's metric is excluded and reported, never merged silently.
 
@@ -73,6 +76,8 @@ def _conflict(
         return f"conflicts with config {owner!r}: type {header.type} vs {first.type}; metric excluded"
     if first.help != header.help:
         return f"conflicts with config {owner!r}: different HELP text; metric excluded"
+    if first.aggregate != header.aggregate:
+        return _aggregate_conflict(owner, first, header)
     for other in contributors:
         if (other.target.group, other.target.kind) == (program.target.group, program.target.kind):
             return (
@@ -80,3 +85,13 @@ def _conflict(
                 "the series would collide; metric excluded"
             )
     return ""
+
+
+def _aggregate_conflict(owner: str, first: FamilyHeader, header: FamilyHeader) -> str:
+    def what(h: FamilyHeader) -> str:
+        return f"aggregate {h.aggregate.describe()}" if h.aggregate else "per-object series"
+
+    return (
+        f"conflicts with config {owner!r}: {what(header)} vs {what(first)} "
+        "(configs sharing a family must aggregate it alike); metric excluded"
+    )

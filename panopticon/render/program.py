@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from panopticon.config.aggregatespec import check_by
 from panopticon.config.findings import Finding
 from panopticon.config.model import (
     METRIC_NAME,
@@ -37,6 +38,7 @@ from panopticon.config.model import (
     parse_config,
 )
 from panopticon.errors import ExpressionError, PathError
+from panopticon.render.aggregate import Aggregated
 from panopticon.render.eachcompile import compile_each_metrics
 from panopticon.render.exposition import FamilyHeader, escape_label_value, label_pair, sample_value
 from panopticon.render.expr.compiler import compile_expression
@@ -107,6 +109,9 @@ class Program:
     """Whether series carry the object's name and namespace (`spec.defaultLabels`)."""
     gate: Gate | None = field(default=None, repr=False, compare=False)
     """`spec.selector` and `spec.filter`: objects outside them render nothing."""
+    series_limit: int | None = None
+    """`spec.limits.series`: the most series of this config (enforced by the caller,
+    over all objects: `panopticon.render.limits`); None: no cap of its own."""
 
     def matches(self, obj: Any) -> bool:
         """Whether `obj` is of the target kind (group and kind; any version)."""
@@ -263,12 +268,15 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            series_limit=self.spec.series_limit,
         )
 
     def compile_each(self, reserved: frozenset[str]) -> Program:
         """A config whose metrics use `each` (kube-state-metrics' rules, panopticon.render.each)."""
         names = []
         for m in self.spec.metrics:
+            if m.aggregate is not None:
+                self.error(m.aggregate.where, "is not supported in a config whose metrics use each")
             name = family_name(self.spec, self.target, m.name)
             if not METRIC_NAME.fullmatch(name):
                 self.error(f"{m.where}.name", f"{name!r} is not a valid Prometheus metric name")
@@ -285,6 +293,7 @@ class _ConfigCompiler:
             metrics=tuple(metrics),
             default_labels=self.spec.default_labels,
             gate=self.gate(),
+            series_limit=self.spec.series_limit,
         )
 
     def labels(
@@ -361,10 +370,13 @@ class _ConfigCompiler:
             value = self.value(m.value, param_names, constants, fanout, date_time)
             if value is not None:
                 values.append(("", value))
+        if m.aggregate is not None:
+            check_by(m.aggregate, taken, self.error)
         if any(f.severity == "error" for f in self.findings[start:]):
             return None
-        return pick_shape(
-            FamilyHeader(name, m.help),
+        aggregation = m.aggregate.aggregation if m.aggregate is not None else None
+        metric = pick_shape(
+            FamilyHeader(name, m.help, aggregate=aggregation),
             gate=gate,
             fanout=fanout,
             chunks=label_chunks(label_parts),
@@ -372,6 +384,7 @@ class _ConfigCompiler:
             values=values,
             date_time=date_time,
         )
+        return metric if aggregation is None else Aggregated(metric, aggregation)
 
     def value(
         self,

@@ -9,7 +9,8 @@ Layout (Redis; the in-process store of embedded mode keeps the same shape):
     {p}:layout                 JSON {"version", "buckets", "slots"}: set once, checked by all
     {p}:epoch                  random token; a new token means the store lost its data
     {p}:registry               hash family -> JSON {"t": text header, "o": OpenMetrics header,
-                                                    "c": [configs]}
+                                                    "c": [configs], "a": aggregate function
+                                                    (aggregate families only)}
     {p}:retired                hash family -> unix time it was unregistered (its fields
                                left in the slots are garbage, collected by each shard;
                                dropped once no slot holds any and a grace period passed)
@@ -130,17 +131,29 @@ class RegistryEntry:
     text_header: bytes
     om_header: bytes
     configs: tuple[str, ...]
+    aggregate: str | None = None
+    """An aggregate family's function (`panopticon.render.aggregate`): its stored lines are
+    partials the scrape combines. Stored as `"a"`, only when set, so the entries of
+    other families read and write as before."""
 
     @classmethod
     def of(cls, header: FamilyHeader, configs: Sequence[str]) -> RegistryEntry:
-        return cls(header.text(), header.openmetrics(), tuple(configs))
+        function = header.aggregate.function if header.aggregate is not None else None
+        return cls(header.text(), header.openmetrics(), tuple(configs), function)
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {"t": self.text_header.decode(), "o": self.om_header.decode(), "c": list(self.configs)}
-        )
+        data: dict[str, object] = {
+            "t": self.text_header.decode(),
+            "o": self.om_header.decode(),
+            "c": list(self.configs),
+        }
+        if self.aggregate is not None:
+            data["a"] = self.aggregate
+        return orjson.dumps(data)
 
     @classmethod
     def decode(cls, raw: bytes) -> RegistryEntry:
         data = orjson.loads(raw)
-        return cls(data["t"].encode(), data["o"].encode(), tuple(data["c"]))
+        function = data.get("a")
+        aggregate = function if isinstance(function, str) else None
+        return cls(data["t"].encode(), data["o"].encode(), tuple(data["c"]), aggregate)

@@ -20,7 +20,7 @@ from typing import Any
 from panopticon.config.model import TargetRef
 from panopticon.kube.events import Event
 from panopticon.kube.reflector import Reflector
-from panopticon.kube.view import ObjectView
+from panopticon.kube.view import ObjectView, Seen
 from panopticon.sharding.buckets import ShardFilter
 from panopticon.sharding.ring import Ring
 from panopticon.store.contract import read_family
@@ -102,7 +102,7 @@ def test_a_sync_reports_unseen_objects_and_retain_drops_silently() -> None:
     table, view = table_and_view()
     for uid in ("aaaa-1", "bbbb-2", "cccc-3"):
         table.apply("ADDED", pod(uid), uid, rv="1")
-    seen: set[str] = set()
+    seen = Seen()
     assert view.listed(pod("aaaa-1"), "aaaa-1", "1", seen) is None
     assert view.listed(pod("cccc-3", resource_version="2"), "cccc-3", "2", seen) is not None
     (vanished,) = view.vanished(seen)
@@ -131,7 +131,7 @@ def test_an_empty_resource_version_never_hides_an_event() -> None:
     again = view.apply("MODIFIED", pod("aaaa-1", resource_version=""), "aaaa-1", "")
     assert again is not None and again.type == "MODIFIED"
     table.forget_versions()
-    assert view.listed(pod("aaaa-1", resource_version=""), "aaaa-1", "", set()) is not None
+    assert view.listed(pod("aaaa-1", resource_version=""), "aaaa-1", "", Seen()) is not None
 
 
 def test_two_store_losses_before_a_render_still_rewrite_the_object() -> None:
@@ -154,7 +154,7 @@ class ViewSource:
         self.objects, self.view = objects, view
 
     async def events(self) -> AsyncIterator[Event]:
-        seen: set[str] = set()
+        seen = Seen()
         for obj in self.objects:
             meta = obj["metadata"]
             event = self.view.listed(obj, meta["uid"], meta["resourceVersion"], seen)

@@ -1,0 +1,171 @@
+"""Combining partial aggregates: the one rule every path uses, so they agree to the bit.
+
+An aggregate family's stored lines are partials: each object's series, already reduced
+to one line per group of `by` values (`panopticon.render.aggregate`). Whoever serves the family
+(the aggregator at scrape time, the library's scrape, `panopticon render` offline)
+feeds every partial line of it to a `Combiner` and serves its `result()`: one line per
+group, in byte order of the line's name and labels.
+
+Why the result does not depend on how the partials were split or ordered (shards,
+buckets, slots, scrape parts, objects moving between shards):
+
+- `count` and `sum` add with `ExactSum`: the exact sum of the finite values (as a
+  Python integer), rounded once at the end, so float addition's order does not show.
+  NaN and infinities follow IEEE rules, which are order-free too (any NaN, or +Inf
+  with -Inf, gives NaN); a finite sum beyond the float range is ±Inf.
+- `min` and `max` ignore NaN unless every value is NaN, as PromQL's `min`/`max` do.
+- Partials travel as the text `format_number` writes (shortest round-trip `repr`), so
+  a value read back is the value written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+from panopticon.text import format_number
+
+K = TypeVar("K", str, bytes)
+MAX_PENDING = 50_000
+"""Distinct partial lines a `Combiner` holds before combining them (a few MB)."""
+
+
+SCALE_BITS = 1074
+"""Every finite float is an integer multiple of 2**-1074 (the smallest subnormal)."""
+
+
+class ExactSum:
+    """The sum of floats, exact until `value()` rounds it once.
+
+    Finite values are added as integers in units of 2**-1074 (Python's ints do not
+    overflow), so the sum is the exact one whatever the order, and `value()` rounds it
+    correctly once (int true division is correctly rounded)."""
+
+    __slots__ = ("scaled", "special")
+
+    def __init__(self) -> None:
+        self.scaled = 0
+        self.special: float | None = None
+        """The sum of the non-finite values added (NaN, ±Inf), None while there is none."""
+
+    def add(self, x: float) -> None:
+        if x - x != 0.0:  # NaN or an infinity
+            self.special = x if self.special is None else self.special + x
+            return
+        numerator, denominator = x.as_integer_ratio()  # the denominator is a power of two
+        self.scaled += numerator << (SCALE_BITS + 1 - denominator.bit_length())
+
+    def add_int(self, n: int) -> None:
+        self.scaled += n << SCALE_BITS
+
+    def value(self) -> float:
+        if self.special is not None:
+            return self.special
+        try:
+            return self.scaled / (1 << SCALE_BITS)
+        except OverflowError:
+            return math.copysign(math.inf, self.scaled)
+
+
+class Groups(Generic[K]):
+    """Values combined per series key (a line's name and labels) by one function."""
+
+    __slots__ = ("best", "function", "sums")
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        self.sums: dict[K, ExactSum] = {}
+        self.best: dict[K, float] = {}
+
+    def add(self, key: K, value: float) -> None:
+        if self.function in ("count", "sum"):
+            total = self.sums.get(key)
+            if total is None:
+                total = self.sums[key] = ExactSum()
+            total.add(value)
+            return
+        best = self.best.get(key)
+        if best is None:
+            self.best[key] = value
+        elif math.isnan(value):
+            return  # NaN loses to any number, and is kept only while every value is NaN
+        elif math.isnan(best) or (value < best if self.function == "min" else value > best):
+            self.best[key] = value
+
+    def add_text(self, key: K, text: bytes, n: int = 1) -> bool:
+        """`add` of the value written `text` (sample text), `n` times; False if it does
+        not parse. Integers (the usual values) are summed as ints, exactly."""
+        total = None
+        if self.function in ("count", "sum"):
+            total = self.sums.get(key)
+            if total is None:
+                total = self.sums[key] = ExactSum()
+            if text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()):
+                total.add_int(int(text) * n)
+                return True
+        try:
+            value = float(text)
+        except ValueError:
+            return False
+        if total is None:
+            self.add(key, value)
+            return True
+        for _ in range(n):
+            total.add(value)
+        return True
+
+    def __len__(self) -> int:
+        return len(self.sums) + len(self.best)
+
+    def items(self) -> list[tuple[K, float]]:
+        """Each group's figure, in key order."""
+        if self.sums:
+            return sorted((key, total.value()) for key, total in self.sums.items())
+        return sorted(self.best.items())
+
+
+class Combiner:
+    """An aggregate family's partial lines, as served: fed in chunks of whole lines.
+
+    Identical lines are counted first, in C, across chunks: partials repeat (a count's
+    `1`, small integers such as restarts), so the Python work of a family is per
+    distinct line, not per object. Memory is bounded by `MAX_PENDING` distinct lines,
+    after which they are combined and forgotten."""
+
+    __slots__ = ("groups", "malformed", "pending")
+
+    def __init__(self, function: str) -> None:
+        self.groups: Groups[bytes] = Groups(function)
+        self.malformed = 0
+        """Lines that were not `<name>{<labels>} <number>` (none a shard writes)."""
+        self.pending: Counter[bytes] = Counter()
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending.update(chunk.split(b"\n"))
+        if len(self.pending) > MAX_PENDING:
+            self._drain()
+
+    def _drain(self) -> None:
+        lines, self.pending = self.pending, Counter()
+        lines.pop(b"", None)
+        add = self.groups.add_text
+        for line, n in lines.items():
+            key, _, text = line.rpartition(b" ")
+            if not key or not add(key, text, n):
+                self.malformed += n
+
+    def result(self) -> bytes:
+        """One line per group, in key order ("" when nothing was fed)."""
+        self._drain()
+        items = self.groups.items()
+        return b"".join(key + b" " + format_number(value).encode() + b"\n" for key, value in items)
+
+
+def combine(function: str, chunks: Iterable[bytes]) -> bytes:
+    """The served lines of an aggregate family whose partial lines are `chunks`."""
+    combiner = Combiner(function)
+    for chunk in chunks:
+        combiner.feed(chunk)
+    return combiner.result()
