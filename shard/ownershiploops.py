@@ -10,7 +10,7 @@ import asyncio
 import logging
 
 from panopticon.errors import PanopticonError, StoreError
-from panopticon.sharding.fencing import SUPERSEDED, highest_fence
+from panopticon.sharding.fencing import SUPERSEDED, first_floor, highest_fence
 from panopticon.sharding.ring import Ring
 from shard.membership import RingSpec, watch_ring
 from shard.state import WorkerState
@@ -46,7 +46,7 @@ class OwnershipLoops(WorkerState):
         """`spec` as a ring whose generation is the store's fence for it
         (`panopticon.sharding.fencing`); None when its StatefulSet was replaced since."""
         current = self.ownership.ring.generation if self.ownership.ring is not None else 0
-        floor = max(highest_fence((await self.store.owners()).values()), current)
+        floor = first_floor(highest_fence((await self.store.owners()).values()), current)
         fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=spec.static)
         if fence == SUPERSEDED:
             log.warning("ring %s: its StatefulSet was replaced since (a lagging watch?): ignored", spec)

@@ -21,11 +21,16 @@ with a *base*; a ring's fence is its lineage's base plus its generation:
   adopt"; a static lineage started again (a rollback to earlier flags) is the
   operator's latest word, and gets a new base as if never seen.
 
-The first lineage of a store whose owners carry nothing above its generation gets
-base 0, so fence = generation: exactly the owner tokens of earlier versions, which
-lets old and new shards run side by side during an upgrade, and a store written by
-earlier versions keeps every series (the owner format and the layout version are
-unchanged). One hash on one key, changed by one script: atomic on a single Redis
+The first lineage of an empty store gets base 0, so fence = generation. A shard's
+*first* ring over owners while no lineage is recorded (`first_floor`) fences strictly
+above them: those owners were written by a version before lineages, which assigned
+buckets by a consistent-hash ring, not by this version's contiguous ranges, so the
+two must never claim at the same fence (at an equal fence neither wins, and the new
+shard would leave most of its range to old owners that are being replaced; the
+rolling upgrade test, `tests/upgrade/rolling.py`, found it). A shard that already
+has a ring and finds the lineages lost (recovery) keeps its own fence as the floor,
+as before. The owner format and the layout version are unchanged, so no series is
+rewritten or lost by the upgrade. One hash on one key, changed by one script: atomic on a single Redis
 and on Redis Cluster alike.
 """
 
@@ -82,6 +87,16 @@ def ring_fence(
     if fence > top:
         rings["top"] = fence
     return fence
+
+
+def first_floor(highest: int, own: int) -> int:
+    """The `floor` a shard passes to `ring_fence`: `highest` is the largest owner fence
+    in the store, `own` the fence of the shard's current ring (0 before its first).
+
+    A shard's first ring over existing owners must beat them all (one above the
+    highest), in case no lineage is recorded: they are then an earlier version's,
+    with another assignment. With a ring of its own (recovery), at least that."""
+    return highest + 1 if own == 0 and highest > 0 else max(highest, own)
 
 
 def highest_fence(owners: Iterable[bytes | str]) -> int:

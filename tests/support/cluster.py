@@ -70,8 +70,13 @@ class ShardProcess:
         namespace: str = "panopticon",
         log_dir: Path,
         extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`cwd` and `env` run another tree's shard (`python -m` looks in the working
+        directory first, then PYTHONPATH): the upgrade test's previous version."""
         self.index = index
+        self.cwd, self.env = cwd, env
         self.port = free_port()
         self.args = [
             sys.executable, "-m", "shard", "--kubeconfig", str(kubeconfig), "--redis", redis_url,
@@ -84,7 +89,9 @@ class ShardProcess:
 
     def start(self) -> ShardProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        self.proc = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env or os.environ.copy(), cwd=self.cwd
+        )
         log.close()
         return self
 
@@ -272,8 +279,16 @@ class AggregatorProcess:
     """`python -m aggregator` on free ports."""
 
     def __init__(
-        self, *, redis_url: str, log_dir: Path, name: str = "aggregator", extra: tuple[str, ...] = ()
+        self,
+        *,
+        redis_url: str,
+        log_dir: Path,
+        name: str = "aggregator",
+        extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.cwd, self.env = cwd, env
         self.port = free_port()
         self.telemetry_port = free_port()
         self.args = [
@@ -287,11 +302,13 @@ class AggregatorProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> AggregatorProcess:
+    def start(self, timeout: float = 30.0) -> AggregatorProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
+        )
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.telemetry_port}/readyz", timeout=1):

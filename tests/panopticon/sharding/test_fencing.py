@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from panopticon.sharding.fencing import SUPERSEDED, highest_fence
+from panopticon.sharding.fencing import SUPERSEDED, first_floor, highest_fence
 from panopticon.store.contract import Store
 from tests.panopticon.store.test_store import StoreTest, run_store  # noqa: F401 - fixture
 from tests.support.redis_server import redis_server  # noqa: F401 - fixture
@@ -55,6 +55,34 @@ def test_a_store_written_before_lineages_existed_fences_a_recreated_ring_above_i
         assert (await store.claim(0, 1, fence, [0, 1])).claimed == (0, 1)
 
     run_store(body)
+
+
+def test_the_first_ranges_shard_over_a_ring_versions_owners_fences_strictly_above_them(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    """A rolling upgrade from a version before lineages (consistent-hash ring): its
+    shards have adopted the StatefulSet's new generation (2) before the first new shard
+    starts at that generation. An equal fence would leave the new shard's range to old
+    owners it cannot outclaim (found by tests/upgrade/rolling.py from d94eb1e)."""
+
+    async def body(store: Store) -> None:
+        assert (await store.claim(0, 0, 2, [0, 1, 2])).claimed == (0, 1, 2)  # old shard 0, fence 2
+        floor = first_floor(highest_fence((await store.owners()).values()), own=0)
+        fence = await store.ring_fence(NEW, 2, floor=floor, renew=False)
+        assert fence > 2
+        assert (await store.claim(0, 2, fence, [1, 2])).claimed == (1, 2)  # the new shard 2 takes them
+        assert (await store.claim(0, 0, 2, [1, 2])).claimed == ()  # the old one can never again
+        # Its other shards get the same fence, and so does a recovering one (rings lost).
+        assert await store.ring_fence(NEW, 2, floor=first_floor(fence, own=0), renew=False) == fence
+        assert first_floor(fence, own=fence) == fence
+
+    run_store(body)
+
+
+def test_the_first_floor_is_above_existing_owners_only_for_a_shards_first_ring() -> None:
+    assert first_floor(0, own=0) == 0  # an empty store: fence = generation
+    assert first_floor(5, own=0) == 6
+    assert first_floor(5, own=7) == 7 and first_floor(9, own=7) == 9
 
 
 def test_static_flags_changed_or_started_again_are_the_newest_ring(
