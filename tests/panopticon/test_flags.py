@@ -175,7 +175,7 @@ BAD_VALUES: dict[str, dict[str, str]] = {
         "--port": "65536", "--shard-index": "-1", "--shards": "0", "--ring-generation": "0",
         "--flush-interval": "0", "--max-backlog": "0", "--heartbeat-interval": "-2",
         "--status-interval": "nan", "--redis-timeout": "inf", "--buckets": "131072", "--slots": "48",
-        "--prefix": "", "--log-level": "x", "--redis-ca-file": "/",
+        "--prefix": "", "--log-level": "x", "--redis-ca-file": "/", "--max-series-per-config": "-1",
     },
     "run": {
         "--port": "70000", "--telemetry-port": "65536", "--shard-port": "-8",
@@ -183,7 +183,7 @@ BAD_VALUES: dict[str, dict[str, str]] = {
         "--flush-interval": "-0.1",
         "--max-backlog": "-1", "--heartbeat-interval": "0", "--status-interval": "-1",
         "--redis-timeout": "-3", "--buckets": "0", "--slots": "5", "--prefix": "a b", "--log-level": "loud",
-        "--redis-ca-file": "/nonexistent",
+        "--redis-ca-file": "/nonexistent", "--max-series-per-config": "x",
     },
     "sim": {
         "--port": "99999", "--seed": "x", "--scale": "-1", "--namespaces": "-1", "--deployments": "-2",
@@ -196,7 +196,7 @@ BAD_VALUES: dict[str, dict[str, str]] = {
         "--port": "70000", "--telemetry-port": "-1", "--shard-port": "65536", "--scale": "-1",
         "--mongodbs": "-1", "--churn": "-2", "--seed": "1.5", "--duration": "0", "--log-level": "none",
     },
-    "render": {"--format": "yaml"},
+    "render": {"--format": "yaml", "--max-series-per-config": "-5"},
     "validate": {},
 }  # fmt: skip
 """A value out of range for every flag that takes one and is not free text (names,
