@@ -22,7 +22,13 @@ import pytest
 
 from kubesim import SimProcess
 from tests.shard.test_target_crd import eventually
-from tests.support.cluster import NAMESPACE, ShardProcess, expected_lines, statefulset, stored_lines
+from tests.support.cluster import (
+    NAMESPACE,
+    expected_lines,
+    sharded_cluster,
+    statefulset,
+    stored_lines,
+)
 from tests.support.redis_server import RedisServer
 
 CONFIG = {
@@ -141,36 +147,19 @@ def series(redis: RedisServer) -> dict[str, dict[str, str]]:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[SimProcess, RedisServer]]:
-    redis = RedisServer()
-    redis.start()
-    sim = SimProcess(["--scale", "0", "--namespaces", "0", "--mongodbs", "0"]).start()
-    shards: list[ShardProcess] = []
-    try:
-        ops: list[dict[str, Any]] = [
-            {
-                "op": "create",
-                "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-            },
-            {"op": "create", "object": statefulset(2)},
-            {"op": "create", "object": CONFIG},
-            {"op": "create", "object": SELECTED},
-        ]
-        ops += [{"op": "create", "object": obj} for obj in related()]
-        ops += [{"op": "create", "object": pod(i)} for i in range(PODS)]
-        result = sim.admin.bulk(ops)
-        assert {r["code"] for r in result["results"]} == {200}, result
-        shards = [
-            ShardProcess(i, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=tmp_path).start()
-            for i in range(2)
-        ]
-        for shard in shards:
-            shard.wait_ready()
+    ops: list[dict[str, Any]] = [
+        {
+            "op": "create",
+            "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        },
+        {"op": "create", "object": statefulset(2)},
+        {"op": "create", "object": CONFIG},
+        {"op": "create", "object": SELECTED},
+    ]
+    ops += [{"op": "create", "object": obj} for obj in related()]
+    ops += [{"op": "create", "object": pod(i)} for i in range(PODS)]
+    with sharded_cluster(ops, tmp_path) as (sim, redis, _):
         yield sim, redis
-    finally:
-        for shard in shards:
-            shard.stop()
-        sim.stop()
-        redis.close()
 
 
 def test_related_changes_re_render_dependent_series_on_every_shard_within_5_seconds(

@@ -31,6 +31,7 @@ from tests.support.cluster import (
     ShardProcess,
     _get,
     describe_difference,
+    sharded_cluster,
     statefulset,
     stored_lines,
 )
@@ -112,36 +113,19 @@ def dropped_metric(shards: list[ShardProcess]) -> float:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[SimProcess, RedisServer, list[ShardProcess], Path]]:
-    redis = RedisServer()
-    redis.start()
-    sim = SimProcess(["--scale", "0", "--namespaces", "0", "--mongodbs", "0"]).start()
-    shards: list[ShardProcess] = []
-    try:
-        ops: list[dict[str, Any]] = [
-            {"op": "create", "object": widget_crd()},
-            {
-                "op": "create",
-                "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-            },
-            {"op": "create", "object": statefulset(2)},
-            {"op": "create", "object": config("capped", 2, {"series": CAP})},
-            {"op": "create", "object": config("free", 1)},
-        ]
-        ops += [{"op": "create", "object": widget(f"w{i}", i)} for i in range(WIDGETS)]
-        result = sim.admin.bulk(ops)
-        assert {r["code"] for r in result["results"]} == {200}, result
-        shards = [
-            ShardProcess(i, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=tmp_path).start()
-            for i in range(2)
-        ]
-        for shard in shards:
-            shard.wait_ready()
+    ops: list[dict[str, Any]] = [
+        {"op": "create", "object": widget_crd()},
+        {
+            "op": "create",
+            "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        },
+        {"op": "create", "object": statefulset(2)},
+        {"op": "create", "object": config("capped", 2, {"series": CAP})},
+        {"op": "create", "object": config("free", 1)},
+    ]
+    ops += [{"op": "create", "object": widget(f"w{i}", i)} for i in range(WIDGETS)]
+    with sharded_cluster(ops, tmp_path) as (sim, redis, shards):
         yield sim, redis, shards, tmp_path
-    finally:
-        for shard in shards:
-            shard.stop()
-        sim.stop()
-        redis.close()
 
 
 def capped_names(lines: collections.Counter[str]) -> set[str]:

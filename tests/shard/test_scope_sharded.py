@@ -20,7 +20,7 @@ import pytest
 from kubesim import SimProcess
 from tests.panopticon.kube.test_discovery import widget, widget_crd
 from tests.shard.test_target_crd import eventually
-from tests.support.cluster import NAMESPACE, ShardProcess, statefulset, stored_lines
+from tests.support.cluster import NAMESPACE, sharded_cluster, statefulset, stored_lines
 from tests.support.redis_server import RedisServer
 
 CONFIG = {
@@ -64,35 +64,18 @@ def names(redis: RedisServer) -> set[str]:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[SimProcess, RedisServer]]:
-    redis = RedisServer()
-    redis.start()
-    sim = SimProcess(["--scale", "0", "--namespaces", "0", "--mongodbs", "0"]).start()
-    shards: list[ShardProcess] = []
-    try:
-        ops: list[dict[str, Any]] = [
-            {"op": "create", "object": widget_crd()},
-            {
-                "op": "create",
-                "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-            },
-            {"op": "create", "object": statefulset(2)},
-            {"op": "create", "object": CONFIG},
-        ]
-        ops += [{"op": "create", "object": labeled(i, "a" if i % 2 else "b")} for i in range(WIDGETS)]
-        result = sim.admin.bulk(ops)
-        assert {r["code"] for r in result["results"]} == {200}, result
-        shards = [
-            ShardProcess(i, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=tmp_path).start()
-            for i in range(2)
-        ]
-        for shard in shards:
-            shard.wait_ready()
+    ops: list[dict[str, Any]] = [
+        {"op": "create", "object": widget_crd()},
+        {
+            "op": "create",
+            "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        },
+        {"op": "create", "object": statefulset(2)},
+        {"op": "create", "object": CONFIG},
+    ]
+    ops += [{"op": "create", "object": labeled(i, "a" if i % 2 else "b")} for i in range(WIDGETS)]
+    with sharded_cluster(ops, tmp_path) as (sim, redis, _):
         yield sim, redis
-    finally:
-        for shard in shards:
-            shard.stop()
-        sim.stop()
-        redis.close()
 
 
 def test_relabels_and_filter_changes_move_objects_in_and_out_within_5_seconds(

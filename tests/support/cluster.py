@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from shard.configs import ConfigSet
 from tests.support import aio
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 Lines = collections.Counter[str]
 
@@ -138,6 +139,34 @@ class ShardProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@contextmanager
+def sharded_cluster(
+    ops: list[dict[str, Any]], logs: Path, *, shards: int = 2
+) -> Iterator[tuple[SimProcess, RedisServer, list[ShardProcess]]]:
+    """A real redis-server, an empty simulator holding what `ops` create (one bulk call,
+    every op must succeed) and `shards` shard processes, ready; all stopped on exit,
+    shards the caller added to the list included."""
+    redis = RedisServer()
+    redis.start()
+    sim = SimProcess(["--scale", "0", "--namespaces", "0", "--mongodbs", "0"]).start()
+    started: list[ShardProcess] = []
+    try:
+        result = sim.admin.bulk(ops)
+        assert {r["code"] for r in result["results"]} == {200}, result
+        started += [
+            ShardProcess(i, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=logs).start()
+            for i in range(shards)
+        ]
+        for shard in started:
+            shard.wait_ready()
+        yield sim, redis, started
+    finally:
+        for shard in started:
+            shard.stop()
+        sim.stop()
+        redis.close()
 
 
 def _get(sim: SimProcess, path: str) -> Any:
