@@ -169,7 +169,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        await asyncio.wait_for(_store(request).registry(), request.app[SETTINGS].ready_timeout)
+        async with asyncio.timeout(request.app[SETTINGS].ready_timeout):
+            await _store(request).registry()
     except (StoreError, TimeoutError) as e:
         return web.Response(status=503, text=f"store not reachable: {e}\n")
     return web.Response(text="ok\n")

@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
                 )
                 print(_banner(args, embedded, sim, data), flush=True)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), args.duration)
+                    async with asyncio.timeout(args.duration):
+                        await stop.wait()
             finally:
                 stop.set()
                 await exporter

@@ -30,6 +30,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+from panopticon import serving
 from panopticon.errors import StoreError
 from panopticon.render.isolation import ErrorTally, merge_tallies
 from panopticon.render.limits import LimitCount
@@ -57,9 +58,13 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, Li
         self.epoch, self.store_was_empty = await self.store.epoch()
         try:
             async with asyncio.TaskGroup() as tasks:
-                for name, loop in self._loops():
-                    tasks.create_task(logged(name, loop), name=name)
-                await stop.wait()
+                loops = [tasks.create_task(logged(name, loop), name=name) for name, loop in self._loops()]
+                try:
+                    await stop.wait()
+                finally:
+                    # The TaskGroup cancels every loop once, on a stop or when one
+                    # crashes; a cancellation lost in a Redis call would hold it forever.
+                    serving.keep_cancelling(loops)
                 raise _Stop
         except* _Stop:
             pass
@@ -100,7 +105,8 @@ class Worker(ConfigReconcile, OwnershipLoops, Flushing, Collection, Recovery, Li
             # resolved or found missing); the interval only bounds how stale a status
             # can get otherwise (ownership moves, API errors).
             try:
-                await asyncio.wait_for(self._status_due.wait(), self.settings.status_interval)
+                async with asyncio.timeout(self.settings.status_interval):
+                    await self._status_due.wait()
             except TimeoutError:
                 if self.kinds.not_served:
                     # Kinds not served at the last reconcile may be served now (a CRD

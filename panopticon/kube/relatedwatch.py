@@ -101,7 +101,8 @@ class RelatedWatch:
         """Render dependents of related changes, in batches; watch chain kinds met."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL)
+                async with asyncio.timeout(POLL):
+                    await self._wake.wait()
             self._wake.clear()
             for api_version, kind in sorted(self.index.unwatched):
                 log.info("owner chains pass through %s/%s: watching it", api_version, kind)

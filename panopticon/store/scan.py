@@ -66,9 +66,8 @@ class HvalsStream:
     async def __aenter__(self) -> HvalsStream:
         e = self.endpoint
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(e.host, e.port, ssl=e.tls, limit=READ_SIZE), e.timeout
-            )
+            async with asyncio.timeout(e.timeout):  # not wait_for: see serving.keep_cancelling
+                reader, writer = await asyncio.open_connection(e.host, e.port, ssl=e.tls, limit=READ_SIZE)
             self._reader, self._writer = reader, writer
             setup: list[tuple[str, ...]] = []
             if e.password is not None:
@@ -108,7 +107,8 @@ class HvalsStream:
                 return reply
             assert self._reader is not None
             try:
-                data = await asyncio.wait_for(self._reader.read(READ_SIZE), self.endpoint.timeout)
+                async with asyncio.timeout(self.endpoint.timeout):
+                    data = await self._reader.read(READ_SIZE)
             except (OSError, TimeoutError) as err:
                 raise StoreError(f"redis read: {err}") from err
             if not data:
