@@ -109,7 +109,7 @@ _RESTARTS = {
     "field": {"path": ".status.containerStatuses", "type": "Array"},
     "metricValue": {"valueFromPath": ".status.containerStatuses[*].restartCount"},
 }
-CAP = 30
+CAP = 20
 FEATURE_CONFIGS = [
     _pod_config(
         "chaos-joins",
