@@ -39,6 +39,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,75 @@ def describe(latencies: list[float | None]) -> str:
     )
 
 
+@dataclass
+class Measurement:
+    latencies: dict[str, list[float | None]]
+    """What changed -> seconds to /metrics per trial (None: timed out)."""
+    churn_rate: float
+    """Widget events per second the simulator reached while measuring."""
+    seconds: float
+    scrapes: list[float] = field(default_factory=list)
+
+
+def measure(
+    *,
+    shards: int = 2,
+    churn: float = 2000.0,
+    widgets: int = 2000,
+    scoped: int = 20,
+    dependents: int = 1000,
+    trials: int = 10,
+    related: int = 5,
+    warmup: float = 5.0,
+    logs: Path,
+) -> Measurement:
+    """Start the deployment, churn, make the changes, stop everything."""
+    redis = RedisServer()
+    redis.start()
+    sim = SimProcess(["--scale", "0", "--namespaces", "0", "--mongodbs", "0"], timeout=300).start()
+    procs: list[ShardProcess] = []
+    aggregator = AggregatorProcess(redis_url=redis.url, log_dir=logs)
+    try:
+        result = sim.admin.bulk(workload(shards, widgets, scoped, dependents))
+        refused = [r for r in result["results"] if r["code"] != 200]
+        if refused:
+            raise RuntimeError(f"workload refused: {refused[:3]}")
+        procs += [
+            ShardProcess(i, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=logs).start()
+            for i in range(shards)
+        ]
+        for shard in procs:
+            shard.wait_ready(timeout=300)
+        aggregator.start()
+        bench = Bench(sim, aggregator)
+        synced = bench.wait(
+            lambda lines: (
+                joined_with(lines, 'tier="v0"') == dependents
+                and len(scoped_pods(lines, SCOPED_NS)) == scoped
+                and sum(1 for x in lines if x.startswith("example_com_widget_size{")) == widgets
+            ),
+            timeout=300,
+        )
+        if synced is None:
+            raise RuntimeError("the initial sync never showed in /metrics")
+        sim.admin.start_churn(churn, seed=1, resources=["widgets.example.com"])
+        time.sleep(warmup)
+        before, started = bench.churned(), time.monotonic()
+        bench.scrapes.clear()
+        latencies = scope_trials(bench, trials, scoped)
+        latencies |= related_trials(bench, related, dependents)
+        seconds = time.monotonic() - started
+        rate = (bench.churned() - before) / seconds
+        sim.admin.stop_churn()
+        return Measurement(latencies, rate, seconds, bench.scrapes)
+    finally:
+        aggregator.stop()
+        for shard in procs:
+            shard.stop()
+        sim.stop()
+        redis.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shards", type=int, default=2)
@@ -337,67 +407,36 @@ def main(argv: list[str] | None = None) -> int:
         f"python {sys.version.split()[0]} ({sys.executable}); "
         f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; logs in {logs}"
     )
-    redis = RedisServer()
-    redis.start()
-    sim = SimProcess(["--scale", "0", "--namespaces", "0", "--mongodbs", "0"], timeout=300).start()
-    shards: list[ShardProcess] = []
-    aggregator = AggregatorProcess(redis_url=redis.url, log_dir=logs)
-    try:
-        result = sim.admin.bulk(workload(args.shards, args.widgets, args.scoped, args.dependents))
-        refused = [r for r in result["results"] if r["code"] != 200]
-        if refused:
-            raise RuntimeError(f"workload refused: {refused[:3]}")
-        shards += [
-            ShardProcess(i, kubeconfig=sim.kubeconfig_path, redis_url=redis.url, log_dir=logs).start()
-            for i in range(args.shards)
-        ]
-        for shard in shards:
-            shard.wait_ready(timeout=300)
-        aggregator.start()
-        bench = Bench(sim, aggregator)
-        synced = bench.wait(
-            lambda lines: (
-                joined_with(lines, 'tier="v0"') == args.dependents
-                and len(scoped_pods(lines, SCOPED_NS)) == args.scoped
-                and sum(1 for x in lines if x.startswith("example_com_widget_size{")) == args.widgets
-            ),
-            timeout=300,
-        )
-        if synced is None:
-            raise RuntimeError("the initial sync never showed in /metrics")
-        sim.admin.start_churn(args.churn, seed=1, resources=["widgets.example.com"])
-        time.sleep(args.warmup)
-        before, started = bench.churned(), time.monotonic()
-        bench.scrapes.clear()
-        results = scope_trials(bench, args.trials, args.scoped)
-        results |= related_trials(bench, args.related_trials, args.dependents)
-        rate = (bench.churned() - before) / (time.monotonic() - started)
-        sim.admin.stop_churn()
-        load = os.getloadavg()
-        print(
-            f"{args.shards} shards, 1 aggregator, Redis; churn: {args.churn:g}/s asked, {rate:.0f}/s reached "
-            f"over {time.monotonic() - started:.0f}s of {args.widgets} Widgets; load after {load[0]:.2f}"
-        )
-        print(
-            f"scrape of /metrics: median {statistics.median(bench.scrapes) * 1000:.0f} ms, "
-            f"max {max(bench.scrapes) * 1000:.0f} ms ({len(bench.scrapes)} scrapes)"
-        )
-        print("latency from the API change to /metrics, seconds:")
-        width = max(map(len, results))
-        for what, latencies in results.items():
-            print(f"  {what:<{width}s}  {describe(latencies)}")
-        print(
-            f"reproduce: .venv/bin/python benchmarks/scope_latency.py --shards {args.shards} "
-            f"--churn {args.churn:g} --widgets {args.widgets} --scoped {args.scoped} "
-            f"--dependents {args.dependents} --trials {args.trials} --related-trials {args.related_trials}"
-        )
-        return 0
-    finally:
-        aggregator.stop()
-        for shard in shards:
-            shard.stop()
-        sim.stop()
-        redis.close()
+    m = measure(
+        shards=args.shards,
+        churn=args.churn,
+        widgets=args.widgets,
+        scoped=args.scoped,
+        dependents=args.dependents,
+        trials=args.trials,
+        related=args.related_trials,
+        warmup=args.warmup,
+        logs=logs,
+    )
+    load = os.getloadavg()
+    print(
+        f"{args.shards} shards, 1 aggregator, Redis; churn: {args.churn:g}/s asked, {m.churn_rate:.0f}/s "
+        f"reached over {m.seconds:.0f}s of {args.widgets} Widgets; load after {load[0]:.2f}"
+    )
+    print(
+        f"scrape of /metrics: median {statistics.median(m.scrapes) * 1000:.0f} ms, "
+        f"max {max(m.scrapes) * 1000:.0f} ms ({len(m.scrapes)} scrapes)"
+    )
+    print("latency from the API change to /metrics, seconds:")
+    width = max(map(len, m.latencies))
+    for what, latencies in m.latencies.items():
+        print(f"  {what:<{width}s}  {describe(latencies)}")
+    print(
+        f"reproduce: .venv/bin/python benchmarks/scope_latency.py --shards {args.shards} "
+        f"--churn {args.churn:g} --widgets {args.widgets} --scoped {args.scoped} "
+        f"--dependents {args.dependents} --trials {args.trials} --related-trials {args.related_trials}"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ objects churning, and for `--duration` seconds applies seeded random disruptions
 Besides the example configs, the workload has the extensions' configs (`FEATURE_CONFIGS`):
 Pod labels joined from the Namespace, the Node and the owning Deployment, a
 `namespaceSelector`, aggregate families (count by a joined label and by phase, sum by
-namespace) and a capped config (`limits.series`, about half its Pods kept). Between the
+namespace) and a capped config (`limits.series`, a few Pods kept). Between the
 disruptions the suite keeps changing what they read (`RelatedChurn`, about 4 changes a
 second): Namespaces relabelled (team, stage), Node zones, Deployment tiers, Pods moved
 to another ReplicaSet or orphaned, ReplicaSets to another Deployment.
@@ -109,7 +109,7 @@ _RESTARTS = {
     "field": {"path": ".status.containerStatuses", "type": "Array"},
     "metricValue": {"valueFromPath": ".status.containerStatuses[*].restartCount"},
 }
-CAP = 20
+CAP = 6
 FEATURE_CONFIGS = [
     _pod_config(
         "chaos-joins",
@@ -199,7 +199,7 @@ class RelatedChurn:
         self.rng = rng
         self.counts: dict[str, int] = {}
 
-    def _objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+    def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.sim.admin.call(
             "GET", f"/objects?apiVersion={api_version}&kind={kind}"
         )["items"]
@@ -216,30 +216,30 @@ class RelatedChurn:
         what = self.rng.choice(self.CHANGES)
         rng = self.rng
         if what == "namespace":
-            namespaces = [n for n in self._objects("v1", "Namespace") if n["metadata"]["name"] != NAMESPACE]
+            namespaces = [n for n in self.objects("v1", "Namespace") if n["metadata"]["name"] != NAMESPACE]
             labels = {"team": rng.choice(["a", "b", "c", None]), "stage": rng.choice(["on", None])}
             self._patch("v1", "Namespace", rng.choice(namespaces), {"metadata": {"labels": labels}})
         elif what == "node":
             labels = {"zone": rng.choice(["z1", "z2", None])}
             self._patch(
-                "v1", "Node", rng.choice(self._objects("v1", "Node")), {"metadata": {"labels": labels}}
+                "v1", "Node", rng.choice(self.objects("v1", "Node")), {"metadata": {"labels": labels}}
             )
         elif what == "deployment":
             labels = {"tier": rng.choice(["front", "back", None])}
-            deployments = self._objects("apps/v1", "Deployment")
+            deployments = self.objects("apps/v1", "Deployment")
             if deployments:
                 self._patch(
                     "apps/v1", "Deployment", rng.choice(deployments), {"metadata": {"labels": labels}}
                 )
         elif what == "pod_owner":
-            pods, owners = self._objects("v1", "Pod"), self._objects("apps/v1", "ReplicaSet")
+            pods, owners = self.objects("v1", "Pod"), self.objects("apps/v1", "ReplicaSet")
             if pods:
                 refs = (
                     [_controller("ReplicaSet", rng.choice(owners))] if owners and rng.random() < 0.8 else []
                 )
                 self._patch("v1", "Pod", rng.choice(pods), {"metadata": {"ownerReferences": refs}})
         elif what == "replicaset_owner":
-            sets, owners = self._objects("apps/v1", "ReplicaSet"), self._objects("apps/v1", "Deployment")
+            sets, owners = self.objects("apps/v1", "ReplicaSet"), self.objects("apps/v1", "Deployment")
             if sets and owners:
                 refs = [_controller("Deployment", rng.choice(owners))]
                 self._patch(
@@ -286,6 +286,8 @@ class Report:
     """Capped config -> series the offline render's cap leaves out (the store must too)."""
     related_changes: dict[str, int] = field(default_factory=dict)
     """What `RelatedChurn` changed, by kind of change."""
+    pods: int = 0
+    """Pods at the end (the feature configs' targets)."""
     converged_after: float = 0.0
     redis_cluster: bool = False
     in_flight: InFlight = field(default_factory=InFlight)
@@ -510,6 +512,7 @@ class Chaos:
             self._related_churn(self.rng.uniform(1.0, 4.0))
             self.revive()
             self.act(self.rng.choice(self.actions))
+        self._bring_back_feature_configs()
         if "redis_restore" in self.actions:
             self._final_restore()
         churn = self.sim.admin.call("GET", "/churn")["churn"] or {}
@@ -550,6 +553,16 @@ class Chaos:
         self.report.converged_after = time.monotonic() - settle
         return self.report
 
+    def _bring_back_feature_configs(self) -> None:
+        """Create again the feature configs `reconfigure` deleted, under churn, so that
+        the end state always has a join, aggregates and a cap to compare."""
+        features = {body["metadata"]["name"] for body in FEATURE_CONFIGS}
+        back = [body for body in self.removed if body["metadata"]["name"] in features]  # type: ignore[index]
+        if back:
+            self.removed = [body for body in self.removed if body not in back]
+            self.sim.admin.bulk([{"op": "create", "object": body} for body in back])
+            self._related_churn(2.0)
+
     def _related_churn(self, seconds: float) -> None:
         """`seconds` of related changes, one every 0.25 s."""
         deadline = time.monotonic() + seconds
@@ -582,6 +595,7 @@ class Chaos:
             if line.split("{", 1)[0].split(" ", 1)[0] in truth.aggregates
         )
         self.report.capped_dropped = truth.dropped
+        self.report.pods = len(self.related.objects("v1", "Pod"))
         for line in list(missing)[:5]:
             print(f"served lacks: {line}", file=sys.stderr)
         for line in list(unexpected)[:5]:
@@ -685,7 +699,8 @@ def main() -> int:
     )
     print(
         f"served: {report.served_missing} missing, {report.served_unexpected} unexpected "
-        f"({report.aggregate_series} aggregate groups); capped, series left out: {report.capped_dropped}; "
+        f"({report.aggregate_series} aggregate groups of {report.pods} Pods); "
+        f"capped, series left out: {report.capped_dropped}; "
         f"related changes: {sum(report.related_changes.values())} {report.related_changes}"
     )
     print(
