@@ -24,10 +24,11 @@ objects churning, and for `--duration` seconds applies seeded random disruptions
 Besides the example configs, the workload has the extensions' configs (`FEATURE_CONFIGS`):
 Pod labels joined from the Namespace, the Node and the owning Deployment, a
 `namespaceSelector`, aggregate families (count by a joined label and by phase, sum by
-namespace) and a capped config (`limits.series`, a few Pods kept). Between the
+namespace) and a capped config (`limits.series`, some of the Pods kept). Between the
 disruptions the suite keeps changing what they read (`RelatedChurn`, about 4 changes a
 second): Namespaces relabelled (team, stage), Node zones, Deployment tiers, Pods moved
-to another ReplicaSet or orphaned, ReplicaSets to another Deployment.
+to another ReplicaSet or orphaned, ReplicaSets to another Deployment; and it keeps at
+least `MIN_PODS` Pods (copies of live ones), which the churn's deletes would run down.
 
 During the disruptions the in-flight checks (`tests.chaos.inflight`) scrape the
 aggregator and read the store over and over: valid exposition, no duplicate series
@@ -109,7 +110,11 @@ _RESTARTS = {
     "field": {"path": ".status.containerStatuses", "type": "Array"},
     "metricValue": {"valueFromPath": ".status.containerStatuses[*].restartCount"},
 }
-CAP = 6
+CAP = 16
+MIN_PODS = 20
+"""The churn's creates and deletes are a random walk that can leave 1 Pod of 28 after
+two minutes; below this many, `RelatedChurn` creates copies of live Pods (which the
+churn then leaves alone: it mutates the objects it started with and its own copies)."""
 FEATURE_CONFIGS = [
     _pod_config(
         "chaos-joins",
@@ -190,7 +195,8 @@ class RelatedChurn:
     """Changes to what the joins, the namespaceSelector and the aggregates read, at
     random from `rng`: a Namespace's team and stage labels, a Node's zone, a
     Deployment's tier, a Pod's controller (another ReplicaSet, or none), a
-    ReplicaSet's controller (another Deployment)."""
+    ReplicaSet's controller (another Deployment); and a copy of a Pod while fewer than
+    `MIN_PODS` are left."""
 
     CHANGES = ("namespace", "namespace", "node", "deployment", "pod_owner", "pod_owner", "replicaset_owner")
 
@@ -198,6 +204,7 @@ class RelatedChurn:
         self.sim = sim
         self.rng = rng
         self.counts: dict[str, int] = {}
+        self.created = 0
 
     def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.sim.admin.call(
@@ -213,6 +220,9 @@ class RelatedChurn:
         self.sim.admin.bulk([{"op": "patch", **ref, "patch": patch}])  # 404 if churn deleted it: fine
 
     def change(self) -> None:
+        pods = self.objects("v1", "Pod")
+        if 0 < len(pods) < MIN_PODS:
+            self._clone_pod(self.rng.choice(pods))
         what = self.rng.choice(self.CHANGES)
         rng = self.rng
         if what == "namespace":
@@ -232,7 +242,7 @@ class RelatedChurn:
                     "apps/v1", "Deployment", rng.choice(deployments), {"metadata": {"labels": labels}}
                 )
         elif what == "pod_owner":
-            pods, owners = self.objects("v1", "Pod"), self.objects("apps/v1", "ReplicaSet")
+            owners = self.objects("apps/v1", "ReplicaSet")
             if pods:
                 refs = (
                     [_controller("ReplicaSet", rng.choice(owners))] if owners and rng.random() < 0.8 else []
@@ -246,6 +256,18 @@ class RelatedChurn:
                     "apps/v1", "ReplicaSet", rng.choice(sets), {"metadata": {"ownerReferences": refs}}
                 )
         self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _clone_pod(self, pod: dict[str, Any]) -> None:
+        """A copy of `pod` under a new name (the simulator gives it a uid)."""
+        meta = {
+            k: v
+            for k, v in pod["metadata"].items()
+            if k not in ("uid", "resourceVersion", "creationTimestamp")
+        }
+        self.created += 1
+        meta["name"] = f"{meta['name'].rsplit('-r', 1)[0]}-r{self.created}"
+        self.sim.admin.bulk([{"op": "create", "object": {**pod, "metadata": meta}}])
+        self.counts["pod_created"] = self.counts.get("pod_created", 0) + 1
 
 
 def _controller(kind: str, owner: dict[str, Any]) -> dict[str, Any]:
