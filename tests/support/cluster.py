@@ -234,9 +234,11 @@ def render_truth(sim: SimProcess) -> Truth:
             uid = obj.get("metadata", {}).get("uid")
             if isinstance(uid, str):
                 truth.uids.add(uid)
-            objects.append(
-                {**obj, "apiVersion": target.api_version, "kind": target.kind}
-            )  # LIST items lack them
+            # LIST items lack apiVersion and kind. Each kind once: render_exposition gives an
+            # object to every program of its group and kind, whatever their version (the
+            # simulator serves the same body at every version, so the shards' per-version
+            # watches render the same lines).
+            objects.append({**obj, "apiVersion": target.api_version, "kind": target.kind})
     programs = [p for ps in by_target.values() for p in ps]
     objects += _related(sim, programs, objects, fetched)
     expo = render_exposition(configs.resolution, objects, order=order_key)
