@@ -21,13 +21,24 @@ objects churning, and for `--duration` seconds applies seeded random disruptions
 - `recreate_statefulset`: the StatefulSet deleted with `--cascade=orphan` and created
   again (a new uid, generation 1; its shards keep running).
 
+Besides the example configs, the workload has the extensions' configs (`FEATURE_CONFIGS`):
+Pod labels joined from the Namespace, the Node and the owning Deployment, a
+`namespaceSelector`, aggregate families (count by a joined label and by phase, sum by
+namespace) and a capped config (`limits.series`, some of the Pods kept). Between the
+disruptions the suite keeps changing what they read (`RelatedChurn`, about 4 changes a
+second): Namespaces relabelled (team, stage), Node zones, Deployment tiers, Pods moved
+to another ReplicaSet or orphaned, ReplicaSets to another Deployment; and it keeps at
+least `MIN_PODS` Pods (copies of live ones), which the churn's deletes would run down.
+
 During the disruptions the in-flight checks (`tests.chaos.inflight`) scrape the
 aggregator and read the store over and over: valid exposition, no duplicate series
 or family, no object's series stored more than `STALE_BOUND` seconds after it was
 deleted, no 200 lacking a whole family while every shard reported synced. Then churn
 stops, the shards of the final ring are all running, and both the store and the
-aggregator's scrape must equal the offline render: series line for line (zero
-missing, duplicate or stale) and each family's HELP/TYPE header.
+offline render: the store line for line (zero missing, duplicate or stale; a capped
+config's objects kept as the offline render keeps them), the aggregator's scrape
+series for series (aggregate families combined, as `panopticon render` combines
+them) and each family's HELP/TYPE header.
 
     .venv/bin/python -m tests.chaos.suite --duration 120 --seed 1 [--redis-cluster] [--report r.json]
 """
@@ -35,6 +46,7 @@ missing, duplicate or stale) and each family's HELP/TYPE header.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import random
 import sys
@@ -44,6 +56,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubesim import SimProcess
 from tests.chaos.inflight import STALE_BOUND, InFlight, InFlightChecker
@@ -83,6 +96,191 @@ CHURNED = (
 `reconfigure` action instead, at a pace that leaves some to render."""
 
 
+def _pod_config(name: str, metrics: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "metrics.appscode.com/v1alpha1",
+        "kind": "MetricsConfiguration",
+        "metadata": {"name": name},
+        "spec": {"targetRef": {"apiVersion": "v1", "kind": "Pod"}, **spec, "metrics": metrics},
+    }
+
+
+_TEAM = {"key": "team", "valuePath": ".metadata.labels.team", "from": "namespace"}
+_RESTARTS = {
+    "field": {"path": ".status.containerStatuses", "type": "Array"},
+    "metricValue": {"valueFromPath": ".status.containerStatuses[*].restartCount"},
+}
+CAP = 16
+MIN_PODS = 20
+"""The churn's creates and deletes are a random walk that can leave 1 Pod of 28 after
+two minutes; below this many, `RelatedChurn` creates copies of live Pods (which the
+churn then leaves alone: it mutates the objects it started with and its own copies)."""
+FEATURE_CONFIGS = [
+    _pod_config(
+        "chaos-joins",
+        [
+            {
+                "name": "chaos_joined",
+                "help": "Pod with its namespace's team, its node's zone, its Deployment's tier and name.",
+                "type": "gauge",
+                "labels": [
+                    _TEAM,
+                    {"key": "zone", "valuePath": ".metadata.labels.zone", "from": "node"},
+                    {"key": "tier", "valuePath": ".metadata.labels.tier", "from": "owner:apps/v1/Deployment"},
+                    {"key": "deployment", "valuePath": ".metadata.name", "from": "owner:apps/v1/Deployment"},
+                ],
+                "metricValue": {"value": 1},
+            }
+        ],
+    ),
+    _pod_config(
+        "chaos-staged",
+        [
+            {
+                "name": "chaos_staged",
+                "help": "Pods of staged namespaces.",
+                "type": "gauge",
+                "metricValue": {"value": 1},
+            }
+        ],
+        namespaceSelector={"matchLabels": {"stage": "on"}},
+    ),
+    _pod_config(
+        "chaos-aggregates",
+        [
+            {
+                "name": "chaos_team_pods",
+                "help": "Pods per team of their namespace.",
+                "type": "gauge",
+                "aggregate": {"function": "count", "by": ["team"]},
+                "labels": [_TEAM],
+                "metricValue": {"value": 1},
+            },
+            {
+                "name": "chaos_phase_pods",
+                "help": "Pods per phase.",
+                "type": "gauge",
+                "aggregate": {"function": "count", "by": ["phase"]},
+                "labels": [{"key": "phase", "valuePath": ".status.phase"}],
+                "metricValue": {"value": 1},
+            },
+            {
+                "name": "chaos_restarts",
+                "help": "Container restarts per namespace.",
+                "type": "gauge",
+                "aggregate": {"function": "sum", "by": ["namespace"]},
+                **_RESTARTS,
+            },
+        ],
+    ),
+    _pod_config(
+        "chaos-capped",
+        [
+            {
+                "name": "chaos_capped_info",
+                "help": "Capped Pod info.",
+                "type": "gauge",
+                "metricValue": {"value": 1},
+            },
+            {"name": "chaos_capped_restarts", "help": "Capped Pod restarts.", "type": "gauge", **_RESTARTS},
+        ],
+        limits={"series": CAP},
+    ),
+]
+"""The extensions' configs (joins, namespaceSelector, aggregates, a cap), beside the
+simulator's example configs; `RelatedChurn` changes what they read."""
+
+
+class RelatedChurn:
+    """Changes to what the joins, the namespaceSelector and the aggregates read, at
+    random from `rng`: a Namespace's team and stage labels, a Node's zone, a
+    Deployment's tier, a Pod's controller (another ReplicaSet, or none), a
+    ReplicaSet's controller (another Deployment); and a copy of a Pod while fewer than
+    `MIN_PODS` are left."""
+
+    CHANGES = ("namespace", "namespace", "node", "deployment", "pod_owner", "pod_owner", "replicaset_owner")
+
+    def __init__(self, sim: SimProcess, rng: random.Random) -> None:
+        self.sim = sim
+        self.rng = rng
+        self.counts: dict[str, int] = {}
+        self.created = 0
+
+    def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.sim.admin.call(
+            "GET", f"/objects?apiVersion={api_version}&kind={kind}"
+        )["items"]
+        return items
+
+    def _patch(self, api_version: str, kind: str, obj: dict[str, Any], patch: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        ref = {"apiVersion": api_version, "kind": kind, "name": meta["name"]}
+        if meta.get("namespace"):
+            ref["namespace"] = meta["namespace"]
+        self.sim.admin.bulk([{"op": "patch", **ref, "patch": patch}])  # 404 if churn deleted it: fine
+
+    def change(self) -> None:
+        pods = self.objects("v1", "Pod")
+        if 0 < len(pods) < MIN_PODS:
+            self._clone_pod(self.rng.choice(pods))
+        what = self.rng.choice(self.CHANGES)
+        rng = self.rng
+        if what == "namespace":
+            namespaces = [n for n in self.objects("v1", "Namespace") if n["metadata"]["name"] != NAMESPACE]
+            labels = {"team": rng.choice(["a", "b", "c", None]), "stage": rng.choice(["on", None])}
+            self._patch("v1", "Namespace", rng.choice(namespaces), {"metadata": {"labels": labels}})
+        elif what == "node":
+            labels = {"zone": rng.choice(["z1", "z2", None])}
+            self._patch(
+                "v1", "Node", rng.choice(self.objects("v1", "Node")), {"metadata": {"labels": labels}}
+            )
+        elif what == "deployment":
+            labels = {"tier": rng.choice(["front", "back", None])}
+            deployments = self.objects("apps/v1", "Deployment")
+            if deployments:
+                self._patch(
+                    "apps/v1", "Deployment", rng.choice(deployments), {"metadata": {"labels": labels}}
+                )
+        elif what == "pod_owner":
+            owners = self.objects("apps/v1", "ReplicaSet")
+            if pods:
+                refs = (
+                    [_controller("ReplicaSet", rng.choice(owners))] if owners and rng.random() < 0.8 else []
+                )
+                self._patch("v1", "Pod", rng.choice(pods), {"metadata": {"ownerReferences": refs}})
+        elif what == "replicaset_owner":
+            sets, owners = self.objects("apps/v1", "ReplicaSet"), self.objects("apps/v1", "Deployment")
+            if sets and owners:
+                refs = [_controller("Deployment", rng.choice(owners))]
+                self._patch(
+                    "apps/v1", "ReplicaSet", rng.choice(sets), {"metadata": {"ownerReferences": refs}}
+                )
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _clone_pod(self, pod: dict[str, Any]) -> None:
+        """A copy of `pod` under a new name (the simulator gives it a uid)."""
+        meta = {
+            k: v
+            for k, v in pod["metadata"].items()
+            if k not in ("uid", "resourceVersion", "creationTimestamp")
+        }
+        self.created += 1
+        meta["name"] = f"{meta['name'].rsplit('-r', 1)[0]}-r{self.created}"
+        self.sim.admin.bulk([{"op": "create", "object": {**pod, "metadata": meta}}])
+        self.counts["pod_created"] = self.counts.get("pod_created", 0) + 1
+
+
+def _controller(kind: str, owner: dict[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+    }
+
+
 @dataclass
 class Report:
     seed: int
@@ -100,6 +298,18 @@ class Report:
     duplicated: int = 0
     header_differences: int = 0
     """Families whose HELP/TYPE in the final scrape differ from the offline render's."""
+    served_missing: int = 0
+    served_unexpected: int = 0
+    """Series of the offline render (aggregate families combined) the final scrape
+    lacks, and series it has that the offline render does not."""
+    aggregate_series: int = 0
+    """Of `series` served, those of aggregate families (groups)."""
+    capped_dropped: dict[str, int] = field(default_factory=dict)
+    """Capped config -> series the offline render's cap leaves out (the store must too)."""
+    related_changes: dict[str, int] = field(default_factory=dict)
+    """What `RelatedChurn` changed, by kind of change."""
+    pods: int = 0
+    """Pods at the end (the feature configs' targets)."""
     converged_after: float = 0.0
     redis_cluster: bool = False
     in_flight: InFlight = field(default_factory=InFlight)
@@ -170,6 +380,7 @@ class Chaos:
         self.aggregator: AggregatorProcess | None = None
         self.checker: InFlightChecker | None = None
         self.sim = SimProcess(["--with-configs", "--scale", "2", "--seed", str(seed), "--mongodbs", "30"])
+        self.related = RelatedChurn(self.sim, random.Random(f"related:{seed}"))
         self.shards: dict[int, ShardProcess] = {}
         self.replicas = 3
         self.removed: list[dict[str, object]] = []
@@ -185,6 +396,7 @@ class Chaos:
                     "object": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
                 },
                 {"op": "create", "object": statefulset(self.replicas)},
+                *({"op": "create", "object": body} for body in FEATURE_CONFIGS),
             ]
         )
         for i in range(self.replicas):
@@ -319,9 +531,10 @@ class Chaos:
         while time.monotonic() - started < duration:
             if self.redis.snapshot_due:
                 self.redis.snapshot()
-            time.sleep(self.rng.uniform(1.0, 4.0))
+            self._related_churn(self.rng.uniform(1.0, 4.0))
             self.revive()
             self.act(self.rng.choice(self.actions))
+        self._bring_back_feature_configs()
         if "redis_restore" in self.actions:
             self._final_restore()
         churn = self.sim.admin.call("GET", "/churn")["churn"] or {}
@@ -329,6 +542,7 @@ class Chaos:
         self.report.churn_events = int(
             churn.get("updates", 0) + churn.get("deletes", 0) + churn.get("creates", 0)
         )
+        self.report.related_changes = dict(self.related.counts)
         self.report.duration = time.monotonic() - started
         self.report.in_flight = self.checker.stop()
         if self.checker.error is not None:
@@ -344,7 +558,13 @@ class Chaos:
             lines = converge(self.sim, self.redis.url, timeout=120, what="after chaos", cluster=cluster)
             self.report.series = sum(lines.values())
             self.report.header_differences = self._header_differences()
-            self.report.ok = self.report.header_differences == 0 and self.report.in_flight.violations == 0
+            self._compare_served()
+            self.report.ok = (
+                self.report.header_differences == 0
+                and self.report.served_missing == 0
+                and self.report.served_unexpected == 0
+                and self.report.in_flight.violations == 0
+            )
         except AssertionError:
             expected, stored = expected_lines(self.sim), stored_lines(self.redis.url, cluster=cluster)
             self.report.series = sum(expected.values())
@@ -354,6 +574,54 @@ class Chaos:
             print(describe_difference(expected, stored), file=sys.stderr)
         self.report.converged_after = time.monotonic() - settle
         return self.report
+
+    def _bring_back_feature_configs(self) -> None:
+        """Create again the feature configs `reconfigure` deleted, under churn, so that
+        the end state always has a join, aggregates and a cap to compare."""
+        features = {body["metadata"]["name"] for body in FEATURE_CONFIGS}
+        back = [body for body in self.removed if body["metadata"]["name"] in features]  # type: ignore[index]
+        if back:
+            self.removed = [body for body in self.removed if body not in back]
+            self.sim.admin.bulk([{"op": "create", "object": body} for body in back])
+            self._related_churn(2.0)
+
+    def _related_churn(self, seconds: float) -> None:
+        """`seconds` of related changes, one every 0.25 s."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.related.change()
+            time.sleep(max(0.0, min(0.25, deadline - time.monotonic())))
+
+    def _compare_served(self, timeout: float = 30.0) -> None:
+        """The aggregator's scrape against the offline render, series for series
+        (aggregate families as groups), and the caps the offline render applied (the
+        store already matched it). Retried for `timeout` seconds: a scrape is not a
+        store read (the aggregator's view of the registry follows within a poll)."""
+        assert self.aggregator is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            truth = render_truth(self.sim)
+            with urllib.request.urlopen(f"http://{self.aggregator.target}/metrics", timeout=60) as r:
+                served = collections.Counter(
+                    line for line in r.read().decode().splitlines() if line and not line.startswith("#")
+                )
+            missing, unexpected = truth.served - served, served - truth.served
+            if not (missing or unexpected) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.report.served_missing = sum(missing.values())
+        self.report.served_unexpected = sum(unexpected.values())
+        self.report.aggregate_series = sum(
+            n
+            for line, n in truth.served.items()
+            if line.split("{", 1)[0].split(" ", 1)[0] in truth.aggregates
+        )
+        self.report.capped_dropped = truth.dropped
+        self.report.pods = len(self.related.objects("v1", "Pod"))
+        for line in list(missing)[:5]:
+            print(f"served lacks: {line}", file=sys.stderr)
+        for line in list(unexpected)[:5]:
+            print(f"served, not in the offline render: {line}", file=sys.stderr)
 
     def _final_restore(self) -> None:
         """The last disruption is a restore, under churn, from a snapshot older than
@@ -450,6 +718,12 @@ def main() -> int:
         f"{report.churn_events} churn events; {report.series} series, {report.missing} missing, "
         f"{report.unexpected} unexpected, {report.duplicated} duplicated, {report.header_differences} "
         f"headers differing; converged {report.converged_after:.1f}s after the last disruption"
+    )
+    print(
+        f"served: {report.served_missing} missing, {report.served_unexpected} unexpected "
+        f"({report.aggregate_series} aggregate groups of {report.pods} Pods); "
+        f"capped, series left out: {report.capped_dropped}; "
+        f"related changes: {sum(report.related_changes.values())} {report.related_changes}"
     )
     print(
         f"in flight: {flight.scrapes} scrapes ({flight.scrapes_ok} 200, {flight.scrapes_failed} other, "

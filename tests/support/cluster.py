@@ -18,15 +18,17 @@ import time
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from kubesim import SimProcess
+from panopticon.render.offline import render_exposition
 from panopticon.render.program import Program
 from panopticon.render.related import Needs, RelatedIndex
+from panopticon.sharding.limits import order_key
 from panopticon.store.layout import Layout
 from panopticon.store.redisstore import RedisOptions, RedisStore
 from shard.configs import ConfigSet
@@ -192,69 +194,102 @@ class Truth:
     """What the simulator's objects should render to, at one moment."""
 
     lines: Lines
+    """The series lines the shards store (an aggregate family's per-object partials),
+    after each capped config's cap."""
     families: set[str]
     """Families with at least one series."""
     headers: dict[str, bytes]
     """Family -> its text-format HELP/TYPE header, as the aggregator serves it."""
     uids: set[str]
     """Objects of the configured kinds."""
+    served: Lines = field(default_factory=collections.Counter)
+    """The series lines a scrape serves: as `lines`, but each aggregate family's groups
+    (its partials combined) instead of its partials."""
+    aggregates: set[str] = field(default_factory=set)
+    """The aggregate families among `families`."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Capped config -> series its cap leaves out."""
 
 
 def render_truth(sim: SimProcess) -> Truth:
-    """What the configs in the simulator render from its objects, computed offline."""
+    """What the configs in the simulator render from its objects, computed offline as
+    `panopticon render` does (`render_exposition`: joins read from the related objects
+    given beside the targets, caps applied in the shards' keep order, aggregates
+    combined for `served`)."""
     configs = ConfigSet()
     for crd in _get(sim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
         configs.schemas.add_crd(crd)
     for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
         configs.upsert(body)
     truth = Truth(collections.Counter(), set(), {}, set())
-    related = _related(sim, [p for ps in configs.programs_by_target().values() for p in ps])
-    for target, programs in configs.programs_by_target().items():
+    by_target = configs.programs_by_target()
+    objects: list[dict[str, Any]] = []
+    fetched: set[tuple[str, str]] = set()
+    for target in by_target:
         found = _resource(sim, target.api_version, target.kind)
-        if found is None:
+        if found is None or (target.group, target.kind) in fetched:
             continue
-        path, namespaced = found
-        for obj in _get(sim, path)["items"]:
+        fetched.add((target.group, target.kind))
+        for obj in _get(sim, found[0])["items"]:
             uid = obj.get("metadata", {}).get("uid")
             if isinstance(uid, str):
                 truth.uids.add(uid)
-            for program in programs:
-                rendered = program.render(obj, namespaced=namespaced, related=related)
-                for family, text in rendered.families.items():
-                    truth.lines.update(text.splitlines())
-                    if text:
-                        truth.families.add(family)
+            # LIST items lack apiVersion and kind. Each kind once: render_exposition gives an
+            # object to every program of its group and kind, whatever their version (the
+            # simulator serves the same body at every version, so the shards' per-version
+            # watches render the same lines).
+            objects.append({**obj, "apiVersion": target.api_version, "kind": target.kind})
+    programs = [p for ps in by_target.values() for p in ps]
+    objects += _related(sim, programs, objects, fetched)
+    expo = render_exposition(configs.resolution, objects, order=order_key)
+    for family, chunks in expo.lines.items():
+        text = "".join(chunks)
+        if text:
+            truth.lines.update(text.splitlines())
+            truth.families.add(family)
+            truth.served.update(expo.served(family).decode().splitlines())
+            if expo.families[family].header.aggregate is not None:
+                truth.aggregates.add(family)
+    truth.dropped = {config: count.dropped for config, count in expo.limits.items()}
     registry = configs.registry()
     truth.headers = {family: registry[family].text_header for family in truth.families if family in registry}
     return truth
 
 
-def _related(sim: SimProcess, programs: list[Program]) -> RelatedIndex | None:
-    """The related objects joined labels read, from the simulator: the joined kinds, then
+def _related(
+    sim: SimProcess, programs: list[Program], targets: list[dict[str, Any]], fetched: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The related objects joined labels read, from the simulator, as documents beside
+    the targets (kinds in `fetched` are among them already): the joined kinds, then
     every kind an owner chain passes through (as the shards learn them)."""
     needs = Needs.of(p.joins for p in programs)
     if not needs.paths:
-        return None
+        return []
     index = RelatedIndex(needs)
-    joined = []
-    for program in programs:
-        found = _resource(sim, program.target.api_version, program.target.kind)
-        if program.joins is not None and found is not None:
-            joined += [
-                (source, obj) for obj in _get(sim, found[0])["items"] for source in program.joins.sources
-            ]
+    joined = [
+        (source, obj)
+        for program in programs
+        if program.joins is not None
+        for obj in targets
+        if program.matches(obj)
+        for source in program.joins.sources
+    ]
+    out: list[dict[str, Any]] = []
     todo = set(needs.versions.items())
     while todo:
         (group, kind), api_version = todo.pop()
         index.watched.add((group, kind))
         found = _resource(sim, api_version, kind)
-        for obj in _get(sim, found[0])["items"] if found else []:
-            index.apply("ADDED", {**obj, "apiVersion": api_version, "kind": kind})  # LIST items lack them
+        for item in _get(sim, found[0])["items"] if found else []:
+            obj = {**item, "apiVersion": api_version, "kind": kind}  # LIST items lack them
+            index.apply("ADDED", obj)
+            if (group, kind) not in fetched:
+                out.append(obj)
         for source, obj in joined:
             index.record(source, obj)  # records the chain kinds not fetched yet
         todo |= {((v.rpartition("/")[0], k), v) for v, k in index.unwatched}
         index.unwatched.clear()
-    return index
+    return out
 
 
 def expected_lines(sim: SimProcess) -> Lines:
