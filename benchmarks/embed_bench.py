@@ -18,7 +18,9 @@ Figures, each beside a baseline from the same run:
   `--freeze-started`: after `start()` returned, once loading the kubeconfig has
   imported the `kubernetes` package), and one full collection right after the sync
   is timed with the number of objects it walked;
-- sync: seconds from `start()` to `ready`, and this process' CPU seconds;
+- sync: seconds from `start()` to `ready`, and this process' CPU seconds; a scrape's
+  CPU seconds in this process too (on a shared machine, wall seconds mostly say how
+  busy the other processes were);
 - memory: RSS after the sync (after a collection and `malloc_trim`) minus RSS just
   before `start()`, per object and per series; beside it, the exposition's own bytes
   per object (one full scrape): what the lines weigh as text;
@@ -331,12 +333,17 @@ async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
     await monitor.reset()
     if sampler is not None:
         sampler.report()
+    scrape_cpu = cpu_seconds()
     scraped = await run(scraper)
+    scrape_cpu = (cpu_seconds() - scrape_cpu) / args.scrapes
     print(f"{args.scrapes} full scrapes: {monitor.report()}")
     attribution()
     size, series = scraped["bytes"], scraped["series"]
     best = min(scraped["seconds"])
-    print(f"scrape: {series} series, {size / 1e6:.1f} MB uncompressed, best {best:.2f} s (gzip)")
+    print(
+        f"scrape: {series} series, {size / 1e6:.1f} MB uncompressed, best {best:.2f} s (gzip), "
+        f"{scrape_cpu:.2f} CPU s each in this process"
+    )
     print(
         f"memory: {held / 1e6:.0f} MB held after sync: {held / objects:.0f} bytes per object, "
         f"{held / max(series, 1):.0f} per series; the exposition itself is {size / objects:.0f} bytes "
