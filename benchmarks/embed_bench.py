@@ -84,6 +84,8 @@ PROBE_CONFIG: dict[str, Any] = {
     },
 }
 PROBE_PATH = f"/api/v1/namespaces/{PROBE_NAMESPACE}/configmaps"
+RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+"""The loop thread's own usage (Linux); elsewhere the process'."""
 POLL = 0.005
 """Seconds between two polls of the probe family: the latency's resolution."""
 
@@ -111,6 +113,9 @@ class StallMonitor:
         self.busy: list[float] = []
         self.gc_pauses: list[float] = []
         self.young_pauses: list[float] = []
+        self.long: list[tuple[float, int, int]] = []
+        """Holds over 3 ms: CPU seconds, page faults, involuntary context switches (the
+        kernel's split of user and system time is by ticks: too coarse for a hold)."""
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
         self.beat = time.thread_time()
@@ -131,12 +136,17 @@ class StallMonitor:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        usage = resource.getrusage
         while True:
-            before, cpu = loop.time(), time.thread_time()
+            before, cpu, used = loop.time(), time.thread_time(), usage(RUSAGE_THREAD)
             self.beat = cpu
             await asyncio.sleep(self.tick)
-            self.busy.append(time.thread_time() - cpu)
+            busy = time.thread_time() - cpu
+            self.busy.append(busy)
             self.late.append(loop.time() - before - self.tick)
+            if busy > 0.003:
+                now = usage(RUSAGE_THREAD)
+                self.long.append((busy, now.ru_minflt - used.ru_minflt, now.ru_nivcsw - used.ru_nivcsw))
 
     async def reset(self) -> None:
         """Start a new phase: the wake-up pending now still measures the previous one."""
@@ -146,15 +156,17 @@ class StallMonitor:
     def report(self) -> str:
         late, busy, pauses, young = self.late, self.busy, self.gc_pauses, self.young_pauses
         self.late, self.busy, self.gc_pauses, self.young_pauses = [], [], [], []
+        long, self.long = sorted(self.long, reverse=True)[:3], []
         if not busy:
             return "no samples"
         gc_text = f"; full GC pauses: {len(pauses)}, worst {max(pauses) * 1000:.1f} ms" if pauses else ""
         if young:
             gc_text += f"; young GC pauses: {len(young)}, worst {max(young) * 1000:.1f} ms"
         over = sum(1 for b in busy if b > 0.003)
+        kernel = ", ".join(f"{b * 1000:.1f} ms ({f} page faults, {c} preemptions)" for b, f, c in long)
         return (
             f"loop held (CPU) worst {max(busy) * 1000:.1f} ms, p99.9 {quantile(busy, 0.999) * 1000:.1f} ms, "
-            f"{over} over 3 ms; "
+            f"{over} over 3 ms{'; the longest: ' + kernel if kernel else ''}; "
             f"wall lateness worst {max(late) * 1000:.0f} ms ({len(busy)} wake-ups){gc_text}"
         )
 
@@ -190,6 +202,8 @@ class HoldSampler:
         self._thread.join()
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError):  # the other core: the loop's thread is pinned to core 1
+            os.sched_setaffinity(threading.get_native_id(), {0})
         last = time.clock_gettime(self._clock)
         while not self._stop.wait(self.period):
             beat = self.monitor.beat
@@ -224,6 +238,11 @@ class HoldSampler:
         for stack, spent in places.most_common(top):
             lines.append(f"  {spent * 1000:.1f} ms CPU ({spent / total:.0%}):")
             lines.extend(f"      {frame}" for frame in stack)
+        for beat, _ in holds.most_common(3):
+            lines.append(f"  the hold of {holds[beat] * 1000:.1f} ms sampled:")
+            for b, spent, stack in samples:
+                if b == beat:
+                    lines.append(f"    {spent * 1000:.1f} ms: " + " < ".join(stack[:depth]))
         return "\n".join(lines)
 
 
