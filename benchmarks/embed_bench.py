@@ -390,7 +390,13 @@ async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
     attribution()
     print(f"event -> /metrics (PATCH sent -> value served): {percentiles(result['metrics'])}")
     print(f"baseline, event -> the probe's own watch: {percentiles(result['watch'])}")
+    await monitor.reset()
+    stop_cpu = cpu_seconds()
     await exporter.stop()
+    stop_cpu = cpu_seconds() - stop_cpu
+    await asyncio.sleep(0.01)  # the monitor's pending wake-up
+    print(f"stop ({stop_cpu:.2f} CPU s): {monitor.report()}")
+    attribution()
     if sampler is not None:
         sampler.stop()
 

@@ -274,9 +274,16 @@ class WatchedKind:
             child = self._render_errors[key] = self.metrics.render_errors.labels(config, family)
         child.inc()
 
-    def forget(self) -> None:
-        """Drop what the kind holds (the exporter stopped)."""
-        self.views.clear()
+    async def forget(self) -> None:
+        """Drop what the kind holds (the exporter stopped), a slot at a time with a turn
+        in between: dropping 100,000 objects at once held the loop 60-70 ms (their
+        lines about 37 ms, the views' uids about 30 ms)."""
+        views, self.views = self.views, []
         self._synced.clear()
         self.resource = None
         self.served = None
+        for _ in self.store.release():
+            await asyncio.sleep(0)
+        for view in views:
+            for _ in view.release():
+                await asyncio.sleep(0)

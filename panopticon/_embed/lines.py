@@ -170,8 +170,15 @@ class KindLines:
                 yield chunk
 
     def clear(self) -> None:
+        for _ in self.release():
+            pass
+
+    def release(self) -> Iterator[None]:
+        """Forget every object, one slot at a time: the caller gives the loop a turn at
+        each step (100,000 objects' lines freed at once held it about 37 ms)."""
         for slot in self._slots:
             slot.clear()
+            yield
         self._narrow = False
 
 
