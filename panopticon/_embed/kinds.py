@@ -47,7 +47,7 @@ giving the loop to the operator's own tasks. The clock is read after every event
 one render costs 0.1-0.7 ms, a clock read 0.05 µs. A task waiting on a timer can
 wait two such turns (the loop runs what is ready before it looks at its timers
 again), so 0.5 ms here keeps its wait near 1-3 ms; 2 ms made it 4-8 ms during a
-sync of 100,000 objects (docs/library.md, the event loop). A turn costs ~10 µs."""
+sync of 100,000 objects (docs/library.md, the event loop)."""
 
 
 class WatchedKind:
