@@ -4,6 +4,7 @@ what it costs the cyclic garbage collector."""
 from __future__ import annotations
 
 import gc
+from itertools import pairwise
 
 from panopticon._embed.lines import CHUNK_BYTES, SLOTS, KindLines, pack, unpack
 
@@ -68,6 +69,22 @@ def test_a_chunk_holds_about_chunk_bytes_whatever_a_family_s_bytes_per_object() 
     assert max(map(len, long_chunks)) <= CHUNK_BYTES
     assert {line for c in short_chunks for line in c.splitlines(keepends=True)} == expected_short
     assert len(short_chunks) <= SLOTS + 1  # after the first, one chunk per slot
+
+
+def test_release_forgets_every_object_one_slot_per_step() -> None:
+    """`stop()` frees a kind's lines a slot at a time, giving the loop a turn at each
+    step (docs/library.md, the event loop): each step forgets one slot, and nothing
+    is left at the end."""
+    kind = KindLines()
+    kind.index("alpha")
+    for i in range(4000):
+        kind.put(f"uid-{i:04d}", (f"alpha {i}\n".encode(),))
+    left = []
+    for _ in kind.release():
+        left.append(len(kind))
+    assert len(left) == SLOTS
+    assert left[0] < 4000 and all(a >= b for a, b in pairwise(left)) and left[-1] == 0
+    assert len(kind) == 0 and b"".join(kind.chunks("alpha")) == b""
 
 
 def test_stored_objects_add_nothing_for_a_full_collection_to_walk() -> None:
