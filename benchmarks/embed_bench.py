@@ -30,9 +30,14 @@ Figures, each beside a baseline from the same run:
   (the probe's change travels its own watch, through the loop busy with the R/s);
   the probe's own watch of the ConfigMap gives the baseline (the API server's
   delivery of the same change). Both count from the moment the PATCH was sent; the
-  poll's period bounds the resolution (5 ms).
+  poll's period bounds the resolution (5 ms);
+- `stop()`: the loop's holds while the exporter forgets its objects, and its CPU.
+
+`--attribute MS` says where the loop's holds over MS ms go (`HoldSampler`): it
+slows the loop a little, so figures of holds come from runs without it.
 
     .venv/bin/python benchmarks/embed_bench.py [--objects 100000] [--rate 1000] [--seconds 20] [--scrapes 3]
+        [--freeze-started] [--attribute 3]
 """
 
 from __future__ import annotations
