@@ -18,7 +18,9 @@ Figures, each beside a baseline from the same run:
   `--freeze-started`: after `start()` returned, once loading the kubeconfig has
   imported the `kubernetes` package), and one full collection right after the sync
   is timed with the number of objects it walked;
-- sync: seconds from `start()` to `ready`, and this process' CPU seconds;
+- sync: seconds from `start()` to `ready`, and this process' CPU seconds; a scrape's
+  CPU seconds in this process too (on a shared machine, wall seconds mostly say how
+  busy the other processes were);
 - memory: RSS after the sync (after a collection and `malloc_trim`) minus RSS just
   before `start()`, per object and per series; beside it, the exposition's own bytes
   per object (one full scrape): what the lines weigh as text;
@@ -28,9 +30,14 @@ Figures, each beside a baseline from the same run:
   (the probe's change travels its own watch, through the loop busy with the R/s);
   the probe's own watch of the ConfigMap gives the baseline (the API server's
   delivery of the same change). Both count from the moment the PATCH was sent; the
-  poll's period bounds the resolution (5 ms).
+  poll's period bounds the resolution (5 ms);
+- `stop()`: the loop's holds while the exporter forgets its objects, and its CPU.
+
+`--attribute MS` says where the loop's holds over MS ms go (`HoldSampler`): it
+slows the loop a little, so figures of holds come from runs without it.
 
     .venv/bin/python benchmarks/embed_bench.py [--objects 100000] [--rate 1000] [--seconds 20] [--scrapes 3]
+        [--freeze-started] [--attribute 3]
 """
 
 from __future__ import annotations
@@ -46,7 +53,9 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +89,8 @@ PROBE_CONFIG: dict[str, Any] = {
     },
 }
 PROBE_PATH = f"/api/v1/namespaces/{PROBE_NAMESPACE}/configmaps"
+RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+"""The loop thread's own usage (Linux); elsewhere the process'."""
 POLL = 0.005
 """Seconds between two polls of the probe family: the latency's resolution."""
 
@@ -107,8 +118,14 @@ class StallMonitor:
         self.busy: list[float] = []
         self.gc_pauses: list[float] = []
         self.young_pauses: list[float] = []
+        self.long: list[tuple[float, int, int]] = []
+        """Holds over 3 ms: CPU seconds, page faults, involuntary context switches (the
+        kernel's split of user and system time is by ticks: too coarse for a hold)."""
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
+        self.beat = time.thread_time()
+        """The loop thread's CPU time when the monitor last went to sleep (read by
+        `HoldSampler`'s thread)."""
 
     def start(self) -> None:
         gc.callbacks.append(self._on_gc)
@@ -124,11 +141,17 @@ class StallMonitor:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        usage = resource.getrusage
         while True:
-            before, cpu = loop.time(), time.thread_time()
+            before, cpu, used = loop.time(), time.thread_time(), usage(RUSAGE_THREAD)
+            self.beat = cpu
             await asyncio.sleep(self.tick)
-            self.busy.append(time.thread_time() - cpu)
+            busy = time.thread_time() - cpu
+            self.busy.append(busy)
             self.late.append(loop.time() - before - self.tick)
+            if busy > 0.003:
+                now = usage(RUSAGE_THREAD)
+                self.long.append((busy, now.ru_minflt - used.ru_minflt, now.ru_nivcsw - used.ru_nivcsw))
 
     async def reset(self) -> None:
         """Start a new phase: the wake-up pending now still measures the previous one."""
@@ -138,15 +161,94 @@ class StallMonitor:
     def report(self) -> str:
         late, busy, pauses, young = self.late, self.busy, self.gc_pauses, self.young_pauses
         self.late, self.busy, self.gc_pauses, self.young_pauses = [], [], [], []
+        long, self.long = sorted(self.long, reverse=True)[:3], []
         if not busy:
             return "no samples"
         gc_text = f"; full GC pauses: {len(pauses)}, worst {max(pauses) * 1000:.1f} ms" if pauses else ""
         if young:
             gc_text += f"; young GC pauses: {len(young)}, worst {max(young) * 1000:.1f} ms"
+        over = sum(1 for b in busy if b > 0.003)
+        kernel = ", ".join(f"{b * 1000:.1f} ms ({f} page faults, {c} preemptions)" for b, f, c in long)
         return (
-            f"loop held (CPU) worst {max(busy) * 1000:.1f} ms, p99.9 {quantile(busy, 0.999) * 1000:.1f} ms; "
+            f"loop held (CPU) worst {max(busy) * 1000:.1f} ms, p99.9 {quantile(busy, 0.999) * 1000:.1f} ms, "
+            f"{over} over 3 ms{'; the longest: ' + kernel if kernel else ''}; "
             f"wall lateness worst {max(late) * 1000:.0f} ms ({len(busy)} wake-ups){gc_text}"
         )
+
+
+class HoldSampler:
+    """Attribution of the loop's long holds (`--attribute MS`), for this benchmark only:
+    a thread that wakes every `period` seconds and, while the loop's thread has
+    spent more than `threshold` seconds of CPU since the monitor went to sleep (the
+    loop is held), takes the stack of the loop's thread, weighed by the CPU that
+    thread spent since the sampler last looked. The thread needs the GIL to look,
+    so the switch interval is lowered to `period`: the loop's thread gives the GIL
+    up that often (a little slower, but a hold is seen in the code that makes it).
+    A stack of `run` alone is the loop's own C code (uvloop, libuv, the kernel's
+    socket calls), which runs without the GIL. `report` prints, per phase, the
+    holds over the threshold and where their CPU went, by the innermost frames."""
+
+    def __init__(self, monitor: StallMonitor, threshold: float, period: float = 0.0005) -> None:
+        self.monitor = monitor
+        self.threshold = threshold
+        self.period = period
+        self.samples: list[tuple[float, float, tuple[str, ...]]] = []
+        self._target = threading.get_ident()
+        self._clock = time.pthread_getcpuclockid(self._target)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hold sampler", daemon=True)
+
+    def start(self) -> None:
+        sys.setswitchinterval(self.period)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError):  # the other core: the loop's thread is pinned to core 1
+            os.sched_setaffinity(threading.get_native_id(), {0})
+        last = time.clock_gettime(self._clock)
+        while not self._stop.wait(self.period):
+            beat = self.monitor.beat
+            now = time.clock_gettime(self._clock)
+            spent, last = now - last, now
+            if now - beat <= self.threshold:
+                continue
+            frame = sys._current_frames().get(self._target)
+            stack: list[str] = []
+            while frame is not None and len(stack) < 40:
+                code = frame.f_code
+                where = code.co_filename.replace(str(ROOT) + "/", "").rsplit("site-packages/", 1)[-1]
+                stack.append(f"{where}:{frame.f_lineno} {code.co_name}")
+                frame = frame.f_back
+            self.samples.append((beat, spent, tuple(stack)))
+
+    def report(self, depth: int = 6, top: int = 8) -> str:
+        samples, self.samples = self.samples, []
+        holds: Counter[float] = Counter()
+        places: Counter[tuple[str, ...]] = Counter()
+        for beat, spent, stack in samples:
+            holds[beat] += spent
+            places[stack[:depth]] += spent
+        if not holds:
+            return "no hold over the threshold was sampled"
+        total = sum(places.values()) or 1.0
+        longest = ", ".join(f"{v * 1000:.1f}" for v in sorted(holds.values(), reverse=True)[:5])
+        lines = [
+            f"{len(holds)} holds over {self.threshold * 1000:.0f} ms sampled ({len(samples)} samples, "
+            f"{total * 1000:.0f} ms CPU); the most sampled in one: {longest} ms"
+        ]
+        for stack, spent in places.most_common(top):
+            lines.append(f"  {spent * 1000:.1f} ms CPU ({spent / total:.0%}):")
+            lines.extend(f"      {frame}" for frame in stack)
+        for beat, _ in holds.most_common(3):
+            lines.append(f"  the hold of {holds[beat] * 1000:.1f} ms sampled:")
+            for b, spent, stack in samples:
+                if b == beat:
+                    lines.append(f"    {spent * 1000:.1f} ms: " + " < ".join(stack[:depth]))
+        return "\n".join(lines)
 
 
 def timed_full_collection() -> str:
@@ -195,26 +297,46 @@ async def scrapes(url: str, count: int) -> dict[str, Any]:
     return out
 
 
-async def client(*arguments: str) -> Any:
-    """Run this script's client role (scrapes, probe) in a process of its own on core 0,
-    so that its work is not done on the measured loop."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, *arguments, stdout=subprocess.PIPE)
+async def client(*arguments: str) -> asyncio.subprocess.Process:
+    """Start this script's client role (scrapes, probe) in a process of its own on core 0,
+    so that its work is not done on the measured loop. It waits for `go` (`run`): starting
+    a process holds the loop for several ms (fork), which is the benchmark's, not the
+    exporter's, so it happens before the phase's monitoring starts."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, *arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     with contextlib.suppress(OSError):
         os.sched_setaffinity(proc.pid, {0})
-    out, _ = await proc.communicate()
+    return proc
+
+
+async def run(proc: asyncio.subprocess.Process) -> Any:
+    """Let a started client go, and read its result."""
+    out, _ = await proc.communicate(b"go\n")
     return json.loads(out)
 
 
 async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
     monitor = StallMonitor()
     monitor.start()
+    sampler = HoldSampler(monitor, args.attribute / 1000) if args.attribute else None
+    if sampler is not None:
+        sampler.start()
+
+    def attribution() -> None:
+        if sampler is not None:
+            print(sampler.report())
+
     await asyncio.sleep(3)
     print(f"idle loop (baseline): {monitor.report()}")
+    attribution()
 
     exporter = Exporter(configs=[CONFIG, PROBE_CONFIG], kubeconfig=str(sim.kubeconfig_path))
     settle_memory()
     rss_before = rss_bytes()
     await monitor.reset()  # the constructor compiled the configs on this loop: not the sync's
+    if sampler is not None:
+        sampler.report()
     cpu, started = cpu_seconds(), time.perf_counter()
     await exporter.start()
     if args.freeze_started:
@@ -222,6 +344,7 @@ async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
     await exporter.wait_ready()
     sync_wall, sync_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     print(f"initial sync: {monitor.report()}")
+    attribution()
     objects = args.objects + 1
     print(f"sync: {objects} objects ready in {sync_wall:.1f} s, {sync_cpu:.1f} CPU s in this process")
     print(f"after the sync: {timed_full_collection()}")
@@ -229,17 +352,31 @@ async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
     held = rss_bytes() - rss_before
     port = await exporter.serve(port=0, host="127.0.0.1")
     url = f"http://127.0.0.1:{port}/metrics"
+    scraper = await client("--scrapes-of", url, "--count", str(args.scrapes))
+    await asyncio.sleep(1)  # its imports, on the other core
     await monitor.reset()
-    scraped = await client("--scrapes-of", url, "--count", str(args.scrapes))
+    if sampler is not None:
+        sampler.report()
+    scrape_cpu = cpu_seconds()
+    scraped = await run(scraper)
+    scrape_cpu = (cpu_seconds() - scrape_cpu) / args.scrapes
     print(f"{args.scrapes} full scrapes: {monitor.report()}")
+    attribution()
     size, series = scraped["bytes"], scraped["series"]
     best = min(scraped["seconds"])
-    print(f"scrape: {series} series, {size / 1e6:.1f} MB uncompressed, best {best:.2f} s (gzip)")
+    print(
+        f"scrape: {series} series, {size / 1e6:.1f} MB uncompressed, best {best:.2f} s (gzip), "
+        f"{scrape_cpu:.2f} CPU s each in this process"
+    )
     print(
         f"memory: {held / 1e6:.0f} MB held after sync: {held / objects:.0f} bytes per object, "
         f"{held / max(series, 1):.0f} per series; the exposition itself is {size / objects:.0f} bytes "
         f"per object (held / exposition {held / max(size, 1):.2f})"
     )
+    prober = await client(
+        "--probe", url, "--sim", sim.url, "--token", sim.token, "--seconds", str(args.seconds)
+    )
+    await asyncio.sleep(1)
     sim.admin.start_churn(
         args.rate,
         seed=3,
@@ -248,16 +385,25 @@ async def measure(args: argparse.Namespace, sim: SimProcess) -> None:
         mix={"update": 1.0, "delete": 0.0, "create": 0.0},
     )
     await monitor.reset()
-    result = await client(
-        "--probe", url, "--sim", sim.url, "--token", sim.token, "--seconds", str(args.seconds)
-    )
+    if sampler is not None:
+        sampler.report()
+    result = await run(prober)
     during = monitor.report()
     churn = sim.admin.call("GET", "/churn")["churn"]
     print(f"churn: {churn['updates']} updates, {churn['updates'] / (args.seconds + 2):.0f}/s")
     print(f"during churn and probe polls: {during}")
+    attribution()
     print(f"event -> /metrics (PATCH sent -> value served): {percentiles(result['metrics'])}")
     print(f"baseline, event -> the probe's own watch: {percentiles(result['watch'])}")
+    await monitor.reset()
+    stop_cpu = cpu_seconds()
     await exporter.stop()
+    stop_cpu = cpu_seconds() - stop_cpu
+    await asyncio.sleep(0.01)  # the monitor's pending wake-up
+    print(f"stop ({stop_cpu:.2f} CPU s): {monitor.report()}")
+    attribution()
+    if sampler is not None:
+        sampler.stop()
 
 
 async def probe(url: str, sim_url: str, token: str, seconds: float) -> dict[str, list[float]]:
@@ -320,12 +466,22 @@ def main() -> None:
         action="store_true",
         help="gc.freeze() once start() returned (the kubeconfig's imports done), as an operator may",
     )
+    parser.add_argument(
+        "--attribute",
+        type=float,
+        metavar="MS",
+        default=0.0,
+        help="sample the stack of the loop's thread during every hold longer than MS ms and print "
+        "where the samples were, per phase (a thread of the benchmark's; it slows the loop a little)",
+    )
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--scrapes-of", dest="scrape_url", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--sim", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe or args.scrape_url:
+        sys.stdin.readline()  # `go` (see `client`)
     if args.probe:
         print(json.dumps(asyncio.run(probe(args.probe, args.sim, args.token, args.seconds))))
         return

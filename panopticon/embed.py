@@ -202,10 +202,10 @@ class Exporter:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-            for kind in self._kinds:
-                kind.forget()
-            self._kinds = []
-            self._lines.clear()
+            kinds, self._kinds = self._kinds, []
+            self._lines.clear()  # a scrape from here on serves none of the objects
+            for kind in kinds:
+                await kind.forget()  # their memory, a slot at a time (the loop is the operator's)
 
     async def __aenter__(self) -> Exporter:
         await self.start()

@@ -23,7 +23,7 @@ garbage collector, where a set of uids is always walked by a full collection.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from panopticon.kube.discovery import ResourceRef
@@ -153,6 +153,15 @@ class View:
         ref = self.resource
         obj = {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": meta}
         return Event("DELETED", obj, uid, str(rv), True)
+
+    def release(self) -> Iterator[None]:
+        """Forget every object, one slot at a time: an embedding loop gives itself a
+        turn at each step (100,000 uids freed at once held it about 30 ms)."""
+        for slot in self._slots:
+            slot.clear()
+            yield
+        if self._names is not None:
+            self._names.clear()
 
     def retain(self, shard_filter: ShardFilter, keep: Callable[[str], bool]) -> int:
         """Drop, silently, every uid `keep` rejects (ownership moved elsewhere)."""
