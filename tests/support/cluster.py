@@ -5,6 +5,8 @@ StatefulSet pod would (index given, count from the StatefulSet). `expected_lines
 renders, offline and in this process, what the configs in the simulator produce from
 the objects in the simulator; `stored_lines` reads what the shards wrote. Both are
 multisets of exposition lines, so a duplicate, a missing, or a stale series all show.
+An aggregate family is compared as served (its partials combined): the shards store
+one partial per bucket, the offline render one per object, and both combine alike.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import orjson
 
 from kubesim import SimProcess
+from panopticon.render.combine import combine
 from panopticon.render.program import Program
 from panopticon.render.related import Needs, RelatedIndex
 from panopticon.store.layout import Layout
@@ -208,6 +211,8 @@ def render_truth(sim: SimProcess) -> Truth:
     for body in _get(sim, "/apis/metrics.appscode.com/v1alpha1/metricsconfigurations")["items"]:
         configs.upsert(body)
     truth = Truth(collections.Counter(), set(), {}, set())
+    registry = configs.registry()
+    partials: dict[str, list[bytes]] = {f: [] for f, entry in registry.items() if entry.aggregate}
     related = _related(sim, [p for ps in configs.programs_by_target().values() for p in ps])
     for target, programs in configs.programs_by_target().items():
         found = _resource(sim, target.api_version, target.kind)
@@ -221,10 +226,16 @@ def render_truth(sim: SimProcess) -> Truth:
             for program in programs:
                 rendered = program.render(obj, namespaced=namespaced, related=related)
                 for family, text in rendered.families.items():
-                    truth.lines.update(text.splitlines())
+                    if family in partials:
+                        partials[family].append(text.encode())
+                    else:
+                        truth.lines.update(text.splitlines())
                     if text:
                         truth.families.add(family)
-    registry = configs.registry()
+    for family, chunks in partials.items():
+        function = registry[family].aggregate
+        assert function is not None
+        truth.lines.update(combine(function, chunks).decode().splitlines())
     truth.headers = {family: registry[family].text_header for family in truth.families if family in registry}
     return truth
 
@@ -269,8 +280,17 @@ def stored_lines(redis_url: str, layout: Layout | None = None, *, cluster: bool 
         store = RedisStore.connect(RedisOptions(url=redis_url, cluster=cluster), layout or Layout())
         try:
             lines: Lines = collections.Counter()
-            async for _, chunk in store.read_families(sorted(await store.registry())):
-                lines.update(chunk.decode().splitlines())
+            registry = await store.registry()
+            partials: dict[str, list[bytes]] = {f: [] for f, entry in registry.items() if entry.aggregate}
+            async for family, chunk in store.read_families(sorted(registry)):
+                if family in partials:
+                    partials[family].append(chunk)
+                else:
+                    lines.update(chunk.decode().splitlines())
+            for family, chunks in partials.items():
+                function = registry[family].aggregate
+                assert function is not None
+                lines.update(combine(function, chunks).decode().splitlines())
             return lines
         finally:
             await store.close()
