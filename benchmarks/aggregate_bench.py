@@ -48,14 +48,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("Running", "Pending", "Succeeded", "Failed")
 
 
-def fill(port: int, objects: int, families: int, function: str, *, seed: int, floats: bool) -> None:
+def fill(
+    port: int, objects: int, families: int, function: str, *, seed: int, floats: bool, by: tuple[str, ...]
+) -> None:
     """The stores: per-object series under `plain`, per-object partials under `agg`,
     per-bucket partials under `bucket`."""
     client = redis.Redis(port=port)
     rng = random.Random(seed)
     plain, agg, per_bucket = Layout(prefix="plain"), Layout(prefix="agg"), Layout(prefix="bucket")
     names = [f"bench_pods_{f}" for f in range(families)]
-    aggregation = Aggregation(function, ("namespace", "phase"))
+    aggregation = Aggregation(function, by)
     client.hset(
         plain.registry_key,
         mapping={n: RegistryEntry.of(FamilyHeader(n, "Plain."), ["b"]).encode() for n in names},
@@ -80,7 +82,8 @@ def fill(port: int, objects: int, families: int, function: str, *, seed: int, fl
         for name in names:
             series = f'{name}{{namespace="{ns}",pod="{pod}",phase="{phase}"}} {value}\n'
             pending.setdefault(plain.family_key(slot, name), {})[uid] = series
-            partial = f'{name}{{namespace="{ns}",phase="{phase}"}} {1 if function == "count" else value}\n'
+            group = ",".join(f'{k}="{v}"' for k, v in (("namespace", ns), ("phase", phase)) if k in by)
+            partial = f"{name}{{{group}}} {1 if function == 'count' else value}\n"
             pending.setdefault(agg.family_key(slot, name), {})[uid] = partial
             partials.take(plain.space.bucket(uid), uid, [(name, partial.encode())], [])
         if i % 20000 == 19999 or i == objects - 1:
@@ -110,6 +113,7 @@ async def write_cost(
     per_flush: int,
     function: str,
     seed: int,
+    by: tuple[str, ...],
 ) -> tuple[float, int]:
     """Seconds per event and fields written, for a shard owning every bucket that applies
     `events` changes (one object's 4 families each) in flushes of `per_flush`."""
@@ -127,7 +131,8 @@ async def write_cost(
         buckets = [layout.space.bucket(uid) for uid in uids]
 
         def render(i: int, value: int) -> list[tuple[str, bytes]]:
-            labels = f'namespace="ns-{i % 97:02d}",phase="{PHASES[value % 4]}"'
+            pairs = (("namespace", f"ns-{i % 97:02d}"), ("phase", PHASES[value % 4]))
+            labels = ",".join(f'{k}="{v}"' for k, v in pairs if k in by)
             return [(n, f"{n}{{{labels}}} {1 if function == 'count' else value}\n".encode()) for n in names]
 
         for i, uid in enumerate(uids):  # the initial sync: not timed
@@ -172,6 +177,12 @@ def main() -> None:
     parser.add_argument("--families", type=int, default=4)
     parser.add_argument("--function", choices=("count", "sum", "min", "max"), default="sum")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--by",
+        choices=("namespace,phase", "phase"),
+        default="namespace,phase",
+        help="the groups: 388 (97 namespaces x 4 phases) or 4",
+    )
     parser.add_argument("--events", type=int, default=20_000, help="object changes in the write measurement")
     parser.add_argument("--per-flush", type=int, default=100, help="changes per flush (2,000/s at 50 ms)")
     parser.add_argument("--write-objects", type=int, default=100_000, help="objects the writing shard holds")
@@ -196,6 +207,7 @@ def main() -> None:
                 args.function,
                 seed=args.seed,
                 floats=args.values == "floats",
+                by=tuple(args.by.split(",")),
             )
             took = time.perf_counter() - started
             print(f"filled {args.objects} objects x {args.families} families in {took:.1f} s")
@@ -217,7 +229,7 @@ def main() -> None:
                         write_cost(
                             redis_port, prefix, per_bucket=per_bucket, objects=args.write_objects,
                             events=args.events, per_flush=args.per_flush, function=args.function,
-                            seed=args.seed,
+                            seed=args.seed, by=tuple(args.by.split(",")),
                         )
                     )  # fmt: skip
                     best_cost = writes.get(per_bucket)
@@ -234,8 +246,7 @@ def main() -> None:
         )
     ratio = results["agg"][0][0] / results["plain"][0][0]
     print(
-        f"per-object aggregate ({args.function} by namespace, phase; {args.values}) "
-        f"/ plain scrape time: {ratio:.2f}"
+        f"per-object aggregate ({args.function} by {args.by}; {args.values}) / plain scrape time: {ratio:.2f}"
     )
     ratio = results["bucket"][0][0] / results["plain"][0][0]
     print(f"per-bucket aggregate / plain scrape time: {ratio:.3f}")
