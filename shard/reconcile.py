@@ -164,7 +164,9 @@ class ConfigReconcile(WorkerState):
         """Tell the write queue which families are stored per bucket (before any target
         renders with the new programs). When that changes, every owned bucket is
         collected again after the re-sync: a family's fields from its other layout
-        (per object, per bucket) are garbage, and its partials are held back until then."""
+        (per object, per bucket) are garbage, and its partials are held back until then.
+        Every object is written again at its next render, even if its text is the same:
+        a family that changed layout has nothing stored in the new one yet."""
         functions = {
             family: entry.aggregate
             for family, entry in self.configs.registry().items()
@@ -172,6 +174,8 @@ class ConfigReconcile(WorkerState):
         }
         if self.queue.partials.set_functions(functions):
             self.pending_gc |= self.ownership.owned
+            for target in self.targets.values():
+                target.table.invalidate()
 
     def _drop_unserved(self) -> None:
         for key in list(self.targets):

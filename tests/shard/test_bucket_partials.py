@@ -234,3 +234,31 @@ def test_a_shard_killed_and_restarted_rewrites_its_buckets_partials_only_once_sy
         assert await served(store) == objects.expected()
 
     aio.run(body())
+
+
+def test_a_bucket_lost_and_won_back_keeps_nothing_of_objects_deleted_while_another_shard_had_it() -> None:
+    async def body() -> None:
+        store = MemoryStore(LAYOUT)
+        objects = Objects(seed=3, count=300)
+        a, b = worker(store, 0), worker(store, 1)
+        await a._adopt(ring(1, 1))
+        render(a, objects, sorted(objects.values))
+        await synced(a)
+        await b._adopt(ring(2, 2))
+        await a._adopt(ring(2, 2))
+        render(b, objects, sorted(objects.values))
+        await synced(b)
+        await synced(a)
+        changed, deleted = objects.churn(120)
+        assert any(b._owns(LAYOUT.space.bucket(u)) for u in deleted)
+        for w in (a, b):
+            render(w, objects, changed)
+            delete(w, deleted)
+            await w.flush()
+        # Shard 1 goes away: shard 0 takes its buckets back and relists them.
+        await a._adopt(ring(1, 3))
+        render(a, objects, sorted(objects.values))
+        await synced(a)
+        assert await served(store) == objects.expected()
+
+    aio.run(body())
