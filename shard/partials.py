@@ -9,9 +9,11 @@ bucket's slot like the bucket's other writes, through the same fenced script), t
 combination of its objects' partials: exact (`Combiner.partial`), so combining
 buckets at scrape time gives what combining the objects would.
 
-A bucket's partial is recomputed from its objects' partials whenever one of them
-changes (at the next flush), never adjusted: `min` and `max` cannot take a value
-back, and recomputing 25 objects (100,000 over 4096 buckets) costs little.
+A `count` or `sum` bucket keeps a running exact total per group (`Totals`): an
+object's change takes its old partial out and puts its new one in, and the flush
+formats the bucket's groups. `min` and `max` cannot take a value back: their bucket
+is recomputed from its objects' partials at the flush (about 25 objects per bucket
+at 100,000 objects).
 
 Exactness through disruptions rests on one rule: a bucket's partial is written only
 while the bucket is *settled* here, i.e. every object of it was rendered by this shard
@@ -26,24 +28,78 @@ as any family's old series are during a handover.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 
-from panopticon.render.combine import Combiner
+from panopticon.render.combine import Combiner, scaled_text, scaled_value
 from panopticon.store.batch import Op
 from panopticon.store.layout import bucket_field
+from panopticon.text import format_number
+
+ADDITIVE = frozenset({"count", "sum"})
+"""Functions whose bucket totals are adjusted in place (exact integers can be taken back)."""
+_NAN, _INF, _NEG_INF = format_number(math.nan), format_number(math.inf), format_number(-math.inf)
+
+
+class Totals:
+    """One bucket's exact running sums of an additive family, by group key.
+
+    Each group holds [sum in units of 2**-1074 of its finite values, lines added,
+    NaNs, +Infs, -Infs]: counting the non-finite values (rather than summing them as
+    `ExactSum` does) makes every addition reversible, and gives the same figure."""
+
+    __slots__ = ("groups",)
+
+    def __init__(self) -> None:
+        self.groups: dict[bytes, list[int]] = {}
+
+    def adjust(self, lines: bytes, sign: int) -> None:
+        """Add (`sign` 1) or take back (-1) one object's partial lines."""
+        groups = self.groups
+        for line in lines.split(b"\n"):
+            key, _, text = line.rpartition(b" ")
+            value = scaled_value(text) if key else None
+            if value is None:
+                continue  # not a partial line (none is rendered): left out, as a scrape does
+            total = groups.get(key)
+            if total is None:
+                total = groups[key] = [0, 0, 0, 0, 0]
+            total[1] += sign
+            if isinstance(value, int):
+                total[0] += sign * value
+            elif math.isnan(value):
+                total[2] += sign
+            else:
+                total[3 if value > 0 else 4] += sign
+            if not total[1]:
+                del groups[key]
+
+    def partial(self) -> bytes:
+        out = []
+        for key, (scaled, _, nans, infs, negative_infs) in sorted(self.groups.items()):
+            if nans or (infs and negative_infs):
+                text = _NAN
+            elif infs or negative_infs:
+                text = _INF if infs else _NEG_INF
+            else:
+                text = scaled_text(scaled)
+            out.append(key + b" " + text.encode() + b"\n")
+        return b"".join(out)
 
 
 class BucketPartials:
     """Every owned object's partial of every aggregate family, by bucket; the buckets
     whose stored partial is out of date."""
 
-    __slots__ = ("_dirty", "_objects", "functions", "held")
+    __slots__ = ("_dirty", "_objects", "_totals", "functions", "held")
 
     def __init__(self) -> None:
         self.functions: dict[str, str] = {}
         """Aggregate family -> its function (`count`, `sum`, `min`, `max`)."""
         self._objects: dict[str, dict[int, dict[str, bytes]]] = {}
         """family -> bucket -> uid -> that object's partial lines."""
+        self._totals: dict[str, dict[int, Totals]] = {}
+        """family -> bucket -> its running totals (additive families only)."""
         self._dirty: dict[int, set[str]] = {}
         """bucket -> families whose stored partial may differ from the objects'."""
         self.held: Callable[[], Collection[int]] = frozenset
@@ -63,6 +119,13 @@ class BucketPartials:
         for families in self._dirty.values():
             families.intersection_update(functions)
         self.functions = dict(functions)
+        self._totals = {}
+        for family, by_bucket in self._objects.items():
+            if functions[family] in ADDITIVE:
+                for bucket, objects in by_bucket.items():
+                    totals = self._totals.setdefault(family, {})[bucket] = Totals()
+                    for lines in objects.values():
+                        totals.adjust(lines, 1)
         return True
 
     def take(
@@ -102,16 +165,29 @@ class BucketPartials:
             buckets = self._objects[family] = {}
         objects = buckets.get(bucket)
         if lines is None:
-            if objects is None or objects.pop(uid, None) is None:
+            old = None if objects is None else objects.pop(uid, None)
+            if old is None:
                 return
             if not objects:
                 del buckets[bucket]
-        elif objects is None:
-            buckets[bucket] = {uid: lines}
-        elif objects.get(uid) == lines:
-            return
         else:
+            if objects is None:
+                objects = buckets[bucket] = {}
+            old = objects.get(uid)
+            if old == lines:
+                return
             objects[uid] = lines
+        if self.functions[family] in ADDITIVE:
+            by_bucket = self._totals.setdefault(family, {})
+            totals = by_bucket.get(bucket)
+            if totals is None:
+                totals = by_bucket[bucket] = Totals()
+            if old is not None:
+                totals.adjust(old, -1)
+            if lines is not None:
+                totals.adjust(lines, 1)
+            if not totals.groups:
+                del by_bucket[bucket]
         self._dirty.setdefault(bucket, set()).add(family)
 
     def forget(self, buckets: Collection[int]) -> None:
@@ -122,6 +198,9 @@ class BucketPartials:
         for by_bucket in self._objects.values():
             for bucket in [b for b in by_bucket if b in buckets]:
                 del by_bucket[bucket]
+        for totals in self._totals.values():
+            for bucket in [b for b in totals if b in buckets]:
+                del totals[bucket]
         for bucket in [b for b in self._dirty if b in buckets]:
             del self._dirty[bucket]
 
@@ -163,6 +242,14 @@ class BucketPartials:
     def partial(self, family: str, bucket: int) -> bytes | None:
         """The bucket's partial of `family`: its objects' partials combined, exactly;
         None when none of them has lines in the family."""
+        function = self.functions[family]
+        if function in ADDITIVE:
+            totals = self._totals.get(family, {}).get(bucket)
+            return (totals.partial() or None) if totals is not None else None
+        return self.recomputed(family, bucket)
+
+    def recomputed(self, family: str, bucket: int) -> bytes | None:
+        """`partial` recomputed from the bucket's objects (what the totals must give)."""
         objects = self._objects.get(family, {}).get(bucket)
         if not objects:
             return None

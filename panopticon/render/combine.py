@@ -37,6 +37,7 @@ MAX_PENDING = 50_000
 
 SCALE_BITS = 1074
 """Every finite float is an integer multiple of 2**-1074 (the smallest subnormal)."""
+_FRACTION = (1 << SCALE_BITS) - 1
 MAX_EXACT_DIGITS = 800
 """Digits of an exact partial's mantissa read back (a sum of floats needs ~650: 2**2098
 spans the range of a float in units of 2**-1074; beyond this it is malformed)."""
@@ -76,7 +77,7 @@ class ExactSum:
         try:
             return self.scaled / (1 << SCALE_BITS)
         except OverflowError:
-            return math.copysign(math.inf, self.scaled)
+            return math.inf if self.scaled > 0 else -math.inf  # copysign would convert the int
 
 
 def exact_text(total: ExactSum) -> str:
@@ -85,11 +86,32 @@ def exact_text(total: ExactSum) -> str:
     m odd), which no float's text contains."""
     if total.special is not None:
         return format_number(total.special)
-    scaled = total.scaled
-    if not scaled & ((1 << SCALE_BITS) - 1):
+    return scaled_text(total.scaled)
+
+
+def scaled_text(scaled: int) -> str:
+    """`scaled` * 2**-1074 as exact partial text (`exact_text` of a finite sum)."""
+    if not scaled & _FRACTION:
         return str(scaled >> SCALE_BITS)
     low = (scaled & -scaled).bit_length() - 1  # trailing zero bits
     return f"{scaled >> low}p{low - SCALE_BITS}"
+
+
+def scaled_value(text: bytes) -> int | float | None:
+    """A partial's value text in units of 2**-1074 (an int) when finite, the float
+    itself when NaN or infinite, None when it is not a number."""
+    if text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()):
+        return int(text) << SCALE_BITS
+    if b"p" in text:
+        return _exact_scaled(text)
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    if x - x != 0.0:  # NaN or an infinity
+        return x
+    numerator, denominator = x.as_integer_ratio()
+    return numerator << (SCALE_BITS + 1 - denominator.bit_length())
 
 
 def _exact_scaled(text: bytes) -> int | None:

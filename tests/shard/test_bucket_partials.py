@@ -5,12 +5,14 @@ partials always equals that of every object's partial."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
 from panopticon.render.combine import combine
 from panopticon.store.layout import Layout, bucket_field, field_bucket
 from panopticon.store.memory import MemoryStore
+from panopticon.text import format_number
 from shard.membership import RingSpec
 from shard.partials import BucketPartials
 from shard.state import WorkerSettings
@@ -262,3 +264,32 @@ def test_a_bucket_lost_and_won_back_keeps_nothing_of_objects_deleted_while_anoth
         assert await served(store) == objects.expected()
 
     aio.run(body())
+
+
+def test_running_totals_give_what_recomputing_the_bucket_gives_whatever_the_values_and_changes() -> None:
+    rng = random.Random(4)
+    values = [math.nan, math.inf, -math.inf, 0.1, -0.0, 1e308, -1e308, 5e-324, 3, -7, 1e16, 2.5]
+    for function in ("count", "sum", "min", "max"):
+        partials = BucketPartials()
+        partials.set_functions({"f": function})
+        live: dict[str, bytes] = {}
+        for step in range(600):
+            uid = f"u{rng.randrange(40)}"
+            bucket = int(uid[1:]) % 3
+            if rng.random() < 0.25:
+                partials.take(bucket, uid, [], ["f"])
+                live.pop(uid, None)
+            else:
+                lines = b"".join(
+                    f'f{{g="{g}"}} {format_number(rng.choice(values))}\n'.encode()
+                    for g in sorted(rng.sample(range(3), rng.randrange(1, 3)))
+                )
+                partials.take(bucket, uid, [("f", lines)], [])
+                live[uid] = lines
+            if step % 50 == 49 and function == "sum":
+                partials.set_functions({"f": "sum", "other": "max"})  # totals rebuilt
+                partials.set_functions({"f": "sum"})
+            for b in range(3):
+                assert partials.partial("f", b) == partials.recomputed("f", b), (function, step, b)
+            stored = [partials.partial("f", b) or b"" for b in range(3)]
+            assert combine(function, stored) == combine(function, list(live.values())), (function, step)
