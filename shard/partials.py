@@ -46,12 +46,16 @@ class Totals:
 
     Each group holds [sum in units of 2**-1074 of its finite values, lines added,
     NaNs, +Infs, -Infs]: counting the non-finite values (rather than summing them as
-    `ExactSum` does) makes every addition reversible, and gives the same figure."""
+    `ExactSum` does) makes every addition reversible, and gives the same figure.
+    Each group's line is formatted once per change of it: a change of one object
+    formats its own groups again, not the bucket's."""
 
-    __slots__ = ("groups",)
+    __slots__ = ("_lines", "groups")
 
     def __init__(self) -> None:
         self.groups: dict[bytes, list[int]] = {}
+        self._lines: dict[bytes, bytes] = {}
+        """Group key -> its partial line, for the groups unchanged since formatted."""
 
     def adjust(self, lines: bytes, sign: int) -> None:
         """Add (`sign` 1) or take back (-1) one object's partial lines."""
@@ -64,6 +68,7 @@ class Totals:
             total = groups.get(key)
             if total is None:
                 total = groups[key] = [0, 0, 0, 0, 0]
+            self._lines.pop(key, None)
             total[1] += sign
             if isinstance(value, int):
                 total[0] += sign * value
@@ -75,16 +80,23 @@ class Totals:
                 del groups[key]
 
     def partial(self) -> bytes:
+        lines = self._lines
         out = []
-        for key, (scaled, _, nans, infs, negative_infs) in sorted(self.groups.items()):
-            if nans or (infs and negative_infs):
-                text = _NAN
-            elif infs or negative_infs:
-                text = _INF if infs else _NEG_INF
-            else:
-                text = scaled_text(scaled)
-            out.append(key + b" " + text.encode() + b"\n")
+        for key in sorted(self.groups):
+            line = lines.get(key)
+            if line is None:
+                line = lines[key] = key + b" " + _text(self.groups[key]).encode() + b"\n"
+            out.append(line)
         return b"".join(out)
+
+
+def _text(total: list[int]) -> str:
+    scaled, _, nans, infs, negative_infs = total
+    if nans or (infs and negative_infs):
+        return _NAN
+    if infs or negative_infs:
+        return _INF if infs else _NEG_INF
+    return scaled_text(scaled)
 
 
 class BucketPartials:
