@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 
-from panopticon.render.combine import Combiner, scaled_text, scaled_value
+from panopticon.render.combine import SCALE_BITS, Combiner, scaled_text, scaled_value
 from panopticon.store.batch import Op
 from panopticon.store.layout import bucket_field
 from panopticon.text import format_number
@@ -44,59 +44,76 @@ _NAN, _INF, _NEG_INF = format_number(math.nan), format_number(math.inf), format_
 class Totals:
     """One bucket's exact running sums of an additive family, by group key.
 
-    Each group holds [sum in units of 2**-1074 of its finite values, lines added,
-    NaNs, +Infs, -Infs]: counting the non-finite values (rather than summing them as
-    `ExactSum` does) makes every addition reversible, and gives the same figure.
+    Each group holds [sum of its integer values, sum in units of 2**-1074 of its other
+    finite values, lines added, NaNs, +Infs, -Infs]: integers (counts, restarts,
+    replicas: the usual values) stay small Python ints, and counting the non-finite
+    values (rather than summing them as `ExactSum` does) makes every addition
+    reversible, with the same figure.
     Each group's line is formatted once per change of it: a change of one object
     formats its own groups again, not the bucket's."""
 
-    __slots__ = ("_lines", "groups")
+    __slots__ = ("_lines", "_order", "_stale", "groups")
 
     def __init__(self) -> None:
         self.groups: dict[bytes, list[int]] = {}
         self._lines: dict[bytes, bytes] = {}
-        """Group key -> its partial line, for the groups unchanged since formatted."""
+        """Group key -> its partial line as last formatted."""
+        self._stale: set[bytes] = set()
+        """Groups changed since their line was formatted."""
+        self._order: list[bytes] | None = None
+        """The group keys in order, None after a group came or went."""
 
     def adjust(self, lines: bytes, sign: int) -> None:
         """Add (`sign` 1) or take back (-1) one object's partial lines."""
         groups = self.groups
         for line in lines.split(b"\n"):
             key, _, text = line.rpartition(b" ")
-            value = scaled_value(text) if key else None
-            if value is None:
+            if not key:
+                continue
+            integer = text.isdigit() or (text[:1] == b"-" and text[1:].isdigit())
+            value = None if integer else scaled_value(text)
+            if not integer and value is None:
                 continue  # not a partial line (none is rendered): left out, as a scrape does
             total = groups.get(key)
             if total is None:
-                total = groups[key] = [0, 0, 0, 0, 0]
-            self._lines.pop(key, None)
-            total[1] += sign
-            if isinstance(value, int):
-                total[0] += sign * value
-            elif math.isnan(value):
-                total[2] += sign
+                total = groups[key] = [0, 0, 0, 0, 0, 0]
+                self._order = None
+            self._stale.add(key)
+            total[2] += sign
+            if integer:
+                total[0] += sign * int(text)
+            elif isinstance(value, int):
+                total[1] += sign * value
+            elif value is not None and math.isnan(value):
+                total[3] += sign
             else:
-                total[3 if value > 0 else 4] += sign
-            if not total[1]:
+                total[4 if value is not None and value > 0 else 5] += sign
+            if not total[2]:
                 del groups[key]
+                self._lines.pop(key, None)
+                self._order = None
 
     def partial(self) -> bytes:
-        lines = self._lines
-        out = []
-        for key in sorted(self.groups):
-            line = lines.get(key)
-            if line is None:
-                line = lines[key] = key + b" " + _text(self.groups[key]).encode() + b"\n"
-            out.append(line)
-        return b"".join(out)
+        lines, groups = self._lines, self.groups
+        for key in self._stale:
+            total = groups.get(key)
+            if total is not None:
+                lines[key] = key + b" " + _text(total).encode() + b"\n"
+        self._stale.clear()
+        if self._order is None:
+            self._order = sorted(groups)
+        return b"".join(map(lines.__getitem__, self._order))
 
 
 def _text(total: list[int]) -> str:
-    scaled, _, nans, infs, negative_infs = total
+    integers, scaled, _, nans, infs, negative_infs = total
     if nans or (infs and negative_infs):
         return _NAN
     if infs or negative_infs:
         return _INF if infs else _NEG_INF
-    return scaled_text(scaled)
+    if not scaled:
+        return str(integers)
+    return scaled_text((integers << SCALE_BITS) + scaled)
 
 
 class BucketPartials:
