@@ -216,3 +216,22 @@ def test_served_aggregates_equal_the_offline_render_through_churn_rescale_and_a_
     shards[0].wait_ready()
     converge(sim, redis.url, what="shard 0 SIGKILLed during churn and restarted")
     check_served(sim, aggregator, "shard 0 killed and restarted")
+
+
+@pytest.mark.slow
+def test_served_aggregates_equal_the_offline_render_after_redis_restarts_from_an_older_snapshot(
+    cluster: tuple[SimProcess, RedisServer, dict[int, ShardProcess], AggregatorProcess, Path],
+) -> None:
+    """The bucket partials Redis lost (written after the snapshot) are rewritten, and
+    those it brings back stale are replaced, once the shards have relisted."""
+    sim, redis, shards, aggregator, _ = cluster
+    for shard in shards.values():
+        shard.wait_ready()
+    converge(sim, redis.url, what="initial sync")
+    snapshot = redis.snapshot()
+    churn(sim, 500, seed=4, resources=["pods", "deployments"])
+    converge(sim, redis.url, what="after churn")
+    before = check_served(sim, aggregator, "after churn")
+    redis.restart_from(snapshot)
+    converge(sim, redis.url, timeout=60, what="after Redis restarted from the older snapshot")
+    assert check_served(sim, aggregator, "after Redis restarted from the older snapshot") == before
