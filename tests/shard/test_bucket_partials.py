@@ -15,9 +15,8 @@ from panopticon.store.memory import MemoryStore
 from panopticon.text import format_number
 from shard.membership import RingSpec
 from shard.partials import BucketPartials
-from shard.state import WorkerSettings
-from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
+from tests.shard.test_worker import worker as worker_of
 from tests.support import aio
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
@@ -25,15 +24,7 @@ FUNCTIONS = {"agg_sum": "sum", "agg_max": "max"}
 
 
 def worker(store: MemoryStore, index: int) -> Worker:
-    w = Worker(
-        WorkerSettings(index=index, static_ring=None),
-        store=store,
-        discovery=None,  # type: ignore[arg-type]  # not used by these paths
-        make_source=None,  # type: ignore[arg-type]
-        status=None,
-        metrics=ShardMetrics(),
-        health=Health(),
-    )
+    w = worker_of(store, index)
     w.queue.partials.set_functions(FUNCTIONS)
     return w
 
