@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import redis
@@ -171,6 +172,26 @@ def serve(redis_port: int, prefix: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def partials_memory(objects: int, function: str, by: tuple[str, ...], seed: int) -> float:
+    """Bytes a shard's `BucketPartials` holds per object and aggregate family (4 families;
+    the uids themselves are the render table's and not counted)."""
+    rng = random.Random(seed)
+    space = Layout().space
+    uids = [f"{rng.getrandbits(128):032x}" for _ in range(objects)]
+    names = [f"bench_pods_{f}" for f in range(4)]
+    tracemalloc.start()
+    partials = BucketPartials()
+    partials.set_functions(dict.fromkeys(names, function))
+    for i, uid in enumerate(uids):
+        pairs = (("namespace", f"ns-{i % 97:02d}"), ("phase", PHASES[i % 4]))
+        labels = ",".join(f'{k}="{v}"' for k, v in pairs if k in by)
+        lines = [(n, f"{n}{{{labels}}} {i % 13}\n".encode()) for n in names]
+        partials.take(space.bucket(uid), uid, lines, [])
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return held / (objects * len(names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
@@ -259,6 +280,8 @@ def main() -> None:
         f"per bucket {bkt_s * 1e6:.1f} us/change, {bkt_fields} fields; "
         f"per-bucket / per-object time: {bkt_s / obj_s:.2f}"
     )
+    memory = partials_memory(args.write_objects, args.function, tuple(args.by.split(",")), args.seed)
+    print(f"shard memory for per-bucket partials: {memory:.0f} bytes per object and aggregate family")
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
 
 
