@@ -11,9 +11,9 @@ buckets at scrape time gives what combining the objects would.
 
 A `count` or `sum` bucket keeps a running exact total per group (`Totals`): an
 object's change takes its old partial out and puts its new one in, and the flush
-formats the bucket's groups. `min` and `max` cannot take a value back: their bucket
-is recomputed from its objects' partials at the flush (about 25 objects per bucket
-at 100,000 objects).
+formats the groups that changed and joins the bucket's lines. `min` and `max`
+cannot take a value back: their bucket is recomputed from its objects' partials at
+the flush (about 25 objects per bucket at 100,000 objects).
 
 Exactness through disruptions rests on one rule: a bucket's partial is written only
 while the bucket is *settled* here, i.e. every object of it was rendered by this shard
