@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from panopticon.errors import StoreError
+from panopticon.store.layout import field_bucket
 from shard.state import WorkerState
 from shard.writer import collect_garbage
 
@@ -93,8 +94,11 @@ class Collection(WorkerState):
                 # Retired families too: their fields in these buckets are all garbage.
                 # Not those of kinds whose discovery failed: their objects may all exist.
                 retired = await self.store.retired()
-                families = (set(self.configs.families()) | retired) - self._kept_families()
+                kept = self._kept_families()
+                families = (set(self.configs.families()) | retired) - kept
                 deleted = await self._collect_in(owned, sorted(families))
+                # Collected and synced: their partials are now whole here (`shard.partials`).
+                self.queue.partials.touch(owned, kept)
         except StoreError as e:
             self.metrics.store_errors.inc()
             log.warning("garbage collection failed (will retry in %.0f s): %s", COLLECT_RETRY, e)
@@ -112,9 +116,14 @@ class Collection(WorkerState):
 
     async def _collect_in(self, buckets: frozenset[int], families: list[str]) -> int:
         """Delete the fields of `families` in `buckets` that no target renders (the
-        caller holds the lock, with every target synced)."""
+        caller holds the lock, with every target synced). An aggregate family keeps its
+        bucket fields (the partials, rewritten once the buckets are touched) and loses
+        any object's field; any other family loses any bucket field."""
+        aggregate = self.queue.partials.functions
 
         def live_in(family: str) -> Callable[[str], bool]:
+            if family in aggregate:
+                return is_bucket_field
             tests = [t for t in (target.table.holders(family) for target in self.targets.values()) if t]
             if len(tests) == 1:
                 return tests[0]
@@ -175,6 +184,10 @@ class Collection(WorkerState):
                 )
         self.metrics.retired_families.set(len(retired) - len(dropped))
         return dropped
+
+
+def is_bucket_field(field: str) -> bool:
+    return field_bucket(field) is not None
 
 
 def release_memory() -> None:

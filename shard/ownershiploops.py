@@ -85,6 +85,9 @@ class OwnershipLoops(WorkerState):
             if not (first and self.store_was_empty):
                 # An empty store holds nothing stale: no collection after the first sync.
                 self.pending_gc |= gained
+            # Nothing kept of a bucket before it is synced here (a bucket lost and won
+            # back may keep partials of objects deleted meanwhile).
+            self.queue.partials.forget(gained)
             self.pending_gc -= lost
             if not first:
                 shard_filter = self._filter()

@@ -115,6 +115,7 @@ class ConfigReconcile(WorkerState):
             return
         async with self._lock:
             self.reconciled = False
+            self._aggregate_families()
             await self._publish_registry()
             if drop_unserved:
                 self._drop_unserved()
@@ -158,6 +159,23 @@ class ConfigReconcile(WorkerState):
             self._config_metrics()
             self.reconciled = True
             self._status_due.set()
+
+    def _aggregate_families(self) -> None:
+        """Tell the write queue which families are stored per bucket (before any target
+        renders with the new programs). When that changes, every owned bucket is
+        collected again after the re-sync: a family's fields from its other layout
+        (per object, per bucket) are garbage, and its partials are held back until then.
+        Every object is written again at its next render, even if its text is the same:
+        a family that changed layout has nothing stored in the new one yet."""
+        functions = {
+            family: entry.aggregate
+            for family, entry in self.configs.registry().items()
+            if entry.aggregate is not None
+        }
+        if self.queue.partials.set_functions(functions):
+            self.pending_gc |= self.ownership.owned
+            for target in self.targets.values():
+                target.table.invalidate()
 
     def _drop_unserved(self) -> None:
         for key in list(self.targets):

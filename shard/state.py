@@ -102,6 +102,7 @@ class WorkerState:
         self.ring_spec: RingSpec | None = None
         """The ring adopted last, as the StatefulSet or the flags describe it."""
         self.queue = WriteQueue(store)
+        self.queue.partials.held = lambda: self.pending_gc
         self.targets: dict[TargetRef, Target] = {}
         self.kinds = KindResolution(discovery)
         """Configured kinds without a target: not served, or their discovery failed."""

@@ -19,7 +19,8 @@ from panopticon.errors import StoreError
 from panopticon.sharding.ring import Ring
 from panopticon.store.batch import Batch, Burial, Op, bucket_fields
 from panopticon.store.contract import Store
-from panopticon.store.layout import Layout, token
+from panopticon.store.layout import Layout, field_bucket, token
+from shard.partials import BucketPartials
 
 MAX_CONCURRENT_WRITES = 2
 """Round trips in flight at once: one being applied by Redis while the next is built."""
@@ -58,6 +59,8 @@ class WriteQueue:
         """Operations queued since the queue was last emptied: at least `len(self)`."""
         self._burials: list[Burial] = []
         """Dead objects' fields to delete before any batch is written (`bury`)."""
+        self.partials = BucketPartials()
+        """Aggregate families: kept per object here, written per bucket at each flush."""
 
     def __len__(self) -> int:
         """Field operations queued (a field written twice before a flush counts once)."""
@@ -65,7 +68,7 @@ class WriteQueue:
 
     def __bool__(self) -> bool:
         """Whether anything is queued (without counting it: the flush loop asks every 50 ms)."""
-        return bool(self._pending or self._burials)
+        return bool(self._pending or self._burials) or self.partials.due()
 
     def bury(self, burial: Burial) -> None:
         """Queue the deletion of a dead object's fields (an object deleted, whose name a
@@ -90,7 +93,11 @@ class WriteQueue:
         return batch
 
     def add(self, ops: Iterable[Op], *, at: float | None = None) -> None:
-        now = time.monotonic() if at is None else at
+        if self.partials.functions:
+            ops = self.partials.take_ops(ops)
+        self._put(ops, time.monotonic() if at is None else at)
+
+    def _put(self, ops: Iterable[Op], now: float) -> None:
         for op in ops:
             self._batch(op.bucket, now).put(op.family, op.bucket, op.uid, op.value)
             self._added += 1
@@ -99,6 +106,8 @@ class WriteQueue:
         self, bucket: int, uid: str, sets: Sequence[tuple[str, bytes]], dels: Sequence[str], *, at: float
     ) -> None:
         """Queue one object's families to set and to delete (the render path)."""
+        if self.partials.functions:
+            sets, dels = self.partials.take(bucket, uid, sets, dels)
         if sets or dels:
             self._batch(bucket, at).put_object(bucket, uid, sets, dels)
             self._added += len(sets) + len(dels)
@@ -128,7 +137,8 @@ class WriteQueue:
         time (`_since` is per slot, not per operation): when the dropped operations were
         the slot's oldest (refused ones merged back), the others' latency is reported
         from that earlier time, over-stated by as long as the dropped ones had waited
-        (usually about one flush interval)."""
+        (usually about one flush interval). The buckets' kept partials go too."""
+        self.partials.forget(buckets)
         for slot, batch in list(self._pending.items()):
             batch.drop(buckets)
             if not batch.segments:
@@ -141,6 +151,9 @@ class WriteQueue:
         result = FlushResult()
         if self._burials:
             await self._bury(result)
+        partials = self.partials.ops()
+        if partials:
+            self._put(partials, time.monotonic())
         if not self._pending:
             return result
         batches = self._pending
@@ -358,7 +371,9 @@ async def collect_garbage(
                 for uid in uids:
                     if live(uid):
                         continue  # checked first: hashing every uid would cost more
-                    bucket = space.bucket(uid)
+                    bucket = field_bucket(uid)
+                    if bucket is None:
+                        bucket = space.bucket(uid)
                     if bucket in buckets:
                         ops.append(Op(family, bucket, uid, None))
             if ops:

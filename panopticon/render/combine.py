@@ -15,7 +15,10 @@ buckets, slots, scrape parts, objects moving between shards):
   with -Inf, gives NaN); a finite sum beyond the float range is ±Inf.
 - `min` and `max` ignore NaN unless every value is NaN, as PromQL's `min`/`max` do.
 - Partials travel as the text `format_number` writes (shortest round-trip `repr`), so
-  a value read back is the value written.
+  a value read back is the value written. A shard's partial of a whole bucket
+  (`Groups.partial_lines`) is already a sum of many values, which a float need not
+  hold: a finite `count`/`sum` that is not an integer travels exact, as `<m>p<e>`
+  (the integer m times 2**e, `exact_text`), read back by `add_text`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ MAX_PENDING = 50_000
 
 SCALE_BITS = 1074
 """Every finite float is an integer multiple of 2**-1074 (the smallest subnormal)."""
+_FRACTION = (1 << SCALE_BITS) - 1
+MAX_EXACT_DIGITS = 800
+"""Digits of an exact partial's mantissa read back (a sum of floats needs ~650: 2**2098
+spans the range of a float in units of 2**-1074; beyond this it is malformed)."""
 
 
 class ExactSum:
@@ -60,13 +67,65 @@ class ExactSum:
     def add_int(self, n: int) -> None:
         self.scaled += n << SCALE_BITS
 
+    def add_scaled(self, n: int) -> None:
+        """Add n * 2**-1074."""
+        self.scaled += n
+
     def value(self) -> float:
         if self.special is not None:
             return self.special
         try:
             return self.scaled / (1 << SCALE_BITS)
         except OverflowError:
-            return math.copysign(math.inf, self.scaled)
+            return math.inf if self.scaled > 0 else -math.inf  # copysign would convert the int
+
+
+def exact_text(total: ExactSum) -> str:
+    """`total` as partial text, without rounding: an integer as itself, NaN and the
+    infinities as `format_number` writes them, any other value as `<m>p<e>` (m * 2**e,
+    m odd), which no float's text contains."""
+    if total.special is not None:
+        return format_number(total.special)
+    return scaled_text(total.scaled)
+
+
+def scaled_text(scaled: int) -> str:
+    """`scaled` * 2**-1074 as exact partial text (`exact_text` of a finite sum)."""
+    if not scaled & _FRACTION:
+        return str(scaled >> SCALE_BITS)
+    low = (scaled & -scaled).bit_length() - 1  # trailing zero bits
+    return f"{scaled >> low}p{low - SCALE_BITS}"
+
+
+def scaled_value(text: bytes) -> int | float | None:
+    """A partial's value text in units of 2**-1074 (an int) when finite, the float
+    itself when NaN or infinite, None when it is not a number."""
+    if text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()):
+        return int(text) << SCALE_BITS
+    if b"p" in text:
+        return _exact_scaled(text)
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    if x - x != 0.0:  # NaN or an infinity
+        return x
+    numerator, denominator = x.as_integer_ratio()
+    return numerator << (SCALE_BITS + 1 - denominator.bit_length())
+
+
+def _exact_scaled(text: bytes) -> int | None:
+    """The value of `<m>p<e>` text in units of 2**-1074, None if it is not such text."""
+    mantissa, _, exponent = text.partition(b"p")
+    digits = mantissa[1:] if mantissa[:1] == b"-" else mantissa
+    if not digits.isdigit() or len(digits) > MAX_EXACT_DIGITS:
+        return None
+    if not (exponent[1:] if exponent[:1] == b"-" else exponent).isdigit():
+        return None
+    shift = int(exponent) + SCALE_BITS
+    if not 0 <= shift < SCALE_BITS:
+        return None
+    return int(mantissa) << shift
 
 
 class Groups(Generic[K]):
@@ -105,6 +164,12 @@ class Groups(Generic[K]):
             if text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()):
                 total.add_int(int(text) * n)
                 return True
+            if b"p" in text:
+                scaled = _exact_scaled(text)
+                if scaled is None:
+                    return False
+                total.add_scaled(scaled * n)
+                return True
         try:
             value = float(text)
         except ValueError:
@@ -118,6 +183,13 @@ class Groups(Generic[K]):
 
     def __len__(self) -> int:
         return len(self.sums) + len(self.best)
+
+    def partial_lines(self) -> list[tuple[K, str]]:
+        """Each group's figure as partial text, in key order, exact (`exact_text`): what
+        a shard stores for a bucket, for `Combiner` to add to the other buckets'."""
+        if self.sums:
+            return sorted((key, exact_text(total)) for key, total in self.sums.items())
+        return sorted((key, format_number(best)) for key, best in self.best.items())
 
     def items(self) -> list[tuple[K, float]]:
         """Each group's figure, in key order."""
@@ -155,6 +227,13 @@ class Combiner:
             key, _, text = line.rpartition(b" ")
             if not key or not add(key, text, n):
                 self.malformed += n
+
+    def partial(self) -> bytes:
+        """One exact partial line per group, in key order ("" when nothing was fed): what
+        was fed, as one partial that combines with others to the same `result()`."""
+        self._drain()
+        items = self.groups.partial_lines()
+        return b"".join(key + b" " + text.encode() + b"\n" for key, text in items)
 
     def result(self) -> bytes:
         """One line per group, in key order ("" when nothing was fed)."""

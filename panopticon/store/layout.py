@@ -21,7 +21,9 @@ Layout (Redis; the in-process store of embedded mode keeps the same shape):
     {p}:{s<slot>}:writes       hash shard index -> writes of that shard's to the slot (a
                                store that forgot acknowledged writes answers less:
                                `panopticon.store.writemarks`)
-    {p}:{s<slot>}:f:<family>   hash object uid -> that object's lines of that family
+    {p}:{s<slot>}:f:<family>   hash object uid -> that object's lines of that family; for an
+                               aggregate family, `#<bucket>` -> the bucket's partial
+                               aggregate instead (one line per group: `bucket_field`)
 
 Objects fall into `buckets` buckets (ownership, see `panopticon.sharding.buckets`); buckets
 group into `slots` storage slots (the top bits again, so a slot is a contiguous hash
@@ -47,6 +49,13 @@ from panopticon.render.exposition import FamilyHeader
 from panopticon.sharding.buckets import BucketSpace
 
 LAYOUT_VERSION = 1
+"""Unchanged by per-bucket aggregate partials (`bucket_field`): releases before them
+stored no aggregate family, and the one that stored per-object partials is rolled
+over in place (docs/operations.md, Upgrades); the layout record only refuses mixes
+of --buckets/--slots, or a future version."""
+BUCKET_FIELD = "#"
+"""What starts the field of a bucket's partial aggregate: no Kubernetes uid does (they
+are UUIDs), and a family holds either uids (plain) or buckets (aggregate), never both."""
 DEFAULT_SLOTS = 64
 """Storage slots: few enough that a scrape reads families × slots hashes quickly,
 enough to spread a Redis Cluster and keep write batches small."""
@@ -117,6 +126,32 @@ class Layout:
 
     def family_key(self, slot: int, family: str) -> str:
         return f"{self.prefix}:{{s{slot}}}:f:{family}"
+
+
+def layout_advice(recorded: bytes, mine: bytes) -> str:
+    """What to do about a store whose recorded layout (`Layout.describe`) differs."""
+    try:
+        version = orjson.loads(recorded).get("version")
+    except (orjson.JSONDecodeError, AttributeError):
+        version = None
+    if version != LAYOUT_VERSION:
+        return (
+            "the store was written by another release (layout version); start this one under a "
+            "new --prefix, or empty the store (docs/operations.md, Upgrades)"
+        )
+    return "use the same --buckets/--slots everywhere"
+
+
+def bucket_field(bucket: int) -> str:
+    """The field of an aggregate family's hash holding `bucket`'s partial aggregate."""
+    return f"{BUCKET_FIELD}{bucket}"
+
+
+def field_bucket(field: str) -> int | None:
+    """The bucket of a `bucket_field`, None for any other field (an object uid)."""
+    if field[:1] != BUCKET_FIELD or not field[1:].isdigit() or not field[1:].isascii():
+        return None
+    return int(field[1:])
 
 
 def token(shard: int, generation: int) -> str:

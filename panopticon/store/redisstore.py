@@ -26,7 +26,7 @@ from panopticon.errors import StoreError
 from panopticon.sharding.fencing import RING_FENCE_SCRIPT
 from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.contract import ClaimResult, write_each
-from panopticon.store.layout import Layout, RegistryEntry
+from panopticon.store.layout import Layout, RegistryEntry, layout_advice
 from panopticon.store.scan import Endpoint, HvalsStream
 from panopticon.store.scripts import CLAIM_SCRIPT, DROP_RETIRED_SCRIPT
 from panopticon.store.writemarks import WriteMarks, writer_of
@@ -145,7 +145,7 @@ class RedisStore:
         if recorded is not None and orjson.loads(recorded) != orjson.loads(mine):
             raise StoreError(
                 f"redis key {self.layout.layout_key} records layout {recorded.decode()}, "
-                f"this process uses {mine.decode()}: use the same --buckets/--slots everywhere"
+                f"this process uses {mine.decode()}: {layout_advice(recorded, mine)}"
             )
 
     async def epoch(self) -> tuple[str, bool]:

@@ -10,6 +10,7 @@ gives for the aggregate families.
 
 from __future__ import annotations
 
+import copy
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -216,3 +217,46 @@ def test_served_aggregates_equal_the_offline_render_through_churn_rescale_and_a_
     shards[0].wait_ready()
     converge(sim, redis.url, what="shard 0 SIGKILLed during churn and restarted")
     check_served(sim, aggregator, "shard 0 killed and restarted")
+
+
+@pytest.mark.slow
+def test_served_aggregates_equal_the_offline_render_after_redis_restarts_from_an_older_snapshot(
+    cluster: tuple[SimProcess, RedisServer, dict[int, ShardProcess], AggregatorProcess, Path],
+) -> None:
+    """The bucket partials Redis lost (written after the snapshot) are rewritten, and
+    those it brings back stale are replaced, once the shards have relisted."""
+    sim, redis, shards, aggregator, _ = cluster
+    for shard in shards.values():
+        shard.wait_ready()
+    converge(sim, redis.url, what="initial sync")
+    snapshot = redis.snapshot()
+    churn(sim, 500, seed=4, resources=["pods", "deployments"])
+    converge(sim, redis.url, what="after churn")
+    before = check_served(sim, aggregator, "after churn")
+    redis.restart_from(snapshot)
+    converge(sim, redis.url, timeout=60, what="after Redis restarted from the older snapshot")
+    assert check_served(sim, aggregator, "after Redis restarted from the older snapshot") == before
+
+
+@pytest.mark.slow
+def test_a_metric_switched_between_per_object_and_aggregate_keeps_nothing_of_its_other_layout(
+    cluster: tuple[SimProcess, RedisServer, dict[int, ShardProcess], AggregatorProcess, Path],
+) -> None:
+    """Per-object fields of a family that became an aggregate would be combined as
+    partials; bucket fields of one that became per-object would be served as series."""
+    sim, redis, shards, aggregator, _ = cluster
+    for shard in shards.values():
+        shard.wait_ready()
+    converge(sim, redis.url, what="initial sync")
+    pods = copy.deepcopy(CONFIGS[0])
+    phase = next(m for m in pods["spec"]["metrics"] if m["name"] == "phase")
+    del phase["aggregate"]  # per-object series: the object's own labels come with them
+    result = sim.admin.bulk([{"op": "apply", "object": pods}])
+    assert {r["code"] for r in result["results"]} == {200}, result
+    stored = converge(sim, redis.url, what="phase made per-object")
+    per_object = [line for line in stored if line.startswith("agg_phase{")]
+    assert per_object and all(line.endswith(" 1") for line in per_object), per_object[:3]
+    result = sim.admin.bulk([{"op": "apply", "object": CONFIGS[0]}])
+    assert {r["code"] for r in result["results"]} == {200}, result
+    converge(sim, redis.url, what="phase made an aggregate again")
+    check_served(sim, aggregator, "phase made an aggregate again")

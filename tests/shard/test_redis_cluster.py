@@ -23,6 +23,7 @@ from panopticon.render.exposition import FamilyHeader
 from panopticon.store.batch import Batch, Burial, Op
 from panopticon.store.layout import Layout, RegistryEntry, token
 from panopticon.store.redisstore import RedisOptions, RedisStore
+from tests.shard.test_aggregate_sharded import CONFIGS as AGGREGATE_CONFIGS
 from tests.shard.test_cluster import churn
 from tests.support import aio
 from tests.support.cluster import AggregatorProcess, ShardProcess, converge, expected_lines, stored_lines
@@ -168,6 +169,9 @@ def test_shards_and_an_aggregator_serve_the_offline_render_from_a_redis_cluster(
     sim = SimProcess(["--with-configs", "--scale", "1", "--seed", "13"]).start()
     procs: list[ShardProcess | AggregatorProcess] = []
     try:
+        # Aggregate families too: each bucket's partial in its bucket's slot (hash tag).
+        result = sim.admin.bulk([{"op": "create", "object": body} for body in AGGREGATE_CONFIGS])
+        assert {r["code"] for r in result["results"]} == {200}, result
         for index in (0, 1):
             shard = ShardProcess(
                 index,
@@ -191,6 +195,7 @@ def test_shards_and_an_aggregator_serve_the_offline_render_from_a_redis_cluster(
             text = response.read().decode()
         served = Counter(line for line in text.splitlines() if line and not line.startswith("#"))
         assert served == expected_lines(sim)
+        assert any(line.startswith("agg_phase{") for line in served)
     finally:
         for proc in procs:
             proc.stop()

@@ -41,9 +41,9 @@ class SlowStore(MemoryStore):
         return await super().write_batches(owner, batches)
 
 
-def worker(store: MemoryStore) -> Worker:
+def worker(store: MemoryStore, index: int = 0) -> Worker:
     return Worker(
-        WorkerSettings(index=0, static_ring=None),
+        WorkerSettings(index=index, static_ring=None),
         store=store,
         discovery=None,  # type: ignore[arg-type]  # not used by these paths
         make_source=None,  # type: ignore[arg-type]

@@ -5,6 +5,8 @@ StatefulSet pod would (index given, count from the StatefulSet). `expected_lines
 renders, offline and in this process, what the configs in the simulator produce from
 the objects in the simulator; `stored_lines` reads what the shards wrote. Both are
 multisets of exposition lines, so a duplicate, a missing, or a stale series all show.
+An aggregate family is compared as served (its partials combined): the shards store
+one partial per bucket, the offline render one per object, and both combine alike.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import orjson
 
 from kubesim import SimProcess
+from panopticon.render.combine import combine
 from panopticon.render.offline import render_exposition
 from panopticon.render.program import Program
 from panopticon.render.related import Needs, RelatedIndex
@@ -245,11 +248,16 @@ def render_truth(sim: SimProcess) -> Truth:
     for family, chunks in expo.lines.items():
         text = "".join(chunks)
         if text:
-            truth.lines.update(text.splitlines())
+            served = expo.served(family).decode().splitlines()
             truth.families.add(family)
-            truth.served.update(expo.served(family).decode().splitlines())
+            truth.served.update(served)
             if expo.families[family].header.aggregate is not None:
+                # The shards store one partial per bucket, the offline render one per
+                # object: compared combined (`stored_lines` combines them alike).
                 truth.aggregates.add(family)
+                truth.lines.update(served)
+            else:
+                truth.lines.update(text.splitlines())
     truth.dropped = {config: count.dropped for config, count in expo.limits.items()}
     registry = configs.registry()
     truth.headers = {family: registry[family].text_header for family in truth.families if family in registry}
@@ -304,8 +312,17 @@ def stored_lines(redis_url: str, layout: Layout | None = None, *, cluster: bool 
         store = RedisStore.connect(RedisOptions(url=redis_url, cluster=cluster), layout or Layout())
         try:
             lines: Lines = collections.Counter()
-            async for _, chunk in store.read_families(sorted(await store.registry())):
-                lines.update(chunk.decode().splitlines())
+            registry = await store.registry()
+            partials: dict[str, list[bytes]] = {f: [] for f, entry in registry.items() if entry.aggregate}
+            async for family, chunk in store.read_families(sorted(registry)):
+                if family in partials:
+                    partials[family].append(chunk)
+                else:
+                    lines.update(chunk.decode().splitlines())
+            for family, chunks in partials.items():
+                function = registry[family].aggregate
+                assert function is not None
+                lines.update(combine(function, chunks).decode().splitlines())
             return lines
         finally:
             await store.close()

@@ -221,3 +221,8 @@ def test_hostile_label_values_stay_whole_through_partials_and_combine() -> None:
         'kubedb_com_mongodb_n{phase="back\\\\slash 1"} 1\n'
         'kubedb_com_mongodb_n{phase="x} 7\\ny"} 1\n'
     )
+
+
+def test_a_sum_beyond_the_float_range_is_an_infinity_not_an_error() -> None:
+    assert combine("sum", [b"f 1e308\n", b"f 1e308\n"]) == b"f +Inf\n"
+    assert combine("sum", [b"f -1e308\nf -1e308\n"]) == b"f -Inf\n"

@@ -278,6 +278,23 @@ def test_a_different_layout_is_refused(redis_server: RedisServer) -> None:  # no
     aio.run(body())
 
 
+def test_a_store_of_another_layout_version_is_refused_with_the_upgrade_path(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    async def body() -> None:
+        layout = Layout(prefix=f"t{uuid.uuid4().hex[:8]}", buckets=64, slots=8)
+        store = RedisStore.connect(RedisOptions(url=redis_server.url), layout)
+        try:
+            # What a release of another layout version would record.
+            await store._client.set(layout.layout_key, b'{"version":99,"buckets":64,"slots":8}')
+            with pytest.raises(StoreError, match=r"another release.*new --prefix"):
+                await store.ensure_layout()
+        finally:
+            await store.close()
+
+    aio.run(body())
+
+
 def test_a_password_protected_redis_needs_the_password() -> None:
     server = RedisServer(password="s3cret")
     server.start()
