@@ -63,7 +63,10 @@ class OwnershipLoops(WorkerState):
             fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=True)
             return spec, Ring(spec.shards, fence, space)
         if not confirm:
-            fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=False)
+            held = self._held(spec)
+            fence = await self.store.ring_fence(
+                spec.lineage, spec.generation, floor=floor, renew=False, held=held
+            )
             if fence != SUPERSEDED:
                 return spec, Ring(spec.shards, fence, space)
         # Not the current lineage: a new StatefulSet, a replaced one that a lagging
@@ -80,12 +83,27 @@ class OwnershipLoops(WorkerState):
             elif live.generation > spec.generation:
                 spec = live
             fence = await self.store.ring_fence(
-                spec.lineage, spec.generation, floor=floor, renew=False, expect=expect or ""
+                spec.lineage,
+                spec.generation,
+                floor=floor,
+                renew=False,
+                expect=expect or "",
+                held=self._held(spec),
             )
             if fence != SUPERSEDED:
                 return spec, Ring(spec.shards, fence, space)
             # Another shard changed the current lineage meanwhile: read and confirm again.
         raise StoreError(f"ring {spec}: the store's current ring lineage changed {CONFIRMATIONS} times")
+
+    def _held(self, spec: RingSpec) -> int:
+        """The fence this shard holds for `spec`'s lineage and generation (0: none): a
+        store rolled back may have re-based the lineage lower, through a shard that
+        confirmed it for a lagging watch and never held it (`panopticon.sharding.fencing`)."""
+        ring, adopted = self.ownership.ring, self.ring_spec
+        if ring is None or adopted is None:
+            return 0
+        same = adopted.lineage == spec.lineage and adopted.generation == spec.generation
+        return ring.generation if same else 0
 
     def _ring_metrics(self, spec: RingSpec) -> None:
         ring = self.ownership.ring

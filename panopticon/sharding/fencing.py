@@ -36,6 +36,14 @@ current again with a new base above every fence, so the live ring always wins; a
 replaced StatefulSet is never confirmed, so it never becomes current again, whatever
 the store forgot.
 
+A shard that confirms the live StatefulSet for a lagging peer does not know the
+fences the store handed out for it before the rollback; the live ring's own shards
+do. Each passes the fence it holds for the lineage and generation it presents
+(`held`), and the current lineage's base rises to it if the store's is lower: the
+base the store itself gave before the rollback, so the ring's fence never goes back
+(a shard that re-claimed its buckets at its old fence before noticing the rollback
+would otherwise be refused by its own claims), and no other ring's fence is passed.
+
 The first lineage of an empty store gets base 0, so fence = generation. A shard's
 *first* ring over owners while no lineage is recorded (`first_floor`) fences strictly
 above them: those owners were written by a version before lineages, which assigned
@@ -59,8 +67,9 @@ confirmed current, or the current lineage changed since the caller read it."""
 
 # KEYS[1] = the rings hash. ARGV = lineage, generation, floor, renew ("1": a static
 # lineage, which may become current again), expect ("": unconfirmed; else "=" and the
-# current lineage the caller read before the API server confirmed `lineage`). Returns
-# the fence, or 0 (superseded, unconfirmed, or the current lineage changed meanwhile).
+# current lineage the caller read before the API server confirmed `lineage`), held (the
+# fence the caller holds for this lineage and generation, 0 for none). Returns the
+# fence, or 0 (superseded, unconfirmed, or the current lineage changed meanwhile).
 RING_FENCE_SCRIPT = """
 local lineage, gen, floor = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local current = redis.call('HGET', KEYS[1], 'current')
@@ -69,6 +78,11 @@ local base = redis.call('HGET', KEYS[1], 'base:' .. lineage)
 local expect = ARGV[5] or ''
 if current == lineage and base then
   base = tonumber(base)
+  local held = tonumber(ARGV[6] or '0') - gen
+  if held > base then
+    base = held
+    redis.call('HSET', KEYS[1], 'base:' .. lineage, base)
+  end
 elseif ARGV[4] ~= '1' and (expect == '' or expect ~= '=' .. (current or '')) then
   return 0
 else
@@ -95,14 +109,17 @@ def ring_fence(
     floor: int,
     renew: bool,
     expect: str | None = None,
+    held: int = 0,
 ) -> int:
     """`RING_FENCE_SCRIPT` over a dict (the in-process store). `expect`: None when
-    unconfirmed, else the current lineage read before the confirmation ("" for none)."""
+    unconfirmed, else the current lineage read before the confirmation ("" for none).
+    `held`: the fence the caller holds for this lineage and generation (0: none)."""
     current = rings.get("current")
     top = int(rings.get("top", 0))
     known = rings.get(f"base:{lineage}")
     if current == lineage and known is not None:
-        base = int(known)
+        base = max(int(known), held - generation)
+        rings[f"base:{lineage}"] = base
     elif not renew and (expect is None or expect != (current or "")):
         return SUPERSEDED
     else:

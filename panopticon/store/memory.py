@@ -72,9 +72,18 @@ class MemoryStore:
         return ClaimResult(tuple(claimed), tuple(refused))
 
     async def ring_fence(
-        self, lineage: str, generation: int, *, floor: int, renew: bool, expect: str | None = None
+        self,
+        lineage: str,
+        generation: int,
+        *,
+        floor: int,
+        renew: bool,
+        expect: str | None = None,
+        held: int = 0,
     ) -> int:
-        return ring_fence(self._rings, lineage, generation, floor=floor, renew=renew, expect=expect)
+        return ring_fence(
+            self._rings, lineage, generation, floor=floor, renew=renew, expect=expect, held=held
+        )
 
     async def ring_lineage(self) -> str | None:
         current = self._rings.get("current")

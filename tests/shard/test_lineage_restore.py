@@ -95,17 +95,19 @@ async def replaced_while_shard_0_lags(store: MemoryStore, api: Api) -> list[Work
     return workers
 
 
-async def assert_the_live_ring_owns_every_bucket(store: MemoryStore, workers: list[Worker]) -> None:
-    assert await store.ring_lineage() == ring(NEW).lineage
+async def assert_the_live_ring_owns_every_bucket(
+    store: MemoryStore, workers: list[Worker], *, live: dict[str, Any] = NEW, one_fence: bool = True
+) -> None:
+    assert await store.ring_lineage() == ring(live).lineage
     owners = await store.owners()
     fences = {w.ownership.ring.generation for w in workers if w.ownership.ring is not None}
-    assert len(fences) == 1, fences  # one ring, one fence
-    (fence,) = fences
+    if one_fence:
+        assert len(fences) == 1, fences  # one ring, one fence
     for w in workers:
-        assert w.ring_spec == ring(NEW), (w.settings.index, w.ring_spec)
+        assert w.ring_spec == ring(live), (w.settings.index, w.ring_spec)
         assert w.ownership.assigned and w.ownership.owned == w.ownership.assigned, w.settings.index
         for bucket in w.ownership.assigned:
-            assert owners[bucket] == f"{w.settings.index}:{fence}", (bucket, owners[bucket])
+            assert owners[bucket] == w.ownership.token, (bucket, owners[bucket])
     assert len(owners) == LAYOUT.buckets
 
 
@@ -193,5 +195,39 @@ def test_a_rewrite_that_cannot_confirm_the_statefulset_is_retried_and_claims_not
         for w in workers:
             assert await w._rewrite_all()
         await assert_the_live_ring_owns_every_bucket(store, workers)
+
+    aio.run(body())
+
+
+def test_the_live_rings_fence_does_not_go_back_when_a_lagging_shard_confirmed_it_after_a_restore() -> None:
+    """Shard 0 lags two generations of OLD behind its peers, whose NEW was fenced above
+    OLD's latest. After a restore that forgot every lineage, shard 0 recovers first and
+    confirms NEW: it knows only its own, lower fence. Shard 1, refused meanwhile (the
+    owners went back too), re-claimed its buckets at the fence it holds; its recovery
+    must not fence NEW below that, or its own claims refuse it."""
+
+    async def body() -> None:
+        store, api = MemoryStore(LAYOUT), Api(OLD)
+        await store.ensure_layout()
+        before = snapshot(store)
+        workers = [worker(store, i, api) for i in range(SHARDS)]
+        for w in workers:
+            await w.adopt(ring(OLD))
+        api.obj = statefulset("1111-old", 6)
+        for w in workers[1:]:
+            await w.adopt(ring(api.obj))
+        api.obj = NEW
+        for w in workers[1:]:
+            await w.adopt(ring(NEW))
+        assert workers[0].ring_spec == ring(OLD)
+        held = workers[1].ownership.ring.generation if workers[1].ownership.ring else 0
+        restore(store, before)
+        assert await workers[0]._rewrite_all()  # confirms NEW, from its own fence (OLD's 4)
+        kept, lost = await workers[1].ownership.reclaim(workers[1].ownership.owned)  # a refused write
+        assert kept and not lost
+        assert await workers[1]._rewrite_all()
+        assert await workers[2]._rewrite_all()
+        await assert_the_live_ring_owns_every_bucket(store, workers, one_fence=False)
+        assert workers[1].ownership.ring is not None and workers[1].ownership.ring.generation >= held
 
     aio.run(body())

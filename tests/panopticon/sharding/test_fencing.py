@@ -85,6 +85,25 @@ def test_a_restored_store_that_holds_the_live_statefulset_as_superseded_fences_i
     run_store(body)
 
 
+def test_a_fence_held_for_the_current_lineage_raises_its_base_back_and_nothing_else(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    """A rolled-back store re-based the live lineage below a fence it handed out
+    before; a shard holding that fence (same lineage, same generation) raises the base
+    back to it. A held fence of a lineage that is not current changes nothing."""
+
+    async def body(store: Store) -> None:
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, expect="") == 2
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, held=9) == 9
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False) == 9  # its peers
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, held=5) == 9  # never lowered
+        assert await store.ring_fence(NEW, 3, floor=0, renew=False) == 10
+        assert await store.ring_fence(OLD, 9, floor=0, renew=False, held=50) == SUPERSEDED
+        assert await store.ring_fence(NEW, 3, floor=0, renew=False) == 10
+
+    run_store(body)
+
+
 def test_a_store_written_before_lineages_existed_fences_a_recreated_ring_above_its_owners(
     run_store: Callable[[StoreTest], None],  # noqa: F811
 ) -> None:
