@@ -20,11 +20,16 @@ from typing import Any
 from panopticon.kube.errors import KubeError
 from panopticon.store.layout import Layout
 from panopticon.store.memory import MemoryStore
+from shard.command import statefulset_lookup
 from shard.membership import RingSpec, ring_of_statefulset
 from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
+from tests.panopticon.kube.helpers import sim_client
 from tests.support import aio
+from tests.support.aio import asynctest
+from tests.support.cluster import NAMESPACE, STATEFULSET
+from tests.support.cluster import statefulset as cluster_statefulset
 
 LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 SHARDS = 3
@@ -231,3 +236,21 @@ def test_the_live_rings_fence_does_not_go_back_when_a_lagging_shard_confirmed_it
         assert workers[1].ownership.ring is not None and workers[1].ownership.ring.generation >= held
 
     aio.run(body())
+
+
+@asynctest
+async def test_the_lookup_reads_the_live_statefulset_and_none_once_it_is_gone() -> None:
+    """`shard.command.statefulset_lookup` against the simulator: a GET of the object."""
+    async with sim_client() as (server, client):
+        server.sim.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        lookup = statefulset_lookup(client, NAMESPACE, STATEFULSET)
+        assert await lookup() is None  # not created yet
+        first = server.sim.create(cluster_statefulset(3), namespace=NAMESPACE)
+        spec = await lookup()
+        assert spec is not None and spec.shards == 3 and first["metadata"]["uid"] in spec.lineage
+        server.sim.delete("apps/v1", "StatefulSet", STATEFULSET, namespace=NAMESPACE)
+        again = server.sim.create(cluster_statefulset(2), namespace=NAMESPACE)
+        spec = await lookup()
+        assert spec is not None and spec.shards == 2 and again["metadata"]["uid"] in spec.lineage
+        server.sim.delete("apps/v1", "StatefulSet", STATEFULSET, namespace=NAMESPACE)
+        assert await lookup() is None
