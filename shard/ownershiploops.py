@@ -122,6 +122,13 @@ class OwnershipLoops(WorkerState):
             return
         spec, ring = fenced
         async with self._lock:
+            adopted = self.ring_spec
+            if (
+                adopted is not None
+                and spec.lineage == adopted.lineage
+                and spec.generation < adopted.generation
+            ):
+                return  # a newer one was adopted meanwhile (the watch, or `_follow_lineage`)
             first = self.ownership.ring is None
             gained, lost = await self.ownership.adopt(ring)
             self.ring_spec = spec
@@ -175,13 +182,36 @@ class OwnershipLoops(WorkerState):
         await self.ring_ready.wait()
         while True:
             await asyncio.sleep(self.settings.ownership_interval)
-            try:
-                owners = await self.store.owners()
-            except StoreError as e:
+            await self._check_ownership()
+
+    async def _check_ownership(self) -> None:
+        """Let go of buckets another shard holds now; follow a replaced StatefulSet
+        that this shard's watch has not delivered yet."""
+        try:
+            owners = await self.store.owners()
+        except StoreError as e:
+            self.metrics.store_errors.inc()
+            log.warning("reading the bucket owners failed (will retry): %s", e)
+            return
+        token = self.ownership.token
+        taken = {b for b in self.ownership.owned if owners.get(b) != token}
+        if taken:
+            await self._refused(taken)  # reclaimed if merely forgotten, else let go
+        await self._follow_lineage()
+
+    async def _follow_lineage(self) -> None:
+        """The store's current lineage is not this shard's StatefulSet's: another shard
+        confirmed a replacement that this shard's watch has not delivered (it may lag
+        for long, and its old ring leaves buckets of the new one unwritten). Ask the
+        API server (`_fenced_ring`) and adopt what it says. One `HGET` per interval."""
+        spec = self.ring_spec
+        if spec is None or spec.static:
+            return
+        try:
+            if await self.store.ring_lineage() in (spec.lineage, None):
+                return  # current (a newer generation comes through the watch), or lost: recovery's
+            await self._adopt(spec)
+        except (StoreError, KubeError) as e:
+            if isinstance(e, StoreError):
                 self.metrics.store_errors.inc()
-                log.warning("reading the bucket owners failed (will retry): %s", e)
-                continue
-            token = self.ownership.token
-            taken = {b for b in self.ownership.owned if owners.get(b) != token}
-            if taken:
-                await self._refused(taken)  # reclaimed if merely forgotten, else let go
+            log.warning("following the store's ring lineage failed (will retry): %s", e)

@@ -35,8 +35,8 @@ LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 SHARDS = 3
 
 
-def statefulset(uid: str, generation: int) -> dict[str, Any]:
-    return {"metadata": {"uid": uid, "generation": generation}, "spec": {"replicas": SHARDS}}
+def statefulset(uid: str, generation: int, replicas: int = SHARDS) -> dict[str, Any]:
+    return {"metadata": {"uid": uid, "generation": generation}, "spec": {"replicas": replicas}}
 
 
 def ring(obj: dict[str, Any]) -> RingSpec:
@@ -234,6 +234,31 @@ def test_the_live_rings_fence_does_not_go_back_when_a_lagging_shard_confirmed_it
         assert await workers[2]._rewrite_all()
         await assert_the_live_ring_owns_every_bucket(store, workers, one_fence=False)
         assert workers[1].ownership.ring is not None and workers[1].ownership.ring.generation >= held
+
+    aio.run(body())
+
+
+def test_a_shard_whose_watch_lags_behind_a_replacement_follows_the_stores_current_lineage() -> None:
+    """No restore: OLD (three shards) replaced by NEW with two; shard 1 adopts NEW,
+    shard 0's watch does not deliver it. On OLD's ring shard 0 keeps its third and
+    never claims the rest of NEW's first half, which nobody writes then. Its ownership
+    check sees another lineage current, asks the API server and adopts NEW."""
+
+    async def body() -> None:
+        store, api = MemoryStore(LAYOUT), Api(OLD)
+        await store.ensure_layout()
+        workers = [worker(store, i, api) for i in range(2)]
+        for w in workers:
+            await w.adopt(ring(OLD))
+        two = statefulset("3333-two", 1, replicas=2)
+        api.obj = two
+        await workers[1].adopt(ring(two))
+        await workers[0]._check_ownership()
+        await assert_the_live_ring_owns_every_bucket(store, workers, live=two)
+        gets = api.gets
+        await workers[0]._check_ownership()  # current now: no GET
+        await workers[1]._check_ownership()
+        assert api.gets == gets
 
     aio.run(body())
 
