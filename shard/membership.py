@@ -73,6 +73,8 @@ def ring_of_statefulset(obj: dict[str, Any]) -> RingSpec | None:
     uid = meta.get("uid", "") if isinstance(meta, dict) else ""
     if type(replicas) is not int or type(generation) is not int or replicas < 0 or not isinstance(uid, str):
         return None
+    if not uid:
+        return None  # no lineage to name (the API server always sets one)
     return RingSpec(max(replicas, 1), generation, f"statefulset:{uid}:{ASSIGNMENT}", static=False)
 
 

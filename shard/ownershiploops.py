@@ -75,6 +75,13 @@ class OwnershipLoops(WorkerState):
             expect = await self.store.ring_lineage()
             live = await self.ring_lookup() if self.ring_lookup is not None else None
             if live is None:
+                # Gone (deleted, perhaps to be created again): no lineage is confirmed;
+                # the current one keeps its fence (a recovery claims its buckets again).
+                fence = await self.store.ring_fence(
+                    spec.lineage, spec.generation, floor=floor, renew=False, held=self._held(spec)
+                )
+                if fence != SUPERSEDED:
+                    return spec, Ring(spec.shards, fence, space)
                 log.warning("ring %s: the StatefulSet is gone, or unusable: not adopted", spec)
                 return None
             if live.lineage != spec.lineage:

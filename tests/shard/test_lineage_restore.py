@@ -52,7 +52,7 @@ NEW = statefulset("2222-new", 1)  # deleted and created again: generation 1
 class Api:
     """The API server's StatefulSet: what a GET answers (`shard.membership.RingLookup`)."""
 
-    def __init__(self, obj: dict[str, Any]) -> None:
+    def __init__(self, obj: dict[str, Any] | None) -> None:
         self.obj = obj
         self.gets = 0
         self.failing = False
@@ -61,7 +61,7 @@ class Api:
         self.gets += 1
         if self.failing:
             raise KubeError("the API server is unreachable")
-        return ring_of_statefulset(self.obj)
+        return None if self.obj is None else ring_of_statefulset(self.obj)
 
 
 def worker(store: MemoryStore, index: int, api: Api) -> Worker:
@@ -263,6 +263,31 @@ def test_a_shard_whose_watch_lags_behind_a_replacement_follows_the_stores_curren
     aio.run(body())
 
 
+def test_a_recovery_while_the_statefulset_is_gone_keeps_the_current_lineage_and_claims_again() -> None:
+    """Deleted, not created again yet (`kubectl delete --cascade=orphan` then apply):
+    nothing to confirm. The current lineage keeps its fence and the shard claims its
+    buckets again; a lineage that is not current is not adopted."""
+
+    async def body() -> None:
+        store, api = MemoryStore(LAYOUT), Api(NEW)
+        await store.ensure_layout()
+        workers = [worker(store, i, api) for i in range(SHARDS)]
+        for w in workers:
+            await w.adopt(ring(NEW))
+        fence = workers[0].ownership.ring.generation if workers[0].ownership.ring else 0
+        store._owners.clear()  # a restore that lost the claims, not the lineages
+        api.obj = None  # deleted: a 404
+        for w in workers:
+            assert await w._rewrite_all()
+        await assert_the_live_ring_owns_every_bucket(store, workers)
+        assert {w.ownership.ring.generation for w in workers if w.ownership.ring} == {fence}
+        stale = worker(store, 0, api)
+        await stale.adopt(ring(OLD))
+        assert stale.ring_spec is None and await store.ring_lineage() == ring(NEW).lineage
+
+    aio.run(body())
+
+
 @asynctest
 async def test_the_lookup_reads_the_live_statefulset_and_none_once_it_is_gone() -> None:
     """`shard.command.statefulset_lookup` against the simulator: a GET of the object."""
@@ -277,5 +302,6 @@ async def test_the_lookup_reads_the_live_statefulset_and_none_once_it_is_gone() 
         again = server.sim.create(cluster_statefulset(2), namespace=NAMESPACE)
         spec = await lookup()
         assert spec is not None and spec.shards == 2 and again["metadata"]["uid"] in spec.lineage
+        assert ring_of_statefulset({"metadata": {"generation": 1}, "spec": {"replicas": 2}}) is None  # no uid
         server.sim.delete("apps/v1", "StatefulSet", STATEFULSET, namespace=NAMESPACE)
         assert await lookup() is None
