@@ -53,7 +53,8 @@ class OwnershipLoops(WorkerState):
         (`panopticon.sharding.fencing`), and the spec it is of: when the StatefulSet's
         lineage is not the store's current one (or `confirm`: the store was rolled
         back, and its current lineage may be a replaced one), the StatefulSet as the
-        API server has it now (the watch may lag). None when the StatefulSet is gone.
+        API server has it now (the watch may lag). None when the StatefulSet is gone
+        and its lineage is not the current one.
 
         Raises StoreError, or KubeError (the StatefulSet could not be read)."""
         own = self.ownership.ring.generation if self.ownership.ring is not None else 0
@@ -63,9 +64,8 @@ class OwnershipLoops(WorkerState):
             fence = await self.store.ring_fence(spec.lineage, spec.generation, floor=floor, renew=True)
             return spec, Ring(spec.shards, fence, space)
         if not confirm:
-            held = self._held(spec)
             fence = await self.store.ring_fence(
-                spec.lineage, spec.generation, floor=floor, renew=False, held=held
+                spec.lineage, spec.generation, floor=floor, renew=False, held=self._held(spec)
             )
             if fence != SUPERSEDED:
                 return spec, Ring(spec.shards, fence, space)
