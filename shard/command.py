@@ -22,13 +22,14 @@ from panopticon.errors import PanopticonError
 from panopticon.kube.client import KubeClient
 from panopticon.kube.credentials import load_credentials
 from panopticon.kube.discovery import Discovery, ResourceRef
+from panopticon.kube.errors import NotFoundError
 from panopticon.kube.reflector import Reflector
 from panopticon.kube.view import ObjectView
 from panopticon.sharding.buckets import ShardFilter
 from panopticon.store.contract import Store
 from panopticon.store.options import add_store_arguments, layout, redis_options
 from panopticon.store.redisstore import RedisStore
-from shard.membership import RingSpec, shard_index
+from shard.membership import RingLookup, RingSpec, ring_of_statefulset, shard_index
 from shard.membership import static_ring as flags_ring
 from shard.state import WorkerSettings
 from shard.status import StatusWriter
@@ -136,6 +137,19 @@ async def kube(args: argparse.Namespace) -> AsyncIterator[tuple[KubeClient, Disc
         yield client, Discovery(client)
 
 
+def statefulset_lookup(client: KubeClient, namespace: str, name: str) -> RingLookup:
+    """The shards' StatefulSet read from the API server (`shard.membership.RingLookup`)."""
+    path = STATEFULSETS.object_path(name, namespace)
+
+    async def lookup() -> RingSpec | None:
+        try:
+            return ring_of_statefulset(await client.get(path))
+        except NotFoundError:
+            return None
+
+    return lookup
+
+
 async def run_worker(
     args: argparse.Namespace,
     store: Store,
@@ -151,11 +165,13 @@ async def run_worker(
     health = Health()
     async with kube(args) as (client, discovery):
         metrics.kube.client = client.stats
+        lookup: RingLookup | None = None
         if settings.static_ring is None and ring is None:
             if not args.statefulset or not args.namespace:
                 raise PanopticonError(
                     "without --shards, give --statefulset and --namespace (or POD_NAMESPACE)"
                 )
+            lookup = statefulset_lookup(client, args.namespace, args.statefulset)
             ring = Reflector(
                 client,
                 STATEFULSETS,
@@ -193,6 +209,7 @@ async def run_worker(
             metrics=metrics,
             health=health,
             ring_source=ring,
+            ring_lookup=lookup,
         )
         runners = await serving.start_sites(
             [(build_app(metrics, health), args.host, args.shard_port)],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,16 @@ def ring_of_statefulset(obj: dict[str, Any]) -> RingSpec | None:
     uid = meta.get("uid", "") if isinstance(meta, dict) else ""
     if type(replicas) is not int or type(generation) is not int or replicas < 0 or not isinstance(uid, str):
         return None
+    if not uid:
+        return None  # no lineage to name (the API server always sets one)
     return RingSpec(max(replicas, 1), generation, f"statefulset:{uid}:{ASSIGNMENT}", static=False)
+
+
+RingLookup = Callable[[], Awaitable[RingSpec | None]]
+"""Reads the StatefulSet from the API server (a GET: a quorum read, not a watch
+cache): the ring it describes now, None when it is gone or unusable. A shard asks
+before its StatefulSet's lineage becomes the store's current one
+(`panopticon.sharding.fencing`), and its watch may lag."""
 
 
 async def watch_ring(events: AsyncIterator[Event], on_ring: Callable[[RingSpec], Any]) -> None:

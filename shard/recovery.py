@@ -11,6 +11,7 @@ import logging
 import time
 
 from panopticon.errors import StoreError
+from panopticon.kube.errors import KubeError
 from shard.state import REWRITE_BACKOFF, REWRITE_BACKOFF_MAX, REWRITE_BACKOFF_RESET, WorkerState
 
 log = logging.getLogger("panopticon.shard")
@@ -128,9 +129,18 @@ class Recovery(WorkerState):
             await self.store.ensure_layout()
             # The store's ring lineages may be lost or older too: fence the ring again
             # (every shard of it gets the same fence, at least the one it had).
+            # A StatefulSet's lineage is confirmed with the API server first (one GET):
+            # this shard's watch may lag behind a replacement the store no longer
+            # remembers, and the lineage the store holds current may be the replaced one.
             spec = self.ring_spec
-            ring = await self._fenced_ring(spec) if spec is not None else None
-            if spec is not None and ring is not None:
+            try:
+                fenced = await self._fenced_ring(spec, confirm=True) if spec is not None else None
+            except KubeError as e:
+                log.warning("reading the shards' StatefulSet failed (will retry): %s", e)
+                return False
+            if fenced is not None:
+                spec, ring = fenced
+                self.ring_spec = spec
                 await self.ownership.adopt(ring)
                 self._ring_metrics(spec)
             self._registry_read = False

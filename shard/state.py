@@ -20,7 +20,7 @@ from panopticon.sharding.ring import Ring
 from panopticon.store.contract import Store
 from shard.configs import ConfigSet
 from shard.lastvalid import LastValid
-from shard.membership import RingSpec
+from shard.membership import RingLookup, RingSpec
 from shard.resolution import KindResolution
 from shard.status import StatusWriter
 from shard.targets import ScopedFactory, SelectedFactory, Source, SourceFactory, Target
@@ -79,6 +79,7 @@ class WorkerState:
         metrics: ShardMetrics,
         health: Health,
         ring_source: Source | None = None,
+        ring_lookup: RingLookup | None = None,
         make_scoped: ScopedFactory | None = None,
         make_selected: SelectedFactory | None = None,
     ) -> None:
@@ -96,6 +97,8 @@ class WorkerState:
         self.metrics = metrics
         self.health = health
         self.ring_source = ring_source
+        self.ring_lookup = ring_lookup
+        """The StatefulSet as the API server has it now (with `ring_source`)."""
         self.configs = ConfigSet()
         self.last_valid = LastValid(store, self.configs)
         self.ownership = Ownership(store, settings.index)
@@ -178,7 +181,7 @@ class WorkerState:
     async def _refused(self, buckets: set[int]) -> None:
         raise NotImplementedError
 
-    async def _fenced_ring(self, spec: RingSpec) -> Ring | None:
+    async def _fenced_ring(self, spec: RingSpec, *, confirm: bool = False) -> tuple[RingSpec, Ring] | None:
         raise NotImplementedError
 
     def _ring_metrics(self, spec: RingSpec) -> None:

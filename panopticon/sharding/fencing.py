@@ -14,12 +14,35 @@ is one StatefulSet, by uid, or one static `--shards`/`--ring-generation` pair), 
 with a *base*; a ring's fence is its lineage's base plus its generation:
 
 - the current lineage keeps its base: fences grow with the generation, as before;
-- a lineage never seen gets a base at the highest fence handed out (`top`) or above
-  every owner in the store (`floor`), whichever is larger, and becomes current;
-- a lineage seen before that is not current: a StatefulSet that was replaced (a
-  lagging watch can still deliver it) gets fence 0, meaning "superseded, do not
-  adopt"; a static lineage started again (a rollback to earlier flags) is the
-  operator's latest word, and gets a new base as if never seen.
+- a static lineage that is not current (never seen, or a rollback to earlier flags)
+  is the operator's latest word: it gets a base at the highest fence handed out
+  (`top`) or above every owner in the store (`floor`), whichever is larger, and
+  becomes current;
+- a StatefulSet's lineage that is not current becomes current the same way only on
+  the API server's word: its shard read the current lineage (`ring_lineage`), then
+  the StatefulSet (a GET, a quorum read, not its watch cache: `shard.ownershiploops`)
+  and passes what it read as `expect`; the store makes the lineage current only if
+  the current one is still `expect` (else 0: it changed meanwhile, read and confirm
+  again). Without `expect` it gets 0, meaning "superseded, do not adopt": a lagging
+  watch can still deliver a replaced StatefulSet.
+
+The store alone cannot tell a replaced StatefulSet from a new one: a Redis restore
+(or an empty restart) rolls `{p}:rings` back, and a lineage it forgot looks new. Until
+this rule, a shard whose watch lagged presented the replaced StatefulSet after a
+restore, the store made it current above the live one, and the live ring's shards
+were fenced out for good (a chaos run found it). A confirmed lineage the store holds
+as superseded (a rolled-back store's word is older than the API server's) is made
+current again with a new base above every fence, so the live ring always wins; a
+replaced StatefulSet is never confirmed, so it never becomes current again, whatever
+the store forgot.
+
+A shard that confirms the live StatefulSet for a lagging peer does not know the
+fences the store handed out for it before the rollback; the live ring's own shards
+do. Each passes the fence it holds for the lineage and generation it presents
+(`held`), and the current lineage's base rises to it if the store's is lower: the
+base the store itself gave before the rollback, so the ring's fence never goes back
+(a shard that re-claimed its buckets at its old fence before noticing the rollback
+would otherwise be refused by its own claims), and no other ring's fence is passed.
 
 The first lineage of an empty store gets base 0, so fence = generation. A shard's
 *first* ring over owners while no lineage is recorded (`first_floor`) fences strictly
@@ -39,18 +62,28 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 
 SUPERSEDED = 0
-"""The fence of a replaced StatefulSet's rings: not to be adopted."""
+"""The fence of a ring not to be adopted: its StatefulSet was replaced, or is not
+confirmed current, or the current lineage changed since the caller read it."""
 
 # KEYS[1] = the rings hash. ARGV = lineage, generation, floor, renew ("1": a static
-# lineage, which may become current again). Returns the fence, or 0 (superseded).
+# lineage, which may become current again), expect ("": unconfirmed; else "=" and the
+# current lineage the caller read before the API server confirmed `lineage`), held (the
+# fence the caller holds for this lineage and generation, 0 for none). Returns the
+# fence, or 0 (superseded, unconfirmed, or the current lineage changed meanwhile).
 RING_FENCE_SCRIPT = """
 local lineage, gen, floor = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local current = redis.call('HGET', KEYS[1], 'current')
 local top = tonumber(redis.call('HGET', KEYS[1], 'top') or '0')
 local base = redis.call('HGET', KEYS[1], 'base:' .. lineage)
+local expect = ARGV[5] or ''
 if current == lineage and base then
   base = tonumber(base)
-elseif base and ARGV[4] ~= '1' then
+  local held = tonumber(ARGV[6] or '0') - gen
+  if held > base then
+    base = held
+    redis.call('HSET', KEYS[1], 'base:' .. lineage, base)
+  end
+elseif ARGV[4] ~= '1' and (expect == '' or expect ~= '=' .. (current or '')) then
   return 0
 else
   if not current and floor <= gen then
@@ -69,15 +102,25 @@ return fence
 
 
 def ring_fence(
-    rings: MutableMapping[str, int | str], lineage: str, generation: int, *, floor: int, renew: bool
+    rings: MutableMapping[str, int | str],
+    lineage: str,
+    generation: int,
+    *,
+    floor: int,
+    renew: bool,
+    expect: str | None = None,
+    held: int = 0,
 ) -> int:
-    """`RING_FENCE_SCRIPT` over a dict (the in-process store)."""
+    """`RING_FENCE_SCRIPT` over a dict (the in-process store). `expect`: None when
+    unconfirmed, else the current lineage read before the confirmation ("" for none).
+    `held`: the fence the caller holds for this lineage and generation (0: none)."""
     current = rings.get("current")
     top = int(rings.get("top", 0))
     known = rings.get(f"base:{lineage}")
     if current == lineage and known is not None:
-        base = int(known)
-    elif known is not None and not renew:
+        base = max(int(known), held - generation)
+        rings[f"base:{lineage}"] = base
+    elif not renew and (expect is None or expect != (current or "")):
         return SUPERSEDED
     else:
         base = 0 if current is None and floor <= generation else max(top, floor)

@@ -54,9 +54,24 @@ class Store(Protocol):
 
     async def claim(self, slot: int, shard: int, generation: int, buckets: Sequence[int]) -> ClaimResult: ...
 
-    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
+    async def ring_fence(
+        self,
+        lineage: str,
+        generation: int,
+        *,
+        floor: int,
+        renew: bool,
+        expect: str | None = None,
+        held: int = 0,
+    ) -> int:
         """The fence of ring `generation` of `lineage` (`panopticon.sharding.fencing`): what its
-        shards claim and write with; `fencing.SUPERSEDED` (0) for a replaced lineage."""
+        shards claim and write with; `fencing.SUPERSEDED` (0) for a lineage not to adopt.
+        `expect`: the current lineage (`ring_lineage`, "" for none) read before the API
+        server confirmed `lineage` live; None when unconfirmed. `held`: the fence the
+        caller holds for this lineage and generation (0: none)."""
+
+    async def ring_lineage(self) -> str | None:
+        """The current ring lineage (`panopticon.sharding.fencing`), None before the first."""
 
     async def owners(self) -> dict[int, str]:
         """Every owned bucket's owner token (4096 short fields: a few ms on Redis)."""

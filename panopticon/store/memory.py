@@ -71,8 +71,23 @@ class MemoryStore:
                 refused.append(b)
         return ClaimResult(tuple(claimed), tuple(refused))
 
-    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
-        return ring_fence(self._rings, lineage, generation, floor=floor, renew=renew)
+    async def ring_fence(
+        self,
+        lineage: str,
+        generation: int,
+        *,
+        floor: int,
+        renew: bool,
+        expect: str | None = None,
+        held: int = 0,
+    ) -> int:
+        return ring_fence(
+            self._rings, lineage, generation, floor=floor, renew=renew, expect=expect, held=held
+        )
+
+    async def ring_lineage(self) -> str | None:
+        current = self._rings.get("current")
+        return None if current is None else str(current)
 
     async def owners(self) -> dict[int, str]:
         return dict(self._owners)

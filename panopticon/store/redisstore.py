@@ -188,9 +188,24 @@ class RedisStore:
         )
         return ClaimResult(tuple(int(b) for b in claimed), tuple(int(b) for b in refused))
 
-    async def ring_fence(self, lineage: str, generation: int, *, floor: int, renew: bool) -> int:
-        keys, args = [self.layout.rings_key], [lineage, generation, floor, "1" if renew else "0"]
+    async def ring_fence(
+        self,
+        lineage: str,
+        generation: int,
+        *,
+        floor: int,
+        renew: bool,
+        expect: str | None = None,
+        held: int = 0,
+    ) -> int:
+        confirmed = "" if expect is None else "=" + expect
+        keys = [self.layout.rings_key]
+        args = [lineage, generation, floor, "1" if renew else "0", confirmed, held]
         return int(await self._run("ring fence", self._ring_fence(keys=keys, args=args)))
+
+    async def ring_lineage(self) -> str | None:
+        current = await self._run("ring lineage", self._client.hget(self.layout.rings_key, "current"))
+        return None if current is None else bytes(current).decode()
 
     async def owners(self) -> dict[int, str]:
         pipe = self._client.pipeline(transaction=False)

@@ -21,7 +21,10 @@ def test_the_first_lineage_of_a_store_fences_at_its_generation_as_owners_did_bef
     run_store: Callable[[StoreTest], None],  # noqa: F811
 ) -> None:
     async def body(store: Store) -> None:
-        assert await store.ring_fence(OLD, 3, floor=0, renew=False) == 3
+        assert await store.ring_fence(OLD, 3, floor=0, renew=False) == SUPERSEDED  # not confirmed
+        assert await store.ring_lineage() is None
+        assert await store.ring_fence(OLD, 3, floor=0, renew=False, expect="") == 3
+        assert await store.ring_lineage() == OLD
         assert await store.ring_fence(OLD, 3, floor=3, renew=False) == 3  # every shard alike
         assert await store.ring_fence(OLD, 4, floor=3, renew=False) == 4
 
@@ -32,13 +35,71 @@ def test_a_recreated_statefulset_is_fenced_above_the_one_it_replaced_which_is_ne
     run_store: Callable[[StoreTest], None],  # noqa: F811
 ) -> None:
     async def body(store: Store) -> None:
-        assert await store.ring_fence(OLD, 7, floor=0, renew=False) == 7
-        first = await store.ring_fence(NEW, 1, floor=7, renew=False)
+        assert await store.ring_fence(OLD, 7, floor=0, renew=False, expect="") == 7
+        assert await store.ring_fence(NEW, 1, floor=7, renew=False) == SUPERSEDED  # not confirmed
+        first = await store.ring_fence(NEW, 1, floor=7, renew=False, expect=OLD)
         assert first > 7
         assert await store.ring_fence(NEW, 2, floor=first, renew=False) == first + 1
         # A lagging watch still delivering the old StatefulSet, even at a newer generation.
         assert await store.ring_fence(OLD, 8, floor=0, renew=False) == SUPERSEDED
         assert await store.ring_fence(NEW, 1, floor=0, renew=False) == first  # a late shard of it
+
+    run_store(body)
+
+
+def test_a_confirmed_statefulset_becomes_current_only_over_the_lineage_its_shard_read(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    """Two shards confirmed two StatefulSets (one GET before a replacement, one after):
+    the second to reach the store read another current lineage than the one it finds,
+    and must confirm again rather than put its lineage over the one set meanwhile."""
+
+    async def body(store: Store) -> None:
+        assert await store.ring_fence(OLD, 4, floor=0, renew=False, expect="") == 4
+        new = await store.ring_fence(NEW, 1, floor=0, renew=False, expect=OLD)
+        assert new > 4 and await store.ring_lineage() == NEW
+        # OLD confirmed by a GET that preceded the replacement, while it read OLD current.
+        assert await store.ring_fence(OLD, 4, floor=0, renew=False, expect=OLD) == SUPERSEDED
+        assert await store.ring_lineage() == NEW
+        assert await store.ring_fence(NEW, 1, floor=0, renew=False, expect="") == new  # current: kept
+
+    run_store(body)
+
+
+def test_a_restored_store_that_holds_the_live_statefulset_as_superseded_fences_it_above_every_ring(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    """The store's word (NEW superseded by OLD) is older than the API server's: a
+    rolled-back `{p}:rings` where a replaced StatefulSet was made current. The live one,
+    confirmed, gets a new base above every fence handed out; the other is superseded."""
+
+    async def body(store: Store) -> None:
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, expect="") == 2
+        stale = await store.ring_fence(OLD, 9, floor=2, renew=False, expect=NEW)
+        assert stale == 11 and await store.ring_lineage() == OLD
+        assert await store.ring_fence(NEW, 2, floor=2, renew=False) == SUPERSEDED  # unconfirmed
+        live = await store.ring_fence(NEW, 2, floor=2, renew=False, expect=OLD)
+        assert live > stale and await store.ring_lineage() == NEW
+        assert await store.ring_fence(OLD, 9, floor=0, renew=False) == SUPERSEDED
+
+    run_store(body)
+
+
+def test_a_fence_held_for_the_current_lineage_raises_its_base_back_and_nothing_else(
+    run_store: Callable[[StoreTest], None],  # noqa: F811
+) -> None:
+    """A rolled-back store re-based the live lineage below a fence it handed out
+    before; a shard holding that fence (same lineage, same generation) raises the base
+    back to it. A held fence of a lineage that is not current changes nothing."""
+
+    async def body(store: Store) -> None:
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, expect="") == 2
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, held=9) == 9
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False) == 9  # its peers
+        assert await store.ring_fence(NEW, 2, floor=0, renew=False, held=5) == 9  # never lowered
+        assert await store.ring_fence(NEW, 3, floor=0, renew=False) == 10
+        assert await store.ring_fence(OLD, 9, floor=0, renew=False, held=50) == SUPERSEDED
+        assert await store.ring_fence(NEW, 3, floor=0, renew=False) == 10
 
     run_store(body)
 
@@ -50,7 +111,7 @@ def test_a_store_written_before_lineages_existed_fences_a_recreated_ring_above_i
         assert (await store.claim(0, 0, 9, [0, 1])).claimed == (0, 1)  # an earlier version's owners
         floor = highest_fence((await store.owners()).values())
         assert floor == 9
-        fence = await store.ring_fence(NEW, 2, floor=floor, renew=False)
+        fence = await store.ring_fence(NEW, 2, floor=floor, renew=False, expect="")
         assert fence > 9
         assert (await store.claim(0, 1, fence, [0, 1])).claimed == (0, 1)
 
@@ -68,7 +129,7 @@ def test_the_first_ranges_shard_over_a_ring_versions_owners_fences_strictly_abov
     async def body(store: Store) -> None:
         assert (await store.claim(0, 0, 2, [0, 1, 2])).claimed == (0, 1, 2)  # old shard 0, fence 2
         floor = first_floor(highest_fence((await store.owners()).values()), own=0)
-        fence = await store.ring_fence(NEW, 2, floor=floor, renew=False)
+        fence = await store.ring_fence(NEW, 2, floor=floor, renew=False, expect="")
         assert fence > 2
         assert (await store.claim(0, 2, fence, [1, 2])).claimed == (1, 2)  # the new shard 2 takes them
         assert (await store.claim(0, 0, 2, [1, 2])).claimed == ()  # the old one can never again
