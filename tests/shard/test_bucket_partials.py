@@ -23,14 +23,27 @@ LAYOUT = Layout(prefix="t", buckets=64, slots=8)
 FUNCTIONS = {"agg_sum": "sum", "agg_max": "max"}
 
 
+LIVE: list[RingSpec] = []
+"""The shard StatefulSet as the API server has it now: the last `ring` made."""
+
+
+async def live_statefulset() -> RingSpec | None:
+    return LIVE[-1] if LIVE else None
+
+
 def worker(store: MemoryStore, index: int) -> Worker:
     w = worker_of(store, index)
     w.queue.partials.set_functions(FUNCTIONS)
+    # A StatefulSet's lineage becomes the store's current one on the API server's word
+    # (`Worker._fenced_ring`): the shards here read it from LIVE.
+    w.ring_lookup = live_statefulset
     return w
 
 
 def ring(shards: int, generation: int) -> RingSpec:
-    return RingSpec(shards, generation, "statefulset:test:ranges", static=False)
+    spec = RingSpec(shards, generation, "statefulset:test:ranges", static=False)
+    LIVE.append(spec)
+    return spec
 
 
 class Objects:
