@@ -11,8 +11,13 @@ first sync (/proc; the shards run concurrently on this machine's cores, so wall 
 is not reported): each shard's CPU is read when its own /readyz first answers 200
 (`cpu_when_ready`); "at last ready" is the older reading, all shards' CPU once the
 slowest is ready, idle seconds of the early ones included. The shards run with their
-deployed timer intervals (`deployed_intervals`). Goals (issue 16) with the selector
-applied: objects and bytes per shard ≤ 1.1 × total/N, and the CPU of all N shards ≤ 1.2 × one shard's.
+deployed timer intervals (`deployed_intervals`). With `--serial`, each shard starts
+once the previous one is ready, so that N shards do not share this machine's two
+cores while they sync (deployed, each has its own): CPU seconds grow with the
+processes sharing a core (caches, switches; this VM's accounting under contention),
+which the concurrent runs charge to the N-shard side only. Goals (issue 16) with the
+selector applied: objects and bytes per shard ≤ 1.1 × total/N, and the CPU of all N
+shards ≤ 1.2 × one shard's.
 
 The project's modules are compiled to bytecode first (`compileall`, into the tree's
 gitignored `__pycache__`), as the image does at install time: with
@@ -20,6 +25,7 @@ gitignored `__pycache__`), as the image does at install time: with
 source again, a start-up cost no deployed shard pays.
 
     .venv/bin/python benchmarks/scale_bench.py [--objects 100000] [--shards 1 2 4 8]
+        [--sharding both|on|off] [--rounds 1] [--serial]
 """
 
 from __future__ import annotations
@@ -114,7 +120,7 @@ def cpu_when_ready(procs: list[ShardProcess], timeout: float) -> list[float]:
     return [found[i] for i in range(len(procs))]
 
 
-def run(objects: int, shards: int, sharding: bool, logs: Path) -> list[dict[str, Any]]:
+def run(objects: int, shards: int, sharding: bool, logs: Path, serial: bool = False) -> list[dict[str, Any]]:
     redis = RedisServer()
     redis.start()
     args = ["--bench-mongodbs", str(objects), *SIM_ARGS, *(["--sharding"] if sharding else [])]
@@ -133,9 +139,15 @@ def run(objects: int, shards: int, sharding: bool, logs: Path) -> list[dict[str,
             procs.append(
                 ShardProcess(i, kubeconfig=kubeconfig, redis_url=redis.url, log_dir=logs, extra=extra)
             )
-        for shard in procs:
-            shard.start()
-        at_ready = cpu_when_ready(procs, timeout=900)
+        if serial:  # each shard alone until its first sync, then the next (it stays running)
+            at_ready = []
+            for shard in procs:
+                shard.start()
+                at_ready += cpu_when_ready([shard], timeout=900)
+        else:
+            for shard in procs:
+                shard.start()
+            at_ready = cpu_when_ready(procs, timeout=900)
         rows = []
         for shard, proxy, cpu in zip(procs, proxies, at_ready, strict=True):
             assert shard.proc is not None
@@ -163,6 +175,11 @@ def main() -> int:
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--sharding", choices=("both", "on", "off"), default="both")
     parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="start each shard once the previous one is ready (not N at once on this machine's cores)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -182,7 +199,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for n in args.shards:
                 started = time.monotonic()
-                results[n].append(run(args.objects, n, sharding, logs))
+                results[n].append(run(args.objects, n, sharding, logs, args.serial))
                 print(f"  ({n} shards: {time.monotonic() - started:.0f} s)", flush=True)
         single: dict[str, float] = {}
         for n in args.shards:
@@ -205,7 +222,7 @@ def main() -> int:
     shards = " ".join(map(str, args.shards))
     print(
         f"reproduce: .venv/bin/python benchmarks/scale_bench.py --objects {args.objects} --shards {shards}"
-        f" --sharding {args.sharding} --rounds {args.rounds}"
+        f" --sharding {args.sharding} --rounds {args.rounds}" + (" --serial" if args.serial else "")
     )
     return 0
 
