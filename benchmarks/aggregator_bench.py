@@ -233,35 +233,26 @@ async def fill_memory(series: int, families: int, seed: int = 1) -> Any:
     return store
 
 
-def measure_partitions(url: str, pid: int, parts: int, repeats: int) -> dict[str, Any]:
-    """Parts 0..k-1 scraped one after the other, `repeats` times: the sum over parts of
-    each part's best time, the estimator `measure` applies to the full scrape (each part
-    is a scrape of its own; in production the k parts are k concurrent scrapes). The best
-    of the summed rounds is reported beside it: on a loaded machine it needs k lucky
-    scrapes in one round, so it runs high against a best-of-`repeats` full scrape. The
-    server's CPU per round (mean over the rounds) depends much less on the load."""
-    results: dict[str, Any] = {"name": f"  {parts} parts, sum"}
-    for gzip in (False, True):
-        urls = [f"{url}?partition={i}&of={parts}" for i in range(parts)]
-        cpu = cpu_seconds(pid)
-        rounds = [[asyncio.run(scrape(u, gzip)) for u in urls] for _ in range(repeats)]
-        cpu = (cpu_seconds(pid) - cpu) / repeats
-        best = [min((r[i] for r in rounds), key=lambda g: g[0]) for i in range(parts)]
-        results["gzip" if gzip else "identity"] = {
-            "seconds": sum(g[0] for g in best), "first_byte": max(g[1] for g in best),
-            "bytes": sum(g[2] for g in best), "redis_seconds": None,
-            "best_round": min(sum(g[0] for g in r) for r in rounds), "cpu": cpu,
-        }  # fmt: skip
-    results["peak_rss_mb"] = 0.0
-    return results
+def measure(
+    name: str, url: str, pid: int, redis_port: int | None, repeats: int, *, parts: int = 1
+) -> list[dict[str, Any]]:
+    """Best of `repeats` full scrapes per encoding; with `parts` > 1, each full scrape is
+    followed by parts 0..k-1 in turn, so the two are measured under the same load (this
+    machine's drifts by minutes; measured apart, one could catch a busy stretch).
 
-
-def measure(name: str, url: str, pid: int, redis_port: int | None, repeats: int) -> dict[str, Any]:
+    The parts' time is the sum over parts of each part's best, the estimator the full
+    scrape gets (each part is a scrape of its own; deployed, the k parts are k concurrent
+    scrapes). The best round's sum is reported beside it: it needs k lucky scrapes in a
+    row, so it runs high against a best-of-`repeats` full scrape. The server's CPU per
+    scrape, or per round of k parts, is the mean over the repeats."""
     results: dict[str, Any] = {"name": name}
+    split: dict[str, Any] = {"name": f"  {parts} parts, sum"}
+    urls = [f"{url}?partition={i}&of={parts}" for i in range(parts)] if parts > 1 else []
     for gzip in (False, True):
         best = (float("inf"), 0.0, 0)
         redis_usec = float("inf")
-        cpu = 0.0
+        cpu = part_cpu = 0.0
+        rounds = []
         for _ in range(repeats):
             if redis_port is not None:
                 redis.Redis(port=redis_port).config_resetstat()
@@ -272,12 +263,26 @@ def measure(name: str, url: str, pid: int, redis_port: int | None, repeats: int)
                 best = got
                 if redis_port is not None:
                     redis_usec = redis_read_usec(redis_port)
-        results["gzip" if gzip else "identity"] = {
+            if urls:
+                before = cpu_seconds(pid)
+                rounds.append([asyncio.run(scrape(u, gzip)) for u in urls])
+                part_cpu += cpu_seconds(pid) - before
+        enc = "gzip" if gzip else "identity"
+        results[enc] = {
             "seconds": best[0], "first_byte": best[1], "bytes": best[2],
             "redis_seconds": redis_usec / 1e6 if redis_port is not None else None, "cpu": cpu / repeats,
         }  # fmt: skip
+        if rounds:
+            each = [min((r[i] for r in rounds), key=lambda g: g[0]) for i in range(parts)]
+            split[enc] = {
+                "seconds": sum(g[0] for g in each), "first_byte": max(g[1] for g in each),
+                "bytes": sum(g[2] for g in each), "redis_seconds": None,
+                "best_round": min(sum(g[0] for g in r) for r in rounds), "cpu": part_cpu / repeats,
+                "vs_full": sum(g[0] for g in each) / best[0], "cpu_vs_full": part_cpu / cpu if cpu else 0.0,
+            }  # fmt: skip
     results["peak_rss_mb"] = peak_rss_mb(pid)
-    return results
+    split["peak_rss_mb"] = 0.0
+    return [results, split] if urls else [results]
 
 
 def main() -> int:
@@ -317,13 +322,9 @@ def main() -> int:
             pin(agg, 1)
             wait_http(f"http://127.0.0.1:{port}/healthz")
             url = f"http://127.0.0.1:{port}/metrics"
-            rows.append(measure(f"panopticon/{engine}", url, agg.pid, redis_port, args.repeats))
-            if args.partitions > 1:
-                rows.append(measure_partitions(url, agg.pid, args.partitions, args.repeats))
-                full, parts = rows[-2], rows[-1]
-                for enc in ("identity", "gzip"):
-                    parts[enc]["vs_full"] = parts[enc]["seconds"] / full[enc]["seconds"]
-                    parts[enc]["cpu_vs_full"] = parts[enc]["cpu"] / full[enc]["cpu"]
+            rows += measure(
+                f"panopticon/{engine}", url, agg.pid, redis_port, args.repeats, parts=args.partitions
+            )
             agg.terminate()
             agg.wait(10)
         if not args.skip_naive:
@@ -335,7 +336,7 @@ def main() -> int:
             procs.append(naive)
             pin(naive, 1)
             wait_http(f"http://127.0.0.1:{nport}/")
-            rows.append(measure("naive", f"http://127.0.0.1:{nport}/metrics", naive.pid, redis_port, 1))
+            rows += measure("naive", f"http://127.0.0.1:{nport}/metrics", naive.pid, redis_port, 1)
         eport = free_port()
         embedded = subprocess.Popen(
             [sys.executable, "-c", EMBEDDED_SERVER, str(eport), str(args.series), str(args.families),
@@ -346,9 +347,7 @@ def main() -> int:
         pin(embedded, 1)
         assert embedded.stdout is not None
         embedded.stdout.readline()
-        rows.append(
-            measure("embedded", f"http://127.0.0.1:{eport}/metrics", embedded.pid, None, args.repeats)
-        )
+        rows += measure("embedded", f"http://127.0.0.1:{eport}/metrics", embedded.pid, None, args.repeats)
     finally:
         for proc in reversed(procs):
             proc.terminate()
