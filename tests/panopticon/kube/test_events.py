@@ -107,7 +107,7 @@ def test_resource_versions_are_stored_compactly_and_opaque_ones_as_strings() -> 
     assert compact_rv("9" * 30) == "9" * 30
 
 
-KEY = st.sampled_from(["uid", "name", "x", 'a"uid', "uid\\", "metadata", "ünï"])
+KEY = st.sampled_from(["uid", "name", "x", 'a"uid', "uid\\", "metadata", "ünï", "apiVersion"])
 VALUE = st.recursive(
     st.one_of(
         st.text(max_size=8), st.integers(-(2**53), 2**53), st.none(), st.sampled_from(["uid", '"uid":"x"'])
@@ -148,3 +148,49 @@ def test_triage_never_contradicts_the_parsed_object(
     verdict = triage(raw, start, shard.contains) if start else None
     truth = shard.contains(orjson.loads(raw)["object"]["metadata"]["uid"])
     assert verdict is None or verdict == truth
+    if start:
+        assert uid_candidates(raw, start) == two_pass_candidates(raw, start)
+
+
+def two_pass_candidates(line: bytes, start: int) -> list[str] | None:
+    """`uid_candidates` as first written (every `"uid":"` key, then a count of the
+    `"uid"` tokens): the one-pass form must agree with it on every line."""
+    out: list[str] = []
+    pos = start
+    while True:
+        key = line.find(b'"uid":"', pos)
+        if key < 0:
+            break
+        value = key + len(b'"uid":"')
+        end = line.find(b'"', value)
+        if end < 0 or line.find(b"\\", value, end) >= 0:
+            return None
+        out.append(line[value:end].decode("utf-8", "replace"))
+        pos = end
+    if not out or len(out) != line.count(b'"uid"', start):
+        return None
+    return out
+
+
+def test_a_custom_resource_is_decided_by_agreement_and_a_built_in_by_its_metadata() -> None:
+    uids = [f"uid-{i}" for i in range(200)]
+    owned = [u for u in uids if THIRD.contains(u)]
+    other = [u for u in uids if not THIRD.contains(u)]
+    crd = line(
+        {
+            "apiVersion": "kubedb.com/v1",
+            "kind": "MongoDB",
+            "metadata": {"labels": {"a": "b"}, "uid": owned[0]},
+        }
+    )
+    assert metadata_uid(crd, split_head(crd)[1]) is None
+    assert triage(crd, split_head(crd)[1], THIRD.contains) is True
+    flat = line({"apiVersion": "example.com/v1", "kind": "Db", "metadata": {"name": "db", "uid": other[0]}})
+    assert triage(flat, split_head(flat)[1], THIRD.contains) is False
+    # A custom resource owned by an object of another shard: the candidates disagree and
+    # its metadata is not flat before the uid, so only a parse can tell.
+    raw = line(custom_resource(owned[0], other[0]))
+    assert triage(raw, split_head(raw)[1], THIRD.contains) is None
+    # A pod whose owner belongs elsewhere: decided by its own uid, read structurally.
+    raw = line(pod(owned[1], owner=other[1]))
+    assert triage(raw, split_head(raw)[1], THIRD.contains) is True

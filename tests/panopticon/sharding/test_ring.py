@@ -6,7 +6,7 @@ import random
 import uuid
 
 from benchmarks.ring_balance import bucket_counts, measure, ring_owners
-from panopticon.sharding.buckets import BucketSpace, ShardFilter, fnv1a64
+from panopticon.sharding.buckets import RECENT_UIDS, BucketSpace, ShardFilter, _recent_hash, fnv1a64
 from panopticon.sharding.ring import Ring
 
 
@@ -27,6 +27,22 @@ def test_fnv1a64_four_bytes_at_a_time_equals_the_byte_at_a_time_definition() -> 
     texts += ["é", "漢字", "a漢", "\udcff-uid", "🙂🙂🙂", "ÿ" * 7]
     for text in texts:
         assert fnv1a64(text) == reference(text), text
+
+
+def test_a_bucket_asked_again_right_after_the_ownership_check_is_not_hashed_again() -> None:
+    """The reflector's check and the table's bucket hash the same uid back to back: the
+    second is a lookup, and a lookup gives what hashing would (uids beyond the memo too)."""
+    space = BucketSpace()
+    owned = ShardFilter(space, frozenset(range(0, space.count, 3)))
+    uids = [str(uuid.UUID(int=random.Random(7).getrandbits(128) + i)) for i in range(2 * RECENT_UIDS)]
+    before = _recent_hash.cache_info()
+    for uid in uids:
+        owned.contains(uid)
+        assert space.bucket(uid) == space.bucket_of_hash(fnv1a64(uid))
+    after = _recent_hash.cache_info()
+    assert after.misses - before.misses == len(uids)
+    assert after.hits - before.hits == len(uids)
+    assert [space.bucket(u) for u in uids] == [fnv1a64(u) >> space.shift for u in uids]
 
 
 def test_ring_balance_and_movement_meet_the_targets_over_2_to_16_shards() -> None:
