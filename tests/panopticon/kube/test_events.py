@@ -149,7 +149,33 @@ def test_triage_never_contradicts_the_parsed_object(
     truth = shard.contains(orjson.loads(raw)["object"]["metadata"]["uid"])
     assert verdict is None or verdict == truth
     if start:
-        assert uid_candidates(raw, start) == two_pass_candidates(raw, start)
+        one, two = uid_candidates(raw, start), two_pass_candidates(raw, start)
+        if two is not None:
+            assert one == two
+        if one is not None:
+            # Deciding where the two-pass form gave up (a `"uid"` key whose value is
+            # "uid": it counted that value as one more token) is fine as long as every
+            # "uid" key's value is a candidate: the agreement rule then decides only
+            # when the real uid agrees. (Both forms may add a spurious candidate, e.g.
+            # from an escaped key `a\"uid`; that only makes agreement rarer.)
+            remaining = list(one)
+            for value in uid_key_values(orjson.loads(raw)["object"]):
+                assert value in remaining, (value, one)
+                remaining.remove(value)
+
+
+def uid_key_values(node: Any) -> list[Any]:
+    """The values of every "uid" key in `node`, at any depth, in document order."""
+    found: list[Any] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "uid":
+                found.append(value)
+            found += uid_key_values(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += uid_key_values(item)
+    return found
 
 
 def two_pass_candidates(line: bytes, start: int) -> list[str] | None:
