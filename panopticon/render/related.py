@@ -189,24 +189,34 @@ class RelatedIndex:
             else:
                 if ref is False:
                     ref = controller_ref(obj, keep=False)
-                out.append(self._owner(ref, source.related_kind))  # type: ignore[arg-type]
+                namespace = meta.get("namespace")
+                out.append(
+                    self._owner(ref, source.related_kind, namespace if type(namespace) is str else "")  # type: ignore[arg-type]
+                )
                 continue
             entry = entries.get(uid) if uid is not None else None
             out.append(entry.record if entry is not None else None)
         return out
 
-    def _owner(self, ref: Ref | None, wanted: GroupKind) -> Record | None:
+    def _owner(self, ref: Ref | None, wanted: GroupKind, namespace: str) -> Record | None:
+        """Up the controller references from a dependent in `namespace` ("" for a
+        cluster-scoped one) to the owner of kind `wanted`. A namespaced owner in another
+        namespace counts as absent, as Kubernetes' garbage collector treats it: owner
+        references carry no namespace, and following one across namespaces would also
+        leave the dependent out of the owner's change scope (`Dirty("owner", ns)`)."""
         for _ in range(MAX_CHAIN):
             if ref is None:
                 return None
             entry = self._entries.get(ref[2])
+            if entry is not None and entry.namespace and entry.namespace != namespace:
+                return None
             if (ref[0], ref[1]) == wanted:
                 return entry.record if entry is not None else None
             if entry is None:
                 if not self.complete and (ref[0], ref[1]) not in self.watched:
                     self.unwatched.add((ref[3], ref[1]))
                 return None
-            ref = entry.ref
+            ref, namespace = entry.ref, entry.namespace
         return None
 
 

@@ -172,6 +172,35 @@ def test_owner_chains_follow_controller_references_and_report_unwatched_kinds() 
     assert index.record(deployment, owned("Pod", "q", ("ReplicaSet", "x"), "v1")) is None
 
 
+def test_an_owner_in_another_namespace_counts_as_absent_as_in_kubernetes() -> None:
+    """Owner references carry no namespace: Kubernetes treats a namespaced owner in
+    another namespace as absent. Following it would also leave the dependent out of
+    the owner's change scope, so the label would stay after the owner changed."""
+    index = RelatedIndex(Needs.of([program().joins]))
+    index.watched.add(("apps", "ReplicaSet"))
+    deployment = JoinSource("owner", "apps/v1", "Deployment")
+    index.apply("ADDED", owned("Deployment", "d", None))  # in "shop"
+    index.apply("ADDED", owned("ReplicaSet", "rs", ("Deployment", "d")))
+    pod = owned("Pod", "p", ("ReplicaSet", "rs"), "v1")
+    assert index.record(deployment, pod) == {".metadata.name": "d"}
+    elsewhere = owned("Pod", "q", ("ReplicaSet", "rs"), "v1")
+    elsewhere["metadata"]["namespace"] = "other"
+    assert index.record(deployment, elsewhere) is None
+    # A chain's later hop across namespaces breaks it the same way.
+    away = owned("ReplicaSet", "rs2", ("Deployment", "d"))
+    away["metadata"]["namespace"] = "other"
+    index.apply("ADDED", away)
+    other_pod = owned("Pod", "r", ("ReplicaSet", "rs2"), "v1")
+    other_pod["metadata"]["namespace"] = "other"
+    assert index.record(deployment, other_pod) is None
+    # A cluster-scoped owner (no namespace) is followed from any namespace.
+    cluster = owned("Deployment", "c", None)
+    del cluster["metadata"]["namespace"]
+    index.apply("ADDED", cluster)
+    index.apply("ADDED", owned("ReplicaSet", "rs3", ("Deployment", "c")))
+    assert index.record(deployment, owned("Pod", "s", ("ReplicaSet", "rs3"), "v1")) == {".metadata.name": "c"}
+
+
 def test_joins_are_refused_in_each_configs() -> None:
     config = copy.deepcopy(CONFIG)
     config["spec"]["commonLabels"] = [
