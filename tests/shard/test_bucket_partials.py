@@ -32,11 +32,10 @@ async def live_statefulset() -> RingSpec | None:
 
 
 def worker(store: MemoryStore, index: int) -> Worker:
-    w = worker_of(store, index)
-    w.queue.partials.set_functions(FUNCTIONS)
     # A StatefulSet's lineage becomes the store's current one on the API server's word
     # (`Worker._fenced_ring`): the shards here read it from LIVE.
-    w.ring_lookup = live_statefulset
+    w = worker_of(store, index, ring_lookup=live_statefulset)
+    w.queue.partials.set_functions(FUNCTIONS)
     return w
 
 

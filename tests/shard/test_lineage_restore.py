@@ -22,10 +22,9 @@ from panopticon.store.layout import Layout
 from panopticon.store.memory import MemoryStore
 from shard.command import statefulset_lookup
 from shard.membership import RingSpec, ring_of_statefulset
-from shard.state import WorkerSettings
-from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
 from tests.panopticon.kube.helpers import sim_client
+from tests.shard.test_worker import worker as worker_of
 from tests.support import aio
 from tests.support.aio import asynctest
 from tests.support.cluster import NAMESPACE, STATEFULSET
@@ -65,16 +64,7 @@ class Api:
 
 
 def worker(store: MemoryStore, index: int, api: Api) -> Worker:
-    return Worker(
-        WorkerSettings(index=index, static_ring=None),
-        store=store,
-        discovery=None,  # type: ignore[arg-type]  # not used by these paths
-        make_source=None,  # type: ignore[arg-type]
-        status=None,
-        metrics=ShardMetrics(),
-        health=Health(),
-        ring_lookup=api.lookup,
-    )
+    return worker_of(store, index, ring_lookup=api.lookup)
 
 
 def snapshot(store: MemoryStore) -> dict[str, Any]:

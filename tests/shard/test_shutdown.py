@@ -15,7 +15,6 @@ import asyncio
 import time
 from typing import Any
 
-from panopticon.kube.events import Event
 from panopticon.store.memory import MemoryStore
 from shard.membership import static_ring
 from shard.state import WorkerSettings
@@ -23,6 +22,7 @@ from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
 from tests.support import aio
 
+from .test_backlog import Cluster, Discovery
 from .test_worker import LAYOUT
 
 
@@ -48,30 +48,14 @@ class LosesOneCancellation(MemoryStore):
         await super().heartbeat(*args, **kwargs)
 
 
-class NoDiscovery:
-    async def refresh(self) -> None:
-        return None
-
-
-class SyncedAndIdle:
-    """A source with no objects: synced at once, then quiet."""
-
-    async def events(self) -> Any:
-        yield Event("SYNCED", None, "", "1")
-        await asyncio.Event().wait()
-
-    def set_filter(self, shard_filter: Any) -> None:
-        return None
-
-
 def test_a_worker_whose_loop_loses_its_cancellation_still_stops_within_a_second() -> None:
     async def body() -> tuple[float, int]:
         store = LosesOneCancellation()
         worker = Worker(
             WorkerSettings(index=0, static_ring=static_ring(1, 1), heartbeat_interval=0.01),
             store=store,
-            discovery=NoDiscovery(),  # type: ignore[arg-type]
-            make_source=lambda *args: SyncedAndIdle(),
+            discovery=Discovery(),  # type: ignore[arg-type]
+            make_source=Cluster([]).make_source,  # every source synced at once, then quiet
             status=None,
             metrics=ShardMetrics(),
             health=Health(),

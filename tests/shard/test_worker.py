@@ -16,6 +16,7 @@ from panopticon.store.batch import Batch, Op
 from panopticon.store.contract import ClaimResult
 from panopticon.store.layout import Layout, RegistryEntry
 from panopticon.store.memory import MemoryStore
+from shard.membership import RingLookup
 from shard.state import WorkerSettings
 from shard.telemetry import Health, ShardMetrics
 from shard.worker import Worker
@@ -41,7 +42,7 @@ class SlowStore(MemoryStore):
         return await super().write_batches(owner, batches)
 
 
-def worker(store: MemoryStore, index: int = 0) -> Worker:
+def worker(store: MemoryStore, index: int = 0, ring_lookup: RingLookup | None = None) -> Worker:
     return Worker(
         WorkerSettings(index=index, static_ring=None),
         store=store,
@@ -50,6 +51,7 @@ def worker(store: MemoryStore, index: int = 0) -> Worker:
         status=None,
         metrics=ShardMetrics(),
         health=Health(),
+        ring_lookup=ring_lookup,
     )
 
 
